@@ -1,0 +1,109 @@
+/**
+ * The composition root: the only place that knows how the pieces fit. Starts them in dependency
+ * order and stops them in reverse; each piece gets a child logger and only what it needs.
+ */
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../core/log.js';
+import { type EmbeddedBroker, startEmbeddedBroker } from '../broker/embedded.js';
+import { type HttpServer, json, startHttpServer } from '../http/server.js';
+import { type OpenChannel, SOFTWARE, openChannel } from '../talk/open.js';
+import { UserError } from '../core/errors.js';
+
+export interface Daemon {
+  broker: EmbeddedBroker | null;
+  http: HttpServer | null;
+  brokerUrl: string;
+  channels: OpenChannel[];
+  stop(): Promise<void>;
+}
+
+function localHost(host: string): string {
+  return host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+}
+
+export async function startDaemon(config: Config, log: Logger): Promise<Daemon> {
+  const stack: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    while (stack.length) {
+      try {
+        await stack.pop()!();
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'error while stopping');
+      }
+    }
+  };
+  try {
+    let broker: EmbeddedBroker | null = null;
+    if (config.embeddedBroker.enabled) {
+      broker = await startEmbeddedBroker({ host: config.embeddedBroker.host, port: config.embeddedBroker.port, log: log.child({ module: 'broker' }) });
+      stack.push(() => broker!.close());
+      log.info({ event: 'listening', service: 'mqtt', url: `mqtt://${broker.tcp!.host}:${broker.tcp!.port}` }, `embedded MQTT broker on mqtt://${broker.tcp!.host}:${broker.tcp!.port}`);
+    }
+
+    let http: HttpServer | null = null;
+    const channels: OpenChannel[] = [];
+    if (config.http.enabled) {
+      http = await startHttpServer({
+        host: config.http.host,
+        port: config.http.port,
+        routes: [
+          (req, res) =>
+            req.url === '/healthz' &&
+            json(res, channels.every((c) => c.client.connected) ? 200 : 503, {
+              status: channels.every((c) => c.client.connected) ? 'ok' : 'degraded',
+              channels: channels.map((c) => ({ channel: c.session.topics.channel, connected: c.client.connected, talking: c.session.holder?.name ?? null })),
+            }),
+          (req, res) => {
+            if (req.url !== '/' && req.url !== '/index.html') return false;
+            res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(
+              `<!doctype html><meta charset="utf-8"><title>talkbridge</title><h1>talkbridge</h1>` +
+                `<p>${SOFTWARE} — channels: ${config.channels.map((c) => c.name).join(', ')}</p>` +
+                `<p>MQTT over WebSocket: <code>/mqtt</code>. The browser client is served here once built.</p>\n`,
+            );
+            return true;
+          },
+        ],
+      });
+      stack.push(() => http!.close());
+      if (broker) broker.attachWebSocket(http.server, '/mqtt');
+      const base = `http://${http.address.host}:${http.address.port}`;
+      log.info({ event: 'listening', service: 'http', url: base, websocket: broker ? `ws://${http.address.host}:${http.address.port}/mqtt` : null }, `web on ${base}${broker ? `, MQTT over WebSocket on ws://${http.address.host}:${http.address.port}/mqtt` : ''}`);
+    }
+
+    const brokerUrl = config.broker.url ?? (broker ? `mqtt://${localHost(broker.tcp!.host)}:${broker.tcp!.port}` : null);
+    if (!brokerUrl) throw new UserError('no broker: set broker.url or enable embeddedBroker');
+
+    for (const c of config.channels) {
+      const clog = log.child({ module: 'channel', channel: c.name });
+      const ch = await openChannel({
+        url: brokerUrl,
+        username: config.broker.username,
+        password: config.broker.password,
+        prefix: config.broker.topicPrefix,
+        channel: c.name,
+        name: config.gateway.name,
+        sender: `${config.gateway.id}`,
+        source: 'radio',
+        silenceMs: config.floor.silenceMs,
+        jitter: config.jitter,
+        keepaliveSeconds: config.broker.keepaliveSeconds,
+        connectTimeoutMs: config.broker.connectTimeoutMs,
+        reconnectMs: config.broker.reconnectMs,
+      });
+      channels.push(ch);
+      stack.push(() => ch.close());
+      const s = ch.session;
+      s.on('overStart', (i) => clog.info({ event: 'over-start', stream: i.stream, talker: i.name, sender: i.sender, source: i.source }, `over from ${i.name}`));
+      s.on('overEnd', (r) => clog.info({ event: 'over-end', stream: r.stream, talker: r.name, reason: r.reason, seconds: r.durationMs / 1000, ...r.stats }, `over from ${r.name} ended (${r.reason})`));
+      s.on('presence', (sender, p) => clog.info({ event: 'presence', sender, online: p !== null, name: p?.name }, p ? `${p.name} joined` : `${sender} left`));
+      s.on('dropped', (reason, detail) => clog.debug({ event: 'dropped', reason, detail }, 'dropped input'));
+      ch.client.on('offline', () => clog.warn({ event: 'broker', state: 'offline' }, 'broker connection lost, reconnecting'));
+      ch.client.on('connect', () => clog.info({ event: 'broker', state: 'online' }, 'broker connected'));
+      clog.info({ event: 'joined', broker: brokerUrl, sender: s.sender }, `joined channel ${c.name} on ${brokerUrl}`);
+    }
+    return { broker, http, brokerUrl, channels, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * Adaptive jitter buffer for one over, on the receiving side.
+ *
+ * Frame k of an over is due at anchor + k·frameMs. The anchor is set by the first packet that
+ * arrives (plus the current delay), so an over starts with a small delay; if the measured jitter
+ * (arrival time against the ideal schedule, peak over recent packets) needs more, the buffer grows
+ * one frame at a time by concealing without advancing, at a moment it has to conceal anyway. Delay
+ * shrinks only between overs: the estimate carries over (JitterEstimator) and a new over starts
+ * from it. A frame that arrives after its due time is never played (counted late); a missing frame
+ * at its due time is concealed. Times are plain numbers from a monotonic clock, so this code runs
+ * the same in Node, in browsers and under a test's fake clock.
+ */
+
+export interface JitterOptions {
+  frameMs: number;
+  /** Never less delay than this over the earliest-seen arrival (ms). */
+  minDelayMs: number;
+  /** Never more (ms). */
+  maxDelayMs: number;
+  /** Added to the measured jitter peak (ms). */
+  marginMs: number;
+  /** Refuse frames this far (ms) ahead of the playout point: a hostile or corrupt seq jump. */
+  maxAheadMs: number;
+}
+
+export const JITTER_DEFAULTS: Omit<JitterOptions, 'frameMs'> = { minDelayMs: 10, maxDelayMs: 200, marginMs: 4, maxAheadMs: 120000 };
+
+/** Peak jitter over the last `window` packets, kept across overs of one sender. */
+export class JitterEstimator {
+  private readonly samples: number[] = [];
+  private pos = 0;
+
+  constructor(private readonly window = 200) {}
+
+  add(jitterMs: number): void {
+    if (this.samples.length < this.window) this.samples.push(jitterMs);
+    else this.samples[this.pos] = jitterMs;
+    this.pos = (this.pos + 1) % this.window;
+  }
+
+  get peak(): number {
+    let m = 0;
+    for (const s of this.samples) if (s > m) m = s;
+    return m;
+  }
+
+  target(o: Pick<JitterOptions, 'minDelayMs' | 'maxDelayMs' | 'marginMs'>): number {
+    return Math.min(o.maxDelayMs, Math.max(o.minDelayMs, this.peak + o.marginMs));
+  }
+}
+
+export interface IncomingPacket {
+  seq: number;
+  frames: readonly Uint8Array[];
+  last: boolean;
+}
+
+export type PushResult = 'queued' | 'duplicate' | 'late' | 'too-far';
+
+export type PlayoutItem =
+  | { type: 'frame'; index: number; data: Uint8Array }
+  | { type: 'conceal'; index: number }
+  | { type: 'end' };
+
+export interface OverStats {
+  /** Packets that arrived in time to be played. */
+  received: number;
+  /** Packets that never arrived. */
+  lost: number;
+  /** Packets that arrived after their due time and were dropped. */
+  late: number;
+  duplicates: number;
+  /** Frames played with packet-loss concealment. */
+  concealed: number;
+  played: number;
+  /** Frames by which the buffer grew during the over. */
+  stretched: number;
+  delayMs: number;
+}
+
+export class JitterBuffer {
+  private readonly frames = new Map<number, Uint8Array>();
+  private readonly seqs = new Set<number>();
+  private anchor: number | null = null;
+  private next = 0;
+  private lastIndex: number | null = null;
+  private firstSeq = Infinity;
+  private maxSeq = -1;
+  private eMin = Infinity;
+  private delay: number;
+  private readonly s = { received: 0, late: 0, duplicates: 0, concealed: 0, played: 0, stretched: 0 };
+
+  constructor(private readonly o: JitterOptions, private readonly est: JitterEstimator = new JitterEstimator()) {
+    this.delay = est.target(o);
+  }
+
+  push(p: IncomingPacket, arrival: number): PushResult {
+    if (this.seqs.has(p.seq)) {
+      this.s.duplicates++;
+      return 'duplicate';
+    }
+    const fpp = p.frames.length;
+    const first = p.seq * fpp;
+    if (this.anchor !== null && (first - this.next) * this.o.frameMs > this.o.maxAheadMs) return 'too-far';
+    this.seqs.add(p.seq);
+    if (p.seq < this.firstSeq) this.firstSeq = p.seq;
+    if (p.seq > this.maxSeq) this.maxSeq = p.seq;
+    if (p.last) this.lastIndex = first + fpp - 1;
+
+    const e = arrival - first * this.o.frameMs;
+    if (e < this.eMin) this.eMin = e;
+    this.est.add(e - this.eMin);
+
+    if (this.anchor === null) {
+      this.anchor = e + this.delay;
+      this.next = first;
+    }
+    if (first < this.next) {
+      this.s.late++;
+      return 'late';
+    }
+    for (let i = 0; i < fpp; i++) this.frames.set(first + i, p.frames[i]!);
+    this.s.received++;
+    return 'queued';
+  }
+
+  /** The sender's END said how many packets there were: the over ends after the last one. */
+  endAfter(packets: number, framesPerPacket: number): void {
+    if (this.lastIndex === null) this.lastIndex = packets * framesPerPacket - 1;
+    if (this.anchor === null && packets === 0) this.anchor = 0;
+  }
+
+  /** Monotonic time at which the next item is due, or null before the first packet. */
+  nextDue(): number | null {
+    return this.anchor === null ? null : this.anchor + this.next * this.o.frameMs;
+  }
+
+  /** The next item if it is due at `now`, else null. Call repeatedly until null. */
+  pop(now: number): PlayoutItem | null {
+    if (this.anchor === null) return null;
+    if (this.lastIndex !== null && this.next > this.lastIndex) return { type: 'end' };
+    if (now < this.anchor + this.next * this.o.frameMs) return null;
+    const index = this.next;
+    const data = this.frames.get(index);
+    if (data) {
+      this.frames.delete(index);
+      this.next++;
+      this.s.played++;
+      return { type: 'frame', index, data };
+    }
+    this.s.concealed++;
+    const want = this.est.target(this.o);
+    if (this.delay + this.o.frameMs <= want && this.frames.size === 0) {
+      // Underrun while the measured jitter wants more delay: stretch instead of skipping.
+      this.anchor += this.o.frameMs;
+      this.delay += this.o.frameMs;
+      this.s.stretched++;
+    } else {
+      this.next++;
+    }
+    return { type: 'conceal', index };
+  }
+
+  /** Frames still waiting (for tests and status). */
+  get buffered(): number {
+    return this.frames.size;
+  }
+
+  /**
+   * @param fromStart the receiver saw the over's START, so packets from seq 0 were due (otherwise it
+   *   joined late and counts from the first packet it got)
+   * @param sentPackets the sender's own count from its END message, when known
+   */
+  stats(fromStart: boolean, sentPackets?: number): OverStats {
+    const from = fromStart || !Number.isFinite(this.firstSeq) ? 0 : this.firstSeq;
+    const expected = (sentPackets ?? this.maxSeq + 1) - from;
+    const lost = Math.max(0, expected - this.s.received - this.s.late);
+    return { ...this.s, lost, delayMs: this.delay };
+  }
+}

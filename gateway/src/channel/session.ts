@@ -1,0 +1,491 @@
+/**
+ * One participant on one talk channel: the protocol engine shared by the gateway, the CLI and the
+ * browser client. It owns floor tracking, the receive side (a jitter buffer per over, playout of
+ * the floor holder through a FrameDecoder) and the send side (outgoing overs that stop themselves
+ * when they lose the floor). It knows nothing of WAV files, sound cards or radios; those feed it
+ * encoded frames and consume decoded PCM.
+ */
+import type { FrameDecoder } from '../codec/codec.js';
+import { Emitter } from '../core/emitter.js';
+import {
+  type ControlMessage,
+  type EndReason,
+  type Presence,
+  type Source,
+  type StartMessage,
+  encodeJson,
+  parseControl,
+  parsePresence,
+} from './control.js';
+import { type Claim, Floor, type FloorChange } from './floor.js';
+import { JITTER_DEFAULTS, JitterBuffer, JitterEstimator, type JitterOptions, type OverStats } from './jitter.js';
+import { Codec, Flag, PacketError, decodePacket, encodePacket, newStreamId, packetMs } from './packet.js';
+import { ChannelTopics } from './topics.js';
+
+/** The part of an MQTT.js client the session uses (the same class in Node and in browsers). */
+export interface PubSub {
+  readonly connected: boolean;
+  publish(topic: string, payload: Uint8Array | string, opts: { qos: 0 | 1; retain: boolean }, cb?: (err?: Error) => void): unknown;
+  subscribe(topic: string, opts: { qos: 0 | 1 }, cb?: (err: Error | null) => void): unknown;
+  unsubscribe(topic: string, cb?: (err?: Error) => void): unknown;
+  on(event: 'message', fn: (topic: string, payload: Uint8Array) => void): unknown;
+  on(event: 'connect', fn: () => void): unknown;
+  removeListener(event: string, fn: (...args: never[]) => void): unknown;
+}
+
+export interface Clock {
+  /** Monotonic ms, for scheduling. */
+  now(): number;
+  /** Wall clock ms since the epoch, for what goes on the wire. */
+  wall(): number;
+}
+
+export const systemClock: Clock = { now: () => performance.now(), wall: () => Date.now() };
+
+export interface TalkerInfo {
+  stream: string;
+  sender: string;
+  name: string;
+  source: Source;
+  /** Start on the sender's clock. */
+  t: number;
+  self: boolean;
+}
+
+export interface OverReport extends TalkerInfo {
+  reason: EndReason | 'silence';
+  stats: OverStats;
+  durationMs: number;
+}
+
+export interface AudioFrame {
+  pcm: Int16Array;
+  sampleRate: number;
+  stream: string;
+  index: number;
+  concealed: boolean;
+  /** Capture (sender clock) to playout (our clock), ms. Meaningful when both clocks agree. */
+  latencyMs: number;
+  /** First frame of a packet (per-packet latency is measured on these). */
+  packetStart: boolean;
+}
+
+export type SessionEvents = {
+  presence: [sender: string, presence: Presence | null];
+  floor: [holder: TalkerInfo | null];
+  overStart: [info: TalkerInfo];
+  audio: [frame: AudioFrame];
+  overEnd: [report: OverReport];
+  dropped: [reason: string, detail: string];
+};
+
+export interface SessionOptions {
+  prefix: string;
+  channel: string;
+  sender: string;
+  name: string;
+  source: Source;
+  silenceMs: number;
+  jitter?: Partial<Omit<JitterOptions, 'frameMs'>>;
+  createDecoder: (s: { sampleRate: 8000 | 12000 | 16000 | 24000 | 48000; frameMs: 2.5 | 5 | 10 | 20 | 40 | 60 }) => FrameDecoder;
+  clock?: Clock;
+  software?: string;
+}
+
+interface Incoming {
+  info: TalkerInfo;
+  fromStart: boolean;
+  sampleRate: number;
+  frameMs: number;
+  fpp: number;
+  jb: JitterBuffer;
+  decoder: FrameDecoder | null;
+  sentPackets?: number;
+  started: boolean;
+  /** Wall-clock capture time of frame 0. */
+  t0: number;
+}
+
+export class ChannelSession extends Emitter<SessionEvents> {
+  readonly topics: ChannelTopics;
+  readonly counters: Record<string, number> = {};
+  private readonly floor: Floor;
+  private readonly clock: Clock;
+  private readonly incoming = new Map<string, Incoming>();
+  private readonly estimators = new Map<string, JitterEstimator>();
+  private readonly presence = new Map<string, Presence>();
+  private outgoing: OutgoingOver | null = null;
+  private playTimer: ReturnType<typeof setTimeout> | null = null;
+  private tickTimer: ReturnType<typeof setInterval> | null = null;
+  private joined = false;
+  private readonly onMessage = (topic: string, payload: Uint8Array) => this.handle(topic, payload);
+  private readonly onConnect = () => this.announce();
+
+  constructor(private readonly mqtt: PubSub, readonly opts: SessionOptions) {
+    super();
+    this.topics = new ChannelTopics(opts.prefix, opts.channel);
+    this.floor = new Floor({ silenceMs: opts.silenceMs });
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  get sender(): string {
+    return this.opts.sender;
+  }
+
+  get holder(): TalkerInfo | null {
+    const h = this.floor.holder;
+    return h ? this.describe(h) : null;
+  }
+
+  get online(): ReadonlyMap<string, Presence> {
+    return this.presence;
+  }
+
+  /** The presence message our Last Will must clear: pass to the connection's `will`. */
+  static willFor(prefix: string, channel: string, sender: string) {
+    return { topic: new ChannelTopics(prefix, channel).topic('presence', sender), payload: new Uint8Array(0), qos: 1 as const, retain: true };
+  }
+
+  async join(): Promise<void> {
+    if (this.joined) return;
+    this.joined = true;
+    this.mqtt.on('message', this.onMessage);
+    this.mqtt.on('connect', this.onConnect);
+    await new Promise<void>((resolve, reject) =>
+      this.mqtt.subscribe(this.topics.all, { qos: 1 }, (err) => (err ? reject(new Error(`subscribe to ${this.topics.all} refused: ${err.message}`)) : resolve())),
+    );
+    this.announce();
+    this.tickTimer = setInterval(() => this.tick(), 100);
+  }
+
+  /** Clears our presence and stops; an over in progress ends first. */
+  async leave(): Promise<void> {
+    if (!this.joined) return;
+    this.outgoing?.end('aborted');
+    this.joined = false;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.playTimer) clearTimeout(this.playTimer);
+    this.tickTimer = this.playTimer = null;
+    for (const [stream] of this.incoming) this.finish(stream, 'aborted');
+    this.mqtt.removeListener('message', this.onMessage as never);
+    this.mqtt.removeListener('connect', this.onConnect as never);
+    if (this.mqtt.connected) {
+      await new Promise<void>((resolve) => this.mqtt.publish(this.topics.topic('presence', this.sender), new Uint8Array(0), { qos: 1, retain: true }, () => resolve()));
+      await new Promise<void>((resolve) => this.mqtt.unsubscribe(this.topics.all, () => resolve()));
+    }
+  }
+
+  private announce(): void {
+    if (!this.joined) return;
+    const p: Presence = { v: 1, name: this.opts.name, source: this.opts.source, since: this.clock.wall(), software: this.opts.software ?? 'talkbridge' };
+    this.mqtt.publish(this.topics.topic('presence', this.sender), encodeJson(p), { qos: 1, retain: true });
+  }
+
+  private count(reason: string, detail = ''): void {
+    this.counters[reason] = (this.counters[reason] ?? 0) + 1;
+    this.emit('dropped', reason, detail);
+  }
+
+  // ---- receiving ------------------------------------------------------------------------------
+
+  private handle(topic: string, payload: Uint8Array): void {
+    const t = this.topics.parse(topic);
+    if (!t) {
+      if (topic.startsWith(this.topics.base + '/')) this.count('topic', topic);
+      return;
+    }
+    if (t.kind === 'presence') {
+      const p = parsePresence(payload);
+      if (!p.ok) return this.count('presence', p.reason);
+      if (p.value) this.presence.set(t.sender, p.value);
+      else this.presence.delete(t.sender);
+      this.emit('presence', t.sender, p.value);
+      return;
+    }
+    if (t.sender === this.sender) return; // our own echo: never played, never re-sent
+    if (t.kind === 'control') {
+      const m = parseControl(payload);
+      if (!m.ok) return this.count('control', m.reason);
+      return this.onControl(t.sender, m.value);
+    }
+    this.onAudio(t.sender, payload);
+  }
+
+  private onControl(sender: string, m: ControlMessage): void {
+    const now = this.clock.now();
+    if (m.type === 'start') {
+      if (this.floor.isEnded(m.stream)) return;
+      const inc = this.track(sender, m.stream, m.t, m.sampleRate, m.frameMs, m.framesPerPacket, true);
+      inc.info.name = m.name;
+      inc.info.source = m.source;
+      this.apply(this.floor.claim({ stream: m.stream, sender, t: m.t, priority: m.priority }, now));
+      return;
+    }
+    const inc = this.incoming.get(m.stream);
+    if (inc && inc.info.sender === sender) {
+      inc.sentPackets = m.packets;
+      inc.jb.endAfter(m.packets, inc.fpp);
+      // The holder drains its buffer and ends in the playout loop; anyone else ends now.
+      if (this.floor.holder?.stream !== m.stream || !inc.started) this.apply(this.floor.release(m.stream), m.reason);
+      else this.schedule();
+    } else {
+      this.apply(this.floor.release(m.stream), m.reason);
+    }
+  }
+
+  private onAudio(sender: string, payload: Uint8Array): void {
+    let p;
+    try {
+      p = decodePacket(payload);
+    } catch (err) {
+      return this.count(err instanceof PacketError ? `packet-${err.reason}` : 'packet', (err as Error).message);
+    }
+    if (p.flags & Flag.ENCRYPTED) return this.count('encrypted', 'no key for this channel');
+    if (p.codec !== Codec.OPUS) return this.count('codec', String(p.codec));
+    if (this.floor.isEnded(p.streamId)) return this.count('ended-stream', p.streamId);
+    const now = this.clock.now();
+    let inc = this.incoming.get(p.streamId);
+    if (inc && inc.info.sender !== sender) return this.count('stream-sender', `${p.streamId} claimed by ${sender}`);
+    if (inc && (inc.fpp !== p.frameCount || inc.frameMs !== p.frameMs || inc.sampleRate !== p.sampleRate)) {
+      return this.count('packet-inconsistent', `${p.streamId} changed codec parameters mid-over`);
+    }
+    if (!inc) {
+      // Joined late (or START lost): the over's start follows from any packet.
+      const t = p.timestamp - Math.round(p.seq * packetMs(p));
+      inc = this.track(sender, p.streamId, t, p.sampleRate, p.frameMs, p.frameCount, false);
+      this.apply(this.floor.claim({ stream: p.streamId, sender, t, priority: 0 }, now));
+      if (this.floor.isEnded(p.streamId)) return;
+    }
+    this.floor.heard(p.streamId, now);
+    const r = inc.jb.push({ seq: p.seq, frames: p.frames, last: (p.flags & Flag.END) !== 0 }, now);
+    if (r !== 'queued') this.count(r, p.streamId);
+    if (this.floor.holder?.stream === p.streamId) this.schedule();
+  }
+
+  private track(sender: string, stream: string, t: number, sampleRate: number, frameMs: number, fpp: number, fromStart: boolean): Incoming {
+    let inc = this.incoming.get(stream);
+    if (inc) {
+      inc.fromStart ||= fromStart;
+      return inc;
+    }
+    let est = this.estimators.get(sender);
+    if (!est) {
+      est = new JitterEstimator();
+      this.estimators.set(sender, est);
+      if (this.estimators.size > 64) this.estimators.delete(this.estimators.keys().next().value as string);
+    }
+    const jb = new JitterBuffer({ ...JITTER_DEFAULTS, ...this.opts.jitter, frameMs }, est);
+    inc = {
+      info: { stream, sender, name: this.presence.get(sender)?.name ?? sender, source: this.presence.get(sender)?.source ?? 'cli', t, self: false },
+      fromStart,
+      sampleRate,
+      frameMs,
+      fpp,
+      jb,
+      decoder: null,
+      started: false,
+      t0: t,
+    };
+    this.incoming.set(stream, inc);
+    return inc;
+  }
+
+  private describe(c: Claim): TalkerInfo {
+    if (this.outgoing && c.stream === this.outgoing.stream) return this.outgoing.info;
+    const inc = this.incoming.get(c.stream);
+    return inc?.info ?? { stream: c.stream, sender: c.sender, name: c.sender, source: 'cli', t: c.t, self: false };
+  }
+
+  private apply(changes: FloorChange[], reason?: EndReason): void {
+    for (const ch of changes) {
+      if (ch.type === 'released') {
+        if (this.incoming.has(ch.claim.stream)) this.finish(ch.claim.stream, ch.reason === 'silence' ? 'silence' : (reason ?? 'done'));
+      } else {
+        if (ch.previous && this.incoming.has(ch.previous.stream)) this.finish(ch.previous.stream, 'preempted');
+        if (this.outgoing && ch.claim.stream !== this.outgoing.stream) this.outgoing.lose(this.describe(ch.claim));
+      }
+    }
+    if (changes.length) {
+      this.emit('floor', this.holder);
+      this.schedule();
+    }
+    // Streams that are active but not holding the floor only buffer; drop their state when they end.
+    for (const [stream] of this.incoming) if (!this.floor.isActive(stream) && this.floor.isEnded(stream)) this.finish(stream, reason ?? 'done');
+  }
+
+  private tick(): void {
+    this.apply(this.floor.tick(this.clock.now()));
+  }
+
+  /** Arms the playout timer for the holder's next due frame. */
+  private schedule(): void {
+    const h = this.floor.holder;
+    const inc = h && this.incoming.get(h.stream);
+    if (this.playTimer) clearTimeout(this.playTimer);
+    this.playTimer = null;
+    if (!inc) return;
+    const due = inc.jb.nextDue();
+    if (due === null) return;
+    this.playTimer = setTimeout(() => this.play(), Math.max(0, due - this.clock.now()));
+  }
+
+  private play(): void {
+    this.playTimer = null;
+    const h = this.floor.holder;
+    const inc = h && this.incoming.get(h.stream);
+    if (!inc) return;
+    const now = this.clock.now();
+    for (let item = inc.jb.pop(now); item; item = inc.jb.pop(now)) {
+      if (item.type === 'end') {
+        this.apply(this.floor.release(inc.info.stream));
+        this.finish(inc.info.stream, 'done');
+        return;
+      }
+      if (!inc.started) {
+        inc.started = true;
+        inc.decoder = this.opts.createDecoder({ sampleRate: inc.sampleRate as 16000, frameMs: inc.frameMs as 20 });
+        this.emit('overStart', inc.info);
+      }
+      let pcm: Int16Array;
+      let concealed = item.type === 'conceal';
+      try {
+        pcm = item.type === 'frame' ? inc.decoder!.decode(item.data) : inc.decoder!.conceal();
+      } catch (err) {
+        this.count('decode', (err as Error).message);
+        pcm = inc.decoder!.conceal();
+        concealed = true;
+      }
+      this.emit('audio', {
+        pcm,
+        sampleRate: inc.sampleRate,
+        stream: inc.info.stream,
+        index: item.index,
+        concealed,
+        latencyMs: this.clock.wall() - (inc.t0 + item.index * inc.frameMs),
+        packetStart: item.index % inc.fpp === 0,
+      });
+    }
+    this.schedule();
+  }
+
+  private finish(stream: string, reason: OverReport['reason']): void {
+    const inc = this.incoming.get(stream);
+    if (!inc) return;
+    this.incoming.delete(stream);
+    inc.decoder?.close();
+    if (inc.started) {
+      const stats = inc.jb.stats(inc.fromStart, inc.sentPackets);
+      this.emit('overEnd', { ...inc.info, reason, stats, durationMs: (stats.played + stats.concealed) * inc.frameMs });
+    }
+    if (this.floor.isActive(stream)) this.apply(this.floor.release(stream), reason === 'silence' ? undefined : (reason as EndReason));
+  }
+
+  // ---- sending --------------------------------------------------------------------------------
+
+  /**
+   * Takes the floor and returns the over to feed, or the current holder when the channel is busy.
+   * The caller must listen before talking: join() first, and give the channel a moment to be heard.
+   */
+  talk(o: { sampleRate: number; frameMs: number; framesPerPacket: number; priority?: number }): OutgoingOver | { busy: TalkerInfo } {
+    if (this.outgoing) throw new Error('already talking');
+    const holder = this.holder;
+    if (holder) return { busy: holder };
+    const stream = newStreamId();
+    const t = this.clock.wall();
+    const info: TalkerInfo = { stream, sender: this.sender, name: this.opts.name, source: this.opts.source, t, self: true };
+    const over = new OutgoingOver(this.mqtt, this.topics, info, o.sampleRate, o.frameMs, o.framesPerPacket, () => {
+      this.outgoing = null;
+      this.apply(this.floor.release(stream));
+    });
+    this.outgoing = over;
+    const start: StartMessage = {
+      v: 1,
+      type: 'start',
+      stream,
+      t,
+      name: this.opts.name,
+      source: this.opts.source,
+      priority: o.priority ?? 0,
+      sampleRate: o.sampleRate,
+      frameMs: o.frameMs,
+      framesPerPacket: o.framesPerPacket,
+    };
+    this.mqtt.publish(this.topics.topic('control', this.sender), encodeJson(start), { qos: 1, retain: false });
+    this.apply(this.floor.claim({ stream, sender: this.sender, t, priority: o.priority ?? 0 }, this.clock.now()));
+    return over;
+  }
+}
+
+export type OutgoingEvents = { busy: [winner: TalkerInfo]; end: [reason: EndReason, packets: number] };
+
+/** An over we are sending. Feed it exactly framesPerPacket encoded frames per call. */
+export class OutgoingOver extends Emitter<OutgoingEvents> {
+  private seq = 0;
+  private ended = false;
+  readonly stream: string;
+
+  constructor(
+    private readonly mqtt: PubSub,
+    private readonly topics: ChannelTopics,
+    readonly info: TalkerInfo,
+    readonly sampleRate: number,
+    readonly frameMs: number,
+    readonly framesPerPacket: number,
+    private readonly onDone: () => void,
+  ) {
+    super();
+    this.stream = info.stream;
+  }
+
+  get active(): boolean {
+    return !this.ended;
+  }
+
+  get packets(): number {
+    return this.seq;
+  }
+
+  /** Wall-clock capture time of packet `seq`'s first sample. */
+  timestampOf(seq: number): number {
+    return this.info.t + Math.round(seq * this.frameMs * this.framesPerPacket);
+  }
+
+  /** Publishes one packet; returns false once the over has ended (floor lost or ended). */
+  send(frames: readonly Uint8Array[], last = false): boolean {
+    if (this.ended) return false;
+    if (frames.length !== this.framesPerPacket) throw new RangeError(`an over carries ${this.framesPerPacket} frames per packet, got ${frames.length}`);
+    const pkt = encodePacket(
+      {
+        flags: (this.seq === 0 ? Flag.START : 0) | (last ? Flag.END : 0),
+        codec: Codec.OPUS,
+        sampleRate: this.sampleRate,
+        frameMs: this.frameMs,
+        keyEpoch: 0,
+        streamId: this.stream,
+        seq: this.seq,
+        timestamp: this.timestampOf(this.seq),
+      },
+      frames,
+    );
+    this.seq++;
+    this.mqtt.publish(this.topics.topic('audio', this.info.sender), pkt, { qos: 0, retain: false });
+    if (last) this.end('done');
+    return true;
+  }
+
+  end(reason: EndReason = 'done'): void {
+    if (this.ended) return;
+    this.ended = true;
+    const m: ControlMessage = { v: 1, type: 'end', stream: this.stream, reason, packets: this.seq };
+    this.mqtt.publish(this.topics.topic('control', this.info.sender), encodeJson(m), { qos: 1, retain: false });
+    this.onDone();
+    this.emit('end', reason, this.seq);
+  }
+
+  /** Called by the session when a better claim holds the floor. */
+  lose(winner: TalkerInfo): void {
+    if (this.ended) return;
+    this.end('busy');
+    this.emit('busy', winner);
+  }
+}

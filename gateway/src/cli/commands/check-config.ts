@@ -1,0 +1,24 @@
+import { stringify } from 'yaml';
+import { loadConfig } from '../../config/load.js';
+import type { Command } from '../command.js';
+
+export const checkConfig: Command = {
+  name: 'check-config',
+  summary: 'Validate a config file (with environment overrides applied) and report every problem at once.',
+  usage: 'check-config [--print] FILE',
+  positionals: [1, 1],
+  flags: {
+    print: { type: 'boolean', short: 'p', help: 'print the effective configuration (defaults filled in, secrets hidden)' },
+  },
+  async run(flags, [file]) {
+    const config = loadConfig(file!);
+    if (flags.print) {
+      const shown = structuredClone(config);
+      if (shown.broker.password !== undefined) shown.broker.password = '(hidden)';
+      process.stdout.write(stringify(shown));
+    } else {
+      process.stdout.write(`${file}: ok (${config.channels.length} channel${config.channels.length === 1 ? '' : 's'}: ${config.channels.map((c) => c.name).join(', ')})\n`);
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,52 @@
+import { loadConfig } from '../../config/load.js';
+import { createLogger } from '../../core/log.js';
+import { startDaemon } from '../../app/daemon.js';
+import type { Command } from '../command.js';
+
+export const run: Command = {
+  name: 'run',
+  summary: 'Run the gateway daemon. With no --config it runs on its embedded defaults: an in-process MQTT broker on\n127.0.0.1:1883, the web port 8080 (with MQTT over WebSocket on /mqtt) and the channel "base".',
+  usage: 'run [--config FILE]',
+  positionals: [0, 0],
+  flags: {
+    config: { type: 'string', short: 'c', arg: 'FILE', help: 'YAML config file (see docs/config.md)' },
+    'log-level': { type: 'string', arg: 'LEVEL', help: 'override log.level (fatal … trace)' },
+  },
+  async run(flags) {
+    const env = { ...process.env };
+    if (typeof flags['log-level'] === 'string') env.TALKBRIDGE_LOG_LEVEL = flags['log-level'];
+    const config = loadConfig(typeof flags.config === 'string' ? flags.config : null, env);
+    const log = createLogger({ level: config.log.level, fd: 1 });
+    const daemon = await startDaemon(config, log);
+    log.info({ event: 'ready' }, 'talkbridge is running; Ctrl-C to stop');
+
+    return new Promise<number>((resolve) => {
+      let stopping = false;
+      const shutdown = (why: string, code: number) => {
+        if (stopping) return;
+        stopping = true;
+        log.info({ event: 'stopping', why }, `stopping (${why})`);
+        // A stop that hangs must not keep the process (and later, a radio) alive.
+        const hard = setTimeout(() => {
+          log.error({ event: 'stop-timeout' }, 'stop took longer than 5 s, exiting');
+          process.exit(code || 1);
+        }, 5000);
+        hard.unref();
+        daemon.stop().then(() => {
+          log.flush?.();
+          resolve(code);
+        });
+      };
+      process.once('SIGINT', () => shutdown('SIGINT', 0));
+      process.once('SIGTERM', () => shutdown('SIGTERM', 0));
+      process.on('uncaughtException', (err) => {
+        log.fatal({ event: 'crash', err: err.stack ?? String(err) }, 'uncaught exception');
+        shutdown('crash', 1);
+      });
+      process.on('unhandledRejection', (err) => {
+        log.fatal({ event: 'crash', err: (err as Error)?.stack ?? String(err) }, 'unhandled rejection');
+        shutdown('crash', 1);
+      });
+    });
+  },
+};

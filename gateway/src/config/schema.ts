@@ -1,0 +1,96 @@
+/**
+ * The one schema for talkbridge's configuration: TypeScript types, defaults and validation all come
+ * from here (docs/config.md documents it; `talkbridge check-config --print-defaults` prints it).
+ * Objects are strict so a misspelt key is an error, not a silently ignored setting.
+ */
+import { z } from 'zod';
+import { DEFAULT_PREFIX, normalizeChannel, validatePrefix, validateSender } from '../channel/topics.js';
+
+const check = (fn: (s: string) => unknown) => (s: string, ctx: z.RefinementCtx) => {
+  try {
+    fn(s);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+};
+
+const port = z.number().int().min(1).max(65535);
+const host = z.string().min(1);
+
+export const ChannelSchema = z.strictObject({
+  name: z.string().superRefine(check(normalizeChannel)).transform(normalizeChannel),
+});
+
+export const CodecSchema = z.strictObject({
+  sampleRate: z.union([z.literal(8000), z.literal(12000), z.literal(16000), z.literal(24000), z.literal(48000)], { error: 'must be 8000, 12000, 16000, 24000 or 48000' }).default(16000),
+  frameMs: z.union([z.literal(10), z.literal(20), z.literal(40), z.literal(60)], { error: 'must be 10, 20, 40 or 60' }).default(20),
+  framesPerPacket: z.number().int().min(1).max(3).default(2),
+  bitrate: z.number().int().min(6000).max(64000).default(16000),
+  complexity: z.number().int().min(0).max(10).default(9),
+});
+
+export const ConfigSchema = z.strictObject({
+  gateway: z
+    .strictObject({
+      /** Sender id on the wire and MQTT client id stem. */
+      id: z.string().superRefine(check(validateSender)).default('gateway'),
+      /** Shown to other participants. */
+      name: z.string().min(1).max(64).default('talkbridge gateway'),
+    })
+    .prefault({}),
+  broker: z
+    .strictObject({
+      /** mqtt://, mqtts://, ws:// or wss:// URL; null = the embedded broker. */
+      url: z
+        .string()
+        .regex(/^(mqtts?|wss?):\/\/[^\s]+$/, 'must be an mqtt://, mqtts://, ws:// or wss:// URL')
+        .nullable()
+        .default(null),
+      username: z.string().optional(),
+      password: z.string().optional(),
+      topicPrefix: z.string().superRefine(check(validatePrefix)).default(DEFAULT_PREFIX),
+      keepaliveSeconds: z.number().int().min(5).max(600).default(30),
+      connectTimeoutMs: z.number().int().min(500).max(120000).default(10000),
+      reconnectMs: z.number().int().min(100).max(60000).default(1000),
+    })
+    .prefault({}),
+  embeddedBroker: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** 127.0.0.1 keeps it private; 0.0.0.0 serves a field kit's Wi-Fi. */
+      host: host.default('127.0.0.1'),
+      port: port.default(1883),
+    })
+    .prefault({}),
+  http: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      host: host.default('127.0.0.1'),
+      /** Serves the web client, /healthz and MQTT over WebSocket on /mqtt. */
+      port: port.default(8080),
+    })
+    .prefault({}),
+  channels: z.array(ChannelSchema).min(1).default([{ name: 'base' }]),
+  codec: CodecSchema.prefault({}),
+  jitter: z
+    .strictObject({
+      minDelayMs: z.number().min(0).max(500).default(10),
+      maxDelayMs: z.number().min(20).max(2000).default(200),
+      marginMs: z.number().min(0).max(100).default(4),
+    })
+    .prefault({}),
+  floor: z
+    .strictObject({
+      /** An over whose talker went silent this long is over (ms). */
+      silenceMs: z.number().int().min(100).max(30000).default(1000),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    })
+    .prefault({}),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type CodecConfig = z.infer<typeof CodecSchema>;

@@ -1,0 +1,26 @@
+/**
+ * Structured logs: JSON lines (journald and log shippers read them as they are), pretty when the
+ * destination is a terminal. One root logger per process, a child per module (`module` field).
+ */
+import { pino, type Logger, type LevelWithSilent } from 'pino';
+import pretty from 'pino-pretty';
+
+export type { Logger };
+
+export interface LogOptions {
+  level?: LevelWithSilent;
+  /** 1 = stdout (the daemon), 2 = stderr (CLI tools keep stdout for their own output). */
+  fd?: 1 | 2;
+  pretty?: boolean;
+}
+
+export function createLogger(o: LogOptions = {}): Logger {
+  const fd = o.fd ?? 1;
+  const stream = fd === 1 ? process.stdout : process.stderr;
+  const level = o.level ?? 'info';
+  const base = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
+  if (o.pretty ?? stream.isTTY) {
+    return pino(base, pretty({ destination: fd, colorize: true, ignore: 'pid,hostname', sync: true }));
+  }
+  return pino(base, pino.destination({ fd, sync: true }));
+}

@@ -1,0 +1,72 @@
+/** Connects to a broker and joins one talk channel: the common start of send, listen and the daemon. */
+import type { MqttClient } from 'mqtt';
+import { ChannelSession, type SessionOptions } from '../channel/session.js';
+import { makeSenderId } from '../channel/topics.js';
+import type { Source } from '../channel/control.js';
+import { loadOpusWasm } from '../codec/opus-node.js';
+import { connect, disconnect } from '../net/connect.js';
+
+export interface OpenOptions {
+  url: string;
+  username?: string;
+  password?: string;
+  prefix: string;
+  channel: string;
+  name: string;
+  source: Source;
+  /** Fixed sender id (a gateway's configured id); default: name + random suffix. */
+  sender?: string;
+  silenceMs: number;
+  jitter?: SessionOptions['jitter'];
+  keepaliveSeconds?: number;
+  connectTimeoutMs?: number;
+  reconnectMs?: number;
+}
+
+export interface OpenChannel {
+  client: MqttClient;
+  session: ChannelSession;
+  close(): Promise<void>;
+}
+
+export const SOFTWARE = 'talkbridge/0.1';
+
+export async function openChannel(o: OpenOptions): Promise<OpenChannel> {
+  const wasm = await loadOpusWasm();
+  const sender = o.sender ?? makeSenderId(o.name);
+  const client = await connect({
+    url: o.url,
+    clientId: `tb-${sender}`.slice(0, 64),
+    username: o.username,
+    password: o.password,
+    keepaliveSeconds: o.keepaliveSeconds,
+    connectTimeoutMs: o.connectTimeoutMs,
+    reconnectMs: o.reconnectMs,
+    will: ChannelSession.willFor(o.prefix, o.channel, sender),
+  });
+  const session = new ChannelSession(client, {
+    prefix: o.prefix,
+    channel: o.channel,
+    sender,
+    name: o.name,
+    source: o.source,
+    silenceMs: o.silenceMs,
+    jitter: o.jitter,
+    software: SOFTWARE,
+    createDecoder: (s) => wasm.createDecoder(s),
+  });
+  try {
+    await session.join();
+  } catch (err) {
+    await disconnect(client);
+    throw err;
+  }
+  return {
+    client,
+    session,
+    async close() {
+      await session.leave();
+      await disconnect(client);
+    },
+  };
+}

@@ -1,0 +1,66 @@
+/**
+ * Comparing speech the way a listener would: short-time energy envelopes (20 ms windows, in dB),
+ * aligned by the lag that best matches, then Pearson-correlated. A codec round trip keeps the
+ * envelope; silence, noise, truncation or the wrong over do not.
+ */
+export function envelope(samples: Int16Array, rate: number, windowMs = 20): Float64Array {
+  const w = Math.round((rate * windowMs) / 1000);
+  const n = Math.floor(samples.length / w);
+  const env = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let acc = 0;
+    for (let j = i * w; j < (i + 1) * w; j++) acc += samples[j]! * samples[j]!;
+    env[i] = 10 * Math.log10(acc / w + 1);
+  }
+  return env;
+}
+
+function pearson(a: Float64Array, b: Float64Array, lag: number): number {
+  // Compare a[i] with b[i + lag] over their overlap.
+  const start = Math.max(0, -lag);
+  const end = Math.min(a.length, b.length - lag);
+  const n = end - start;
+  if (n < 10) return -1;
+  let ma = 0;
+  let mb = 0;
+  for (let i = start; i < end; i++) (ma += a[i]!), (mb += b[i + lag]!);
+  ma /= n;
+  mb /= n;
+  let num = 0;
+  let da = 0;
+  let db = 0;
+  for (let i = start; i < end; i++) {
+    const x = a[i]! - ma;
+    const y = b[i + lag]! - mb;
+    num += x * y;
+    da += x * x;
+    db += y * y;
+  }
+  return da && db ? num / Math.sqrt(da * db) : -1;
+}
+
+/** Best correlation of the two envelopes over lags up to ±maxLagMs, and that lag in ms. */
+export function envelopeCorrelation(ref: Int16Array, refRate: number, test: Int16Array, testRate: number, maxLagMs = 500): { r: number; lagMs: number } {
+  const a = envelope(ref, refRate);
+  const b = envelope(test, testRate);
+  const maxLag = Math.round(maxLagMs / 20);
+  let best = { r: -1, lagMs: 0 };
+  for (let lag = -maxLag; lag <= maxLag; lag++) {
+    const r = pearson(a, b, lag);
+    if (r > best.r) best = { r, lagMs: lag * 20 };
+  }
+  return best;
+}
+
+export function rms(samples: Int16Array): number {
+  let acc = 0;
+  for (const s of samples) acc += s * s;
+  return Math.sqrt(acc / Math.max(1, samples.length));
+}
+
+export function sine(freq: number, rate: number, seconds: number, amplitude = 0.5): Int16Array {
+  const n = Math.round(rate * seconds);
+  const out = new Int16Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.round(amplitude * 32767 * Math.sin((2 * Math.PI * freq * i) / rate));
+  return out;
+}

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // `npm test`: gets the system packages the tests need, builds, type-checks, then runs every test
-// file with tap and ends with one plain summary line. Extra arguments go to tap
-// (e.g. `npm test -- test/unit/packet.test.ts`).
+// file with tap and ends with one plain summary line ("tests: N passed, N failed").
+// Extra arguments go to tap (e.g. `npm test -- test/unit/packet.test.ts`).
 import { execFileSync, spawn } from 'node:child_process';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { ensure, TEST_DEPS } from './system-deps.mjs';
 
 ensure(TEST_DEPS, 'test');
@@ -14,25 +16,26 @@ try {
   process.exit(typeof err.status === 'number' ? err.status : 1);
 }
 
+const started = Date.now();
 const files = process.argv.slice(2);
-const tap = spawn('npx', ['--no-install', 'tap', '--reporter=terse', '--no-color', ...(files.length ? files : ['test/**/*.test.ts'])], {
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
-let out = '';
-tap.stdout.on('data', (d) => {
-  process.stdout.write(d);
-  out += d;
-});
+const tap = spawn('npx', ['--no-install', 'tap', '--reporter=dot', '--no-color', ...(files.length ? files : ['test/**/*.test.ts'])], { stdio: 'inherit' });
 tap.on('close', (code) => {
-  // eslint-disable-next-line no-control-regex
-  const text = out.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
-  // terse redraws its progress lines: the last ones are the totals.
-  const last = (re) => [...text.matchAll(re)].at(-1);
-  const suites = last(/Suites:\s+(\d+) pass\s+(\d+) fail/g);
-  const asserts = last(/Asserts:\s+(\d+) pass\s+(\d+) fail/g);
-  if (suites) {
-    console.log(`\nasserts: ${asserts ? `${asserts[1]} passed, ${asserts[2]} failed` : 'n/a'} (in ${Number(suites[1]) + Number(suites[2])} test files)`);
-    console.log(`tests: ${suites[1]} passed, ${suites[2]} failed`);
+  // tap keeps each file's TAP output; count the top-level tests of the files this run wrote.
+  const results = '.tap/test-results';
+  const walk = (d) => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
+  let passed = 0;
+  let failed = 0;
+  const failures = [];
+  for (const f of walk(results).filter((f) => f.endsWith('.tap') && statSync(f).mtimeMs >= started - 1000)) {
+    const lines = readFileSync(f, 'utf8').split('\n');
+    const ok = lines.filter((l) => /^ok \d+/.test(l)).length;
+    const bad = lines.filter((l) => /^not ok \d+/.test(l));
+    passed += ok;
+    failed += bad.length || (ok === 0 ? 1 : 0);
+    for (const l of bad) failures.push(`${path.relative(results, f).replace(/\.tap$/, '')}: ${l.replace(/^not ok \d+ - /, '')}`);
+    if (!bad.length && ok === 0) failures.push(`${path.relative(results, f).replace(/\.tap$/, '')}: no test ran (crashed?)`);
   }
-  process.exit(code ?? 1);
+  if (failures.length) console.log(`\nfailed:\n${failures.map((f) => `  ${f}`).join('\n')}`);
+  console.log(`\ntests: ${passed} passed, ${failed} failed`);
+  process.exit(code || (failed ? 1 : 0));
 });

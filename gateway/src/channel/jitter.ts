@@ -150,8 +150,8 @@ export class JitterBuffer {
     }
     this.s.concealed++;
     const want = this.est.target(this.o);
-    if (this.delay + this.o.frameMs <= want && this.frames.size === 0) {
-      // Underrun while the measured jitter wants more delay: stretch instead of skipping.
+    if (this.delay < want && this.delay + this.o.frameMs <= this.o.maxDelayMs) {
+      // A miss while the measured jitter wants more delay: stretch (the frame may still come) instead of skipping.
       this.anchor += this.o.frameMs;
       this.delay += this.o.frameMs;
       this.s.stretched++;

@@ -9,6 +9,8 @@ export const TEST_DEPS = [
   ['socat', 'socat'],
   ['arecord', 'alsa-utils'],
   ['sox', 'sox'],
+  // Headless browser for the web client's end-to-end tests, driven by playwright-core.
+  ['/usr/bin/chromium', 'chromium'],
 ];
 export const BENCH_DEPS = [
   ['opusenc', 'opus-tools'],

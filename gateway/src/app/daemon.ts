@@ -2,10 +2,12 @@
  * The composition root: the only place that knows how the pieces fit. Starts them in dependency
  * order and stops them in reverse; each piece gets a child logger and only what it needs.
  */
+import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../core/log.js';
 import { type EmbeddedBroker, startEmbeddedBroker } from '../broker/embedded.js';
 import { type HttpServer, json, startHttpServer } from '../http/server.js';
+import { staticFiles } from '../http/static.js';
 import { type OpenChannel, SOFTWARE, openChannel } from '../talk/open.js';
 import { UserError } from '../core/errors.js';
 
@@ -16,6 +18,9 @@ export interface Daemon {
   channels: OpenChannel[];
   stop(): Promise<void>;
 }
+
+// gateway/web/dist, the same from gateway/src/app and gateway/dist/app.
+const WEB_ROOT = fileURLToPath(new URL('../../web/dist/', import.meta.url));
 
 function localHost(host: string): string {
   return host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
@@ -53,15 +58,12 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
               status: channels.every((c) => c.client.connected) ? 'ok' : 'degraded',
               channels: channels.map((c) => ({ channel: c.session.topics.channel, connected: c.client.connected, talking: c.session.holder?.name ?? null })),
             }),
-          (req, res) => {
-            if (req.url !== '/' && req.url !== '/index.html') return false;
-            res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(
+          staticFiles(WEB_ROOT, {
+            missingIndex:
               `<!doctype html><meta charset="utf-8"><title>talkbridge</title><h1>talkbridge</h1>` +
-                `<p>${SOFTWARE} — channels: ${config.channels.map((c) => c.name).join(', ')}</p>` +
-                `<p>MQTT over WebSocket: <code>/mqtt</code>. The browser client is served here once built.</p>\n`,
-            );
-            return true;
-          },
+              `<p>${SOFTWARE} — channels: ${config.channels.map((c) => c.name).join(', ')}</p>` +
+              `<p>MQTT over WebSocket: <code>/mqtt</code>. The browser client is not built: run <code>npm run build</code>.</p>\n`,
+          }),
         ],
       });
       stack.push(() => http!.close());

@@ -1,0 +1,108 @@
+/**
+ * Serves the built web client (gateway/web/dist) from the gateway's HTTP port.
+ *
+ * Only GET and HEAD; the request path is decoded and resolved inside the root, so "..", encoded
+ * slashes and NUL bytes can never reach a file outside it. A path that names no file and looks
+ * like a page (no extension) gets index.html, so a bookmarked deep link still opens the app.
+ * Everything is sent with `no-cache` plus an ETag: phones revalidate cheaply and pick up a new
+ * build at once, while the service worker keeps the app shell for when the network is gone.
+ */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Route } from './server.js';
+
+export const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.webmanifest': 'application/manifest+json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  // WebAssembly.compileStreaming refuses any other type.
+  '.wasm': 'application/wasm',
+  '.map': 'application/json',
+  '.txt': 'text/plain; charset=utf-8',
+};
+
+export interface StaticOptions {
+  /** Sent instead of a 404 for the page itself when the client has not been built. */
+  missingIndex?: string;
+}
+
+/** Maps a request URL to a file path inside root, or null when it cannot be one. */
+export function resolveInside(root: string, url: string): string | null {
+  const q = url.indexOf('?');
+  let p = q === -1 ? url : url.slice(0, q);
+  const h = p.indexOf('#');
+  if (h !== -1) p = p.slice(0, h);
+  try {
+    p = decodeURIComponent(p);
+  } catch {
+    return null;
+  }
+  if (!p.startsWith('/') || p.includes('\0') || p.includes('\\')) return null;
+  const full = path.resolve(root, '.' + path.posix.normalize(p));
+  const rel = path.relative(root, full);
+  if (rel.startsWith('..') || path.isAbsolute(rel)) return null;
+  return full;
+}
+
+export function staticFiles(rootDir: string, o: StaticOptions = {}): Route {
+  const root = path.resolve(rootDir);
+  return async (req, res) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+    const url = req.url ?? '/';
+    let file = resolveInside(root, url);
+    if (!file) {
+      res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' }).end('bad path\n');
+      return true;
+    }
+    let st = await stat(file).catch(() => null);
+    if (st?.isDirectory()) {
+      file = path.join(file, 'index.html');
+      st = await stat(file).catch(() => null);
+    }
+    if (!st?.isFile()) {
+      // Unknown asset: a real 404. Unknown page-like path: the app.
+      if (path.extname(file) !== '' && path.basename(file) !== 'index.html') return false;
+      file = path.join(root, 'index.html');
+      st = await stat(file).catch(() => null);
+      if (!st?.isFile()) {
+        if (o.missingIndex === undefined) return false;
+        res.writeHead(503, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(o.missingIndex);
+        return true;
+      }
+    }
+    const etag = `"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
+    const headers: Record<string, string> = {
+      'content-type': CONTENT_TYPES[path.extname(file).toLowerCase()] ?? 'application/octet-stream',
+      'cache-control': 'no-cache',
+      etag,
+      'x-content-type-options': 'nosniff',
+    };
+    if (req.headers['if-none-match'] === etag) {
+      res.writeHead(304, headers).end();
+      return true;
+    }
+    headers['content-length'] = String(st.size);
+    res.writeHead(200, headers);
+    if (req.method === 'HEAD') {
+      res.end();
+      return true;
+    }
+    await new Promise<void>((resolve) => {
+      const s = createReadStream(file);
+      s.on('error', () => {
+        res.destroy();
+        resolve();
+      });
+      s.on('end', () => resolve());
+      s.pipe(res);
+    });
+    return true;
+  };
+}

@@ -1,0 +1,179 @@
+/**
+ * What the page joins, from the URL fragment (never sent to any server, so broker addresses,
+ * names and later channel keys stay out of web server logs): #broker=wss://…/mqtt&channel=base&name=Ann.
+ * Also the defaults when the gateway serves the page, and the recent-channel list kept in
+ * localStorage. Pure functions over strings and a Storage, unit-tested in Node.
+ */
+import { DEFAULT_PREFIX, TopicError, normalizeChannel, validatePrefix } from '../../src/channel/topics.js';
+import { OPUS_DEFAULTS } from '../../src/codec/codec.js';
+
+/** Protocol defaults, the same as the gateway's CodecSchema (a unit test keeps them equal). */
+export const CODEC = { sampleRate: 16000 as const, frameMs: 20 as const, framesPerPacket: 2, bitrate: OPUS_DEFAULTS.bitrate, complexity: OPUS_DEFAULTS.complexity };
+/** Longest over before the page ends it, like a radio's transmit time-out timer. */
+export const DEFAULT_TALK_TIMEOUT_S = 120;
+/** Same as the gateway's floor.silenceMs default. */
+export const SILENCE_MS = 1000;
+
+export type CodecChoice = 'auto' | 'webcodecs' | 'wasm';
+
+export interface JoinParams {
+  broker: string;
+  channel: string;
+  name: string;
+  prefix: string;
+  codec: CodecChoice;
+  talkTimeoutS: number;
+}
+
+export interface FragmentResult {
+  /** Fields present and valid; the rest come from defaults or the form. */
+  params: Partial<JoinParams>;
+  errors: string[];
+}
+
+const MAX_NAME = 64;
+
+/** ws(s)://this-host/mqtt: where the gateway that served the page has its broker. */
+export function defaultBroker(loc: { protocol: string; host: string }): string {
+  return `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/mqtt`;
+}
+
+/** Checks a broker URL a browser can open; returns a reason when it cannot. */
+export function brokerProblem(url: string, pageProtocol: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return `"${url}" is not a URL`;
+  }
+  if (u.protocol !== 'ws:' && u.protocol !== 'wss:') return 'browsers reach MQTT brokers over WebSocket only: use a ws:// or wss:// URL';
+  if (pageProtocol === 'https:' && u.protocol === 'ws:') return 'a page opened over HTTPS may only connect to wss:// (the browser blocks ws://)';
+  return null;
+}
+
+export function cleanName(name: string): string {
+  return name.replace(/\s+/g, ' ').trim().slice(0, MAX_NAME);
+}
+
+export function parseFragment(hash: string, pageProtocol = 'https:'): FragmentResult {
+  const params: Partial<JoinParams> = {};
+  const errors: string[] = [];
+  const q = new URLSearchParams(hash.replace(/^#/, ''));
+  const broker = q.get('broker');
+  if (broker) {
+    const why = brokerProblem(broker, pageProtocol);
+    if (why) errors.push(`broker: ${why}`);
+    else params.broker = broker;
+  }
+  const channel = q.get('channel');
+  if (channel) {
+    try {
+      params.channel = normalizeChannel(channel);
+    } catch (err) {
+      errors.push((err as TopicError).message);
+    }
+  }
+  const name = q.get('name');
+  if (name !== null && cleanName(name)) params.name = cleanName(name);
+  const prefix = q.get('prefix');
+  if (prefix) {
+    try {
+      params.prefix = validatePrefix(prefix);
+    } catch (err) {
+      errors.push((err as TopicError).message);
+    }
+  }
+  const codec = q.get('codec');
+  if (codec) {
+    if (codec === 'auto' || codec === 'webcodecs' || codec === 'wasm') params.codec = codec;
+    else errors.push(`codec "${codec}" is not auto, webcodecs or wasm`);
+  }
+  const tot = q.get('timeout');
+  if (tot) {
+    const n = Number(tot);
+    if (Number.isInteger(n) && n >= 5 && n <= 600) params.talkTimeoutS = n;
+    else errors.push('timeout must be whole seconds from 5 to 600');
+  }
+  if (q.has('key')) errors.push('this client does not support encrypted channels yet: the key was ignored');
+  return { params, errors };
+}
+
+export function withDefaults(p: Partial<JoinParams>, loc: { protocol: string; host: string }): Omit<JoinParams, 'channel' | 'name'> & Partial<Pick<JoinParams, 'channel' | 'name'>> {
+  return {
+    broker: p.broker ?? defaultBroker(loc),
+    prefix: p.prefix ?? DEFAULT_PREFIX,
+    codec: p.codec ?? 'auto',
+    talkTimeoutS: p.talkTimeoutS ?? DEFAULT_TALK_TIMEOUT_S,
+    ...(p.channel ? { channel: p.channel } : {}),
+    ...(p.name ? { name: p.name } : {}),
+  };
+}
+
+/** The fragment for a join (a shareable link leaves the name out). */
+export function buildFragment(p: JoinParams, o: { includeName: boolean; defaultBrokerUrl: string }): string {
+  const q = new URLSearchParams();
+  if (p.broker !== o.defaultBrokerUrl) q.set('broker', p.broker);
+  q.set('channel', p.channel);
+  if (o.includeName) q.set('name', p.name);
+  if (p.prefix !== DEFAULT_PREFIX) q.set('prefix', p.prefix);
+  if (p.codec !== 'auto') q.set('codec', p.codec);
+  if (p.talkTimeoutS !== DEFAULT_TALK_TIMEOUT_S) q.set('timeout', String(p.talkTimeoutS));
+  return '#' + q.toString();
+}
+
+// ---- recent channels --------------------------------------------------------------------------
+
+export interface Recent {
+  broker: string;
+  channel: string;
+  prefix: string;
+  at: number;
+}
+
+const RECENT_KEY = 'talkbridge.recent';
+const NAME_KEY = 'talkbridge.name';
+export const MAX_RECENT = 8;
+
+type Store = Pick<Storage, 'getItem' | 'setItem'>;
+
+/** Never throws: storage may be full, disabled or hold anything. */
+export function loadRecent(s: Store | null): Recent[] {
+  try {
+    const v: unknown = JSON.parse(s?.getItem(RECENT_KEY) ?? '[]');
+    if (!Array.isArray(v)) return [];
+    return v
+      .filter(
+        (r): r is Recent =>
+          typeof r === 'object' && r !== null && typeof r.broker === 'string' && typeof r.channel === 'string' && typeof r.prefix === 'string' && typeof r.at === 'number',
+      )
+      .slice(0, MAX_RECENT);
+  } catch {
+    return [];
+  }
+}
+
+export function rememberRecent(s: Store | null, r: Omit<Recent, 'at'>, now: number): Recent[] {
+  const list = [{ ...r, at: now }, ...loadRecent(s).filter((x) => !(x.broker === r.broker && x.channel === r.channel && x.prefix === r.prefix))].slice(0, MAX_RECENT);
+  try {
+    s?.setItem(RECENT_KEY, JSON.stringify(list));
+  } catch {
+    /* storage full or disabled: the list is a convenience */
+  }
+  return list;
+}
+
+export function loadName(s: Store | null): string {
+  try {
+    return cleanName(s?.getItem(NAME_KEY) ?? '');
+  } catch {
+    return '';
+  }
+}
+
+export function saveName(s: Store | null, name: string): void {
+  try {
+    s?.setItem(NAME_KEY, cleanName(name));
+  } catch {
+    /* as above */
+  }
+}

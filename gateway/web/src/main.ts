@@ -1,0 +1,565 @@
+/**
+ * The browser client: joins a talk channel over MQTT-over-WebSocket with the shared ChannelSession
+ * and wires it to the page — push-to-talk, who is talking, level meter, presence, the overs
+ * received (each replayable) and every connection and microphone state.
+ */
+import { ChannelSession, type AudioFrame, type OverReport, type TalkerInfo } from '../../src/channel/session.js';
+import { makeSenderId } from '../../src/channel/topics.js';
+import { AudioEngine } from './audio.js';
+import { type Codecs, loadCodecs } from './codec.js';
+import {
+  CODEC,
+  type JoinParams,
+  SILENCE_MS,
+  brokerProblem,
+  buildFragment,
+  cleanName,
+  defaultBroker,
+  loadName,
+  loadRecent,
+  parseFragment,
+  rememberRecent,
+  saveName,
+  withDefaults,
+} from './config.js';
+import { BrokerConnection, type ConnState } from './net.js';
+import { Talker, type TalkState } from './talker.js';
+import { type MicState, type Model, sourceLabel, viewOf } from './view.js';
+import { normalizeChannel } from '../../src/channel/topics.js';
+
+const SOFTWARE = 'talkbridge-web/0.1';
+/** Received overs kept for replay, and the audio kept for them (16 kHz samples, ~10 minutes). */
+const MAX_OVERS = 30;
+const MAX_KEPT_SAMPLES = 16000 * 600;
+
+interface TestHook {
+  state?: () => unknown;
+  decoded?: Array<{ stream: string; name: string; chunks: Int16Array[] }>;
+  played?: Float32Array[];
+  playedRate?: number;
+  latencies?: number[];
+  sent?: number;
+  stats?: unknown[];
+}
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+const base = new URL('./', location.href);
+const storage = (() => {
+  try {
+    return window.localStorage;
+  } catch {
+    return null;
+  }
+})();
+const hook: TestHook | null = typeof (window as { __talkbridgeTest?: unknown }).__talkbridgeTest === 'object' ? (window as unknown as { __talkbridgeTest: TestHook }).__talkbridgeTest : null;
+
+interface OverEntry {
+  stream: string;
+  name: string;
+  source: string;
+  at: Date;
+  chunks: Int16Array[];
+  samples: number;
+  report: OverReport | null;
+}
+
+interface Joined {
+  params: JoinParams;
+  conn: BrokerConnection;
+  session: ChannelSession;
+  talker: Talker;
+  codecs: Codecs;
+  offs: Array<() => void>;
+}
+
+const audio = new AudioEngine(new URL('worklet.js', base));
+const model: Model = { conn: { kind: 'setup' }, mic: audio.mic, talk: { kind: 'idle' }, holder: null, now: Date.now() };
+let joined: Joined | null = null;
+let joining = false;
+let overs: OverEntry[] = [];
+let wakeLock: { release(): Promise<void> } | null = null;
+let level = { value: 0, at: 0 };
+
+// ---- rendering ----------------------------------------------------------------------------------
+
+let renderQueued = false;
+function render(): void {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(() => {
+    renderQueued = false;
+    renderNow();
+  });
+}
+
+function renderNow(): void {
+  model.now = Date.now();
+  const v = viewOf(model);
+  const st = $('status');
+  st.textContent = v.status.text;
+  st.dataset.tone = v.status.tone;
+  const ptt = $('ptt');
+  ptt.dataset.look = v.ptt.look;
+  ptt.setAttribute('aria-disabled', String(v.ptt.unavailable));
+  ptt.setAttribute('aria-pressed', String(v.ptt.pressed));
+  $('ptt-caption').textContent = v.ptt.caption;
+  $('ptt-hint').textContent = v.hint;
+  const note = $('mic-note');
+  note.hidden = !v.micNote;
+  note.textContent = v.micNote ?? '';
+  const tk = $('talker');
+  tk.dataset.state = v.talker ? (v.talker.self ? 'self' : 'other') : 'clear';
+  $('talker-name').textContent = v.talker ? (v.talker.self ? 'You are talking' : v.talker.name) : 'Channel clear';
+  $('talker-source').textContent = v.talker && !v.talker.self ? v.talker.source : '';
+  $('talker-source').hidden = !v.talker || v.talker.self;
+  $('talker-source').className = `badge src-${model.holder?.source ?? ''}`;
+  document.body.dataset.talk = model.talk.kind;
+}
+
+function renderPresence(): void {
+  const ul = $('presence');
+  ul.replaceChildren();
+  if (!joined) return;
+  const list = [...joined.session.online.entries()].sort((a, b) => a[1].name.localeCompare(b[1].name));
+  for (const [sender, p] of list) {
+    const li = document.createElement('li');
+    const name = document.createElement('span');
+    name.className = 'who';
+    name.textContent = p.name + (sender === joined.session.sender ? ' (you)' : '');
+    const src = document.createElement('span');
+    src.className = `badge src-${p.source}`;
+    src.textContent = sourceLabel(p.source);
+    li.append(name, src);
+    ul.append(li);
+  }
+  $('online-count').textContent = `(${list.length})`;
+}
+
+function fmtTime(d: Date): string {
+  return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+function renderOvers(): void {
+  const ol = $('overs');
+  ol.replaceChildren();
+  $('overs-empty').hidden = overs.length > 0;
+  for (const o of [...overs].reverse()) {
+    const li = document.createElement('li');
+    li.dataset.stream = o.stream;
+    const text = document.createElement('span');
+    text.className = 'over-text';
+    const secs = o.report ? `${(o.report.durationMs / 1000).toFixed(1)} s` : 'receiving…';
+    const reason = o.report && o.report.reason !== 'done' ? ` · ${o.report.reason}` : '';
+    text.textContent = `${fmtTime(o.at)} · ${o.name} (${o.source}) · ${secs}${reason}`;
+    li.append(text);
+    if (o.report && o.samples > 0) {
+      const b = document.createElement('button');
+      b.className = 'replay';
+      b.textContent = 'Replay';
+      b.setAttribute('aria-label', `Replay the over from ${o.name} at ${fmtTime(o.at)}`);
+      b.addEventListener('click', () => {
+        const pcm = new Int16Array(o.samples);
+        let at = 0;
+        for (const c of o.chunks) (pcm.set(c, at), (at += c.length));
+        b.textContent = 'Playing…';
+        audio.replay(pcm, () => (b.textContent = 'Replay')).catch(() => (b.textContent = 'Replay'));
+      });
+      li.append(b);
+    } else if (o.report) {
+      const s = document.createElement('span');
+      s.className = 'muted';
+      s.textContent = 'audio no longer kept';
+      li.append(s);
+    }
+    ol.append(li);
+  }
+}
+
+function meterLoop(): void {
+  const bar = $('meter-bar');
+  // Falls back to zero 150 ms after the last report (the worklets report only while audio flows).
+  const age = performance.now() - level.at;
+  const v = age > 150 ? 0 : level.value;
+  const db = v > 0 ? 20 * Math.log10(v) : -100;
+  const w = Math.max(0, Math.min(1, (db + 60) / 60));
+  bar.style.transform = `scaleX(${w.toFixed(3)})`;
+  requestAnimationFrame(meterLoop);
+}
+
+function banner(text: string | null, tone: 'warn' | 'error' | 'info' = 'warn'): void {
+  const b = $('banner');
+  b.hidden = !text;
+  b.textContent = text ?? '';
+  b.dataset.tone = tone;
+}
+
+// ---- joining ------------------------------------------------------------------------------------
+
+function senderFor(name: string): string {
+  const key = `talkbridge.sender.${name}`;
+  try {
+    const s = sessionStorage.getItem(key);
+    if (s && /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(s)) return s;
+    const id = makeSenderId(name);
+    sessionStorage.setItem(key, id);
+    return id;
+  } catch {
+    return makeSenderId(name);
+  }
+}
+
+function showJoin(errors: string[] = []): void {
+  $('join').hidden = false;
+  $('room').hidden = true;
+  $('join-error').textContent = errors.join(' ');
+  renderRecent();
+}
+
+function renderRecent(): void {
+  const ul = $('recent');
+  ul.replaceChildren();
+  const list = loadRecent(storage);
+  $('recent-wrap').hidden = list.length === 0;
+  for (const r of list) {
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'recent';
+    b.textContent = r.channel;
+    const small = document.createElement('small');
+    small.textContent = r.broker;
+    b.append(small);
+    b.addEventListener('click', () => {
+      $<HTMLInputElement>('f-channel').value = r.channel;
+      $<HTMLInputElement>('f-broker').value = r.broker;
+      $<HTMLInputElement>('f-name').focus();
+      if (cleanName($<HTMLInputElement>('f-name').value)) $<HTMLFormElement>('join-form').requestSubmit();
+    });
+    li.append(b);
+    ul.append(li);
+  }
+}
+
+async function join(params: JoinParams): Promise<void> {
+  if (joined || joining) return;
+  joining = true;
+  saveName(storage, params.name);
+  rememberRecent(storage, { broker: params.broker, channel: params.channel, prefix: params.prefix }, Date.now());
+  history.replaceState(null, '', buildFragment(params, { includeName: true, defaultBrokerUrl: defaultBroker(location) }));
+  $('join').hidden = true;
+  $('room').hidden = false;
+  $('channel-label').textContent = `#${params.channel}`;
+  document.title = `${params.channel} · talkbridge`;
+  model.conn = { kind: 'connecting', url: params.broker };
+  overs = [];
+  renderOvers();
+  render();
+  let codecs: Codecs;
+  try {
+    [codecs] = await Promise.all([loadCodecs(base, params.codec), audio.start()]);
+  } catch (err) {
+    joining = false;
+    model.conn = { kind: 'setup' };
+    showJoin([`Cannot start audio: ${(err as Error).message}`]);
+    render();
+    return;
+  }
+  if (audio.suspended) banner('Tap anywhere to turn on sound', 'info');
+  const sender = senderFor(params.name);
+  const will = ChannelSession.willFor(params.prefix, params.channel, sender);
+  const conn = new BrokerConnection({ url: params.broker, clientId: `tb-${sender}`.slice(0, 64), will: { topic: will.topic, qos: will.qos, retain: will.retain } });
+  const session = new ChannelSession(conn.client, {
+    prefix: params.prefix,
+    channel: params.channel,
+    sender,
+    name: params.name,
+    source: 'web',
+    silenceMs: SILENCE_MS,
+    software: SOFTWARE,
+    createDecoder: (s) => codecs.wasm.createDecoder(s),
+  });
+  const talker = new Talker({
+    session,
+    openMic: () => audio.openMic(),
+    arm: () => audio.arm(),
+    disarm: () => audio.disarm(),
+    createEncoder: () => codecs.createEncoder(),
+    silence: () => codecs.silence(),
+    connected: () => conn.client.connected,
+    codec: CODEC,
+    talkTimeoutMs: params.talkTimeoutS * 1000,
+  });
+  const j: Joined = { params, conn, session, talker, codecs, offs: [] };
+  joined = j;
+  joining = false;
+  $('codec-info').textContent = `Opus encoder: ${codecs.encoderBackend === 'webcodecs' ? 'WebCodecs' : 'WASM'} · decoder: WASM`;
+  j.offs.push(
+    conn.on('state', (s: ConnState) => {
+      model.conn = s;
+      if (s.kind === 'reconnecting') {
+        talker.abort('offline');
+        banner(null);
+      }
+      render();
+    }),
+    session.on('floor', (h: TalkerInfo | null) => {
+      model.holder = h;
+      render();
+    }),
+    session.on('presence', () => renderPresence()),
+    session.on('overStart', (i: TalkerInfo) => {
+      audio.overStart();
+      overs.push({ stream: i.stream, name: i.name, source: sourceLabel(i.source), at: new Date(), chunks: [], samples: 0, report: null });
+      if (overs.length > MAX_OVERS) overs.shift();
+      hook?.decoded?.push({ stream: i.stream, name: i.name, chunks: [] });
+      renderOvers();
+    }),
+    session.on('audio', (f: AudioFrame) => {
+      audio.play(f.pcm);
+      const o = overs.at(-1);
+      if (o && o.stream === f.stream) {
+        o.chunks.push(f.pcm);
+        o.samples += f.pcm.length;
+      }
+      if (hook) {
+        hook.decoded?.at(-1)?.chunks.push(f.pcm);
+        if (f.packetStart && !f.concealed) hook.latencies?.push(f.latencyMs);
+      }
+    }),
+    session.on('overEnd', (r: OverReport) => {
+      audio.overEnd();
+      const o = overs.find((x) => x.stream === r.stream);
+      if (o) o.report = r;
+      trimKept();
+      renderOvers();
+    }),
+    talker.on('state', (s: TalkState) => {
+      model.talk = s;
+      if (s.kind === 'refused') navigator.vibrate?.(150);
+      render();
+    }),
+    talker.on('sent', () => {
+      if (hook) hook.sent = (hook.sent ?? 0) + 1;
+    }),
+  );
+  if (conn.client.connected) await enter(j);
+  else conn.client.once('connect', () => void enter(j));
+  void requestWakeLock();
+}
+
+async function enter(j: Joined): Promise<void> {
+  if (joined !== j) return;
+  try {
+    await j.session.join();
+  } catch (err) {
+    banner(`Could not join: ${(err as Error).message}`, 'error');
+  }
+  renderPresence();
+  render();
+}
+
+function trimKept(): void {
+  let total = 0;
+  for (let i = overs.length - 1; i >= 0; i--) {
+    const o = overs[i]!;
+    total += o.samples;
+    if (total > MAX_KEPT_SAMPLES && o.report) {
+      o.chunks = [];
+      o.samples = 0;
+    }
+  }
+}
+
+async function leave(): Promise<void> {
+  const j = joined;
+  if (!j) return;
+  joined = null;
+  j.talker.release();
+  j.talker.abort('hidden');
+  for (const off of j.offs) off();
+  await j.session.leave().catch(() => {});
+  await j.conn.close().catch(() => {});
+  audio.closeMic();
+  await wakeLock?.release().catch(() => {});
+  wakeLock = null;
+  model.conn = { kind: 'setup' };
+  model.holder = null;
+  model.talk = { kind: 'idle' };
+  $('channel-label').textContent = '';
+  document.title = 'talkbridge';
+  history.replaceState(null, '', location.pathname + location.search);
+  prefillForm(j.params);
+  showJoin();
+  render();
+}
+
+async function requestWakeLock(): Promise<void> {
+  const wl = (navigator as Navigator & { wakeLock?: { request(t: 'screen'): Promise<{ release(): Promise<void> }> } }).wakeLock;
+  if (!wl || !joined || document.visibilityState !== 'visible') return;
+  try {
+    wakeLock = await wl.request('screen');
+  } catch {
+    /* refused (battery saver, no permission): the page still works */
+  }
+}
+
+function prefillForm(p: Partial<JoinParams>): void {
+  $<HTMLInputElement>('f-name').value = p.name ?? loadName(storage);
+  $<HTMLInputElement>('f-channel').value = p.channel ?? '';
+  $<HTMLInputElement>('f-broker').value = p.broker ?? defaultBroker(location);
+}
+
+// ---- input --------------------------------------------------------------------------------------
+
+function press(): void {
+  void audio.resume();
+  banner(null);
+  void joined?.talker.press();
+}
+
+function release(): void {
+  joined?.talker.release();
+}
+
+function isTyping(t: EventTarget | null): boolean {
+  const el = t as HTMLElement | null;
+  return !!el && (el.tagName === 'INPUT' || el.tagName === 'TEXTAREA' || el.tagName === 'SELECT' || el.isContentEditable);
+}
+
+function wireInput(): void {
+  const ptt = $('ptt');
+  ptt.addEventListener('pointerdown', (e) => {
+    if (e.button !== 0) return;
+    e.preventDefault();
+    try {
+      ptt.setPointerCapture(e.pointerId);
+    } catch {
+      /* synthetic pointer */
+    }
+    press();
+  });
+  for (const ev of ['pointerup', 'pointercancel', 'lostpointercapture'] as const) ptt.addEventListener(ev, () => release());
+  ptt.addEventListener('contextmenu', (e) => e.preventDefault());
+  // The button is driven by press and release, not click; Enter/Space on it are handled below.
+  ptt.addEventListener('click', (e) => e.preventDefault());
+  window.addEventListener('keydown', (e) => {
+    if (!joined || e.code !== 'Space' || isTyping(e.target)) return;
+    const t = e.target as HTMLElement | null;
+    if (t && t !== ptt && (t.tagName === 'BUTTON' || t.tagName === 'A' || t.tagName === 'SUMMARY')) return;
+    e.preventDefault();
+    if (!e.repeat) press();
+  });
+  window.addEventListener('keyup', (e) => {
+    if (e.code !== 'Space' || !joined) return;
+    if (joined.talker.isPressed) e.preventDefault();
+    release();
+  });
+  // A key or pointer released while the page had no focus never arrives: never keep talking then.
+  window.addEventListener('blur', () => release());
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'hidden') release();
+    else void requestWakeLock();
+  });
+  window.addEventListener('pagehide', () => {
+    if (joined) joined.talker.abort('hidden');
+  });
+  const unlock = () => {
+    void audio.resume().then(() => {
+      if (!audio.suspended && $('banner').textContent === 'Tap anywhere to turn on sound') banner(null);
+    });
+  };
+  document.addEventListener('pointerdown', unlock);
+  document.addEventListener('keydown', unlock);
+
+  $<HTMLFormElement>('join-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const name = cleanName($<HTMLInputElement>('f-name').value);
+    const broker = $<HTMLInputElement>('f-broker').value.trim() || defaultBroker(location);
+    const errors: string[] = [];
+    let channel = '';
+    try {
+      channel = normalizeChannel($<HTMLInputElement>('f-channel').value);
+    } catch (err) {
+      errors.push((err as Error).message);
+    }
+    if (!name) errors.push('Enter a name so others know who is talking.');
+    const why = brokerProblem(broker, location.protocol);
+    if (why) errors.push(`Broker: ${why}.`);
+    if (errors.length) return showJoin(errors);
+    const frag = withDefaults(parseFragment(location.hash, location.protocol).params, location);
+    void audio.resume();
+    void join({ ...frag, broker, channel, name });
+  });
+  $('leave').addEventListener('click', () => void leave());
+  $('share').addEventListener('click', () => {
+    if (!joined) return;
+    const url = location.href.split('#')[0] + buildFragment(joined.params, { includeName: false, defaultBrokerUrl: defaultBroker(location) });
+    navigator.clipboard?.writeText(url).then(
+      () => banner('Link copied: anyone with it can join this channel', 'info'),
+      () => banner(url, 'info'),
+    ) ?? banner(url, 'info');
+  });
+  window.addEventListener('hashchange', () => {
+    const f = parseFragment(location.hash, location.protocol);
+    if (joined && f.params.channel && (f.params.channel !== joined.params.channel || (f.params.broker && f.params.broker !== joined.params.broker))) {
+      void leave().then(() => start());
+    }
+  });
+}
+
+// ---- start --------------------------------------------------------------------------------------
+
+function start(): void {
+  const f = parseFragment(location.hash, location.protocol);
+  const p = withDefaults(f.params, location);
+  const name = p.name ?? loadName(storage);
+  prefillForm({ ...p, name });
+  if (p.channel && name && f.errors.length === 0) void join({ ...p, channel: p.channel, name });
+  else showJoin(f.errors);
+}
+
+function installHook(): void {
+  if (!hook) return;
+  hook.decoded = [];
+  hook.played = [];
+  hook.latencies = [];
+  hook.sent = 0;
+  hook.stats = [];
+  hook.state = () => ({
+    conn: model.conn.kind,
+    talk: model.talk.kind,
+    holder: model.holder ? { name: model.holder.name, source: model.holder.source, self: model.holder.self } : null,
+    mic: model.mic,
+    encoder: joined?.codecs.encoderBackend ?? null,
+    sender: joined?.session.sender ?? null,
+    joined: !!joined && (joined.session.online.has(joined.session.sender) || false),
+    sampleRate: audio.sampleRate,
+    outputLatencyMs: audio.outputLatencyMs,
+  });
+  audio.on('tap', (s) => hook.played!.push(s));
+  audio.on('stats', (s) => hook.stats!.push(s));
+  void audio.start().then(() => {
+    hook.playedRate = audio.sampleRate;
+    audio.setTap(true);
+  });
+}
+
+audio.on('mic', (s: MicState) => {
+  model.mic = s;
+  render();
+});
+audio.on('level', (kind, rms) => {
+  // The meter follows whoever is audible: our microphone while talking, the channel otherwise.
+  if ((kind === 'mic') === (model.talk.kind === 'talking')) level = { value: rms, at: performance.now() };
+});
+window.addEventListener('unhandledrejection', (e) => console.error('talkbridge:', e.reason));
+setInterval(() => {
+  if (model.talk.kind === 'talking' || model.conn.kind === 'reconnecting') render();
+}, 250);
+
+if ('serviceWorker' in navigator && isSecureContext) navigator.serviceWorker.register('sw.js').catch(() => {});
+installHook();
+wireInput();
+requestAnimationFrame(meterLoop);
+start();
+render();

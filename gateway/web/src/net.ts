@@ -1,0 +1,74 @@
+/**
+ * The browser's broker connection: MQTT.js over WebSocket, with the gateway's reconnect policy
+ * (exponential back-off with jitter, so a kit's worth of phones does not hammer a broker that
+ * just came back all at the same instant) and a connection state the page can show.
+ */
+import mqtt, { type MqttClient } from 'mqtt';
+import { Emitter } from '../../src/core/emitter.js';
+
+export type ConnState =
+  | { kind: 'connecting'; url: string }
+  | { kind: 'connected'; url: string }
+  | { kind: 'reconnecting'; url: string; attempt: number; retryAt: number; reason: string }
+  | { kind: 'closed' };
+
+/** Delay before reconnect attempt n (1-based): base·2^(n-1), capped at 30 s, times 1..2 at random. */
+export function backoffMs(attempt: number, baseMs: number, random: () => number = Math.random): number {
+  const base = Math.min(30000, baseMs * 2 ** Math.min(Math.max(attempt, 1) - 1, 5));
+  return Math.round(base * (1 + random()));
+}
+
+export interface BrokerOptions {
+  url: string;
+  clientId: string;
+  will: { topic: string; qos: 0 | 1; retain: boolean };
+  baseMs?: number;
+}
+
+export class BrokerConnection extends Emitter<{ state: [ConnState] }> {
+  readonly client: MqttClient;
+  state: ConnState;
+  private attempt = 0;
+
+  constructor(o: BrokerOptions) {
+    super();
+    const baseMs = o.baseMs ?? 1000;
+    this.state = { kind: 'connecting', url: o.url };
+    this.client = mqtt.connect(o.url, {
+      clientId: o.clientId,
+      keepalive: 20,
+      connectTimeout: 8000,
+      reconnectPeriod: backoffMs(1, baseMs),
+      clean: true,
+      protocolVersion: 4,
+      // A stale over replayed after an outage would be worse than lost audio.
+      queueQoSZero: false,
+      // An empty retained payload clears our presence when the connection dies.
+      will: { topic: o.will.topic, payload: '', qos: o.will.qos, retain: o.will.retain },
+    });
+    let lastError = 'connection lost';
+    this.client.on('connect', () => {
+      this.attempt = 0;
+      this.set({ kind: 'connected', url: o.url });
+    });
+    this.client.on('error', (err) => (lastError = err.message || 'connection error'));
+    this.client.on('close', () => {
+      if (this.state.kind === 'closed') return;
+      this.attempt++;
+      const wait = backoffMs(this.attempt, baseMs);
+      this.client.options.reconnectPeriod = wait;
+      this.set({ kind: 'reconnecting', url: o.url, attempt: this.attempt, retryAt: Date.now() + wait, reason: lastError });
+      lastError = 'connection lost';
+    });
+  }
+
+  private set(s: ConnState): void {
+    this.state = s;
+    this.emit('state', s);
+  }
+
+  async close(): Promise<void> {
+    this.set({ kind: 'closed' });
+    await new Promise<void>((resolve) => this.client.end(false, {}, () => resolve()));
+  }
+}

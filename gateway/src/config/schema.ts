@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { DEFAULT_PREFIX, normalizeChannel, validatePrefix, validateSender } from '../channel/topics.js';
+import { RadioEntrySchema, resolveRadio } from '../radio/profiles.js';
 
 const check = (fn: (s: string) => unknown) => (s: string, ctx: z.RefinementCtx) => {
   try {
@@ -90,7 +91,22 @@ export const ConfigSchema = z.strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     })
     .prefault({}),
+  /**
+   * Radios attached to this gateway (docs/hardware.md): each names an interface profile from
+   * firmware-config/interfaces and overrides what differs; resolved and validated here.
+   */
+  radios: z
+    .array(RadioEntrySchema.transform((e, ctx) => resolveRadio(e, ctx)))
+    .default([])
+    .superRefine((rs, ctx) => {
+      const seen = new Set<string>();
+      rs.forEach((r, i) => {
+        if (seen.has(r.name)) ctx.addIssue({ code: 'custom', message: `radio name "${r.name}" is used twice`, path: [i, 'name'] });
+        seen.add(r.name);
+      });
+    }),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
 export type CodecConfig = z.infer<typeof CodecSchema>;
+export type RadioConfig = Config['radios'][number];

@@ -1,0 +1,193 @@
+/**
+ * The PTT guard: a small bash process beside the daemon that puts the line back to idle when the
+ * daemon can no longer do it. JavaScript cannot run after SIGKILL, and a CM108 pin, a sysfs GPIO or
+ * (on Raspberry Pi kernels) a released libgpiod output all keep their last level, so the release
+ * has to come from another process:
+ *   - stdin closes (the daemon exited, crashed or was killed): run the idle command, exit;
+ *   - keyed and no heartbeat for `watchdogMs` (the event loop hung): run the idle command, say so.
+ * In `hold` mode (libgpiod tools, whose `gpioset` holds a line only while it runs) the guard also
+ * owns the holding process: it starts the key/idle holders itself and reports if one dies.
+ *
+ * Protocol, one word per line. stdin: k (key / arm), u (unkey / disarm), h (heartbeat).
+ * stdout: "ok k" | "ok u" | "err k|u <rc> <message>" | "watchdog idle|unknown" | "lost <rc> idle|unknown"
+ * (idle: the guard drove the line idle afterwards; unknown: that failed too).
+ */
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { Logger } from 'pino';
+import { RadioError } from '../types.js';
+
+const SCRIPT = String.raw`
+set -u
+hold=\${TB_HOLD:-0}
+wd_us=$(( $1 * 1000 ))
+now() { local t=\${EPOCHREALTIME/[.,]/}; echo $(( 10#$t )); }
+holder=
+stop_holder() { if [ -n "$holder" ]; then kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null; holder=; fi; }
+# run CMD: one-shot commands report their status; holders must still be running shortly after start.
+run() {
+  if [ "$hold" = 1 ]; then
+    stop_holder
+    eval "exec $1" & holder=$!
+    sleep 0.05
+    if ! kill -0 "$holder" 2>/dev/null; then wait "$holder"; local rc=$?; holder=; return $(( rc == 0 ? 1 : rc )); fi
+    return 0
+  fi
+  eval "$1"
+}
+idle() { if [ "$hold" = 1 ]; then run "$TB_IDLE"; else eval "$TB_IDLE"; fi; }
+final() { if [ "$hold" = 1 ]; then stop_holder; eval "$TB_RESET"; else eval "$TB_IDLE"; fi; }
+keyed=0
+last=$(now)
+if [ "$hold" = 1 ]; then if idle; then echo "ok u"; else echo "err u $? cannot drive the line idle"; fi; else echo "ok u"; fi
+while :; do
+  if read -r -t 0.1 c; then
+    case "$c" in
+      h) last=$(now) ;;
+      k)
+        if [ "$hold" = 1 ] && [ $keyed = 0 ]; then
+          if run "$TB_KEY"; then keyed=1; last=$(now); echo "ok k"; else rc=$?; idle; echo "err k $rc cannot key the line"; fi
+        else keyed=1; last=$(now); echo "ok k"; fi ;;
+      u)
+        if [ "$hold" = 1 ]; then
+          if idle; then keyed=0; echo "ok u"; else rc=$?; keyed=0; echo "err u $rc cannot drive the line idle"; fi
+        else keyed=0; echo "ok u"; fi ;;
+    esac
+  elif [ $? -le 128 ]; then
+    final
+    exit 0
+  fi
+  if [ $keyed = 1 ] && [ $(( $(now) - last )) -gt $wd_us ]; then
+    keyed=0
+    if idle; then echo "watchdog idle"; else echo "watchdog unknown"; fi
+  fi
+  if [ "$hold" = 1 ] && [ -n "$holder" ] && ! kill -0 "$holder" 2>/dev/null; then
+    wait "$holder"; rc=$?; holder=; keyed=0
+    if idle; then echo "lost $rc idle"; else echo "lost $rc unknown"; fi
+  fi
+done
+`.replace(/\\\$/g, '$');
+
+export interface GuardOptions {
+  /** Shell command that drives the line idle (held in hold mode, one-shot otherwise). */
+  idle: string;
+  /** Hold mode: the command that holds the line keyed, and the one-shot idle used at exit. */
+  hold?: { key: string; reset: string };
+  watchdogMs: number;
+  bash?: string;
+  log: Logger;
+  onWatchdog(unkeyed: boolean): void;
+  onLost(detail: string, unkeyed: boolean): void;
+}
+
+export class PttGuard {
+  private proc: ChildProcessWithoutNullStreams | null = null;
+  private waiting: Array<{ resolve: (line: string) => void; reject: (e: Error) => void }> = [];
+  private heartbeat: NodeJS.Timeout | null = null;
+  private stderr: string[] = [];
+  private exited: Promise<number | null> = Promise.resolve(null);
+
+  constructor(private readonly o: GuardOptions) {}
+
+  /** Starts the guard; in hold mode it drives the line idle first. */
+  async start(): Promise<void> {
+    const env: NodeJS.ProcessEnv = { ...process.env, TB_IDLE: this.o.idle, TB_HOLD: this.o.hold ? '1' : '0', TB_KEY: this.o.hold?.key ?? '', TB_RESET: this.o.hold?.reset ?? '' };
+    const proc = spawn(this.o.bash ?? 'bash', ['-c', SCRIPT, 'talkbridge-ptt-guard', String(this.o.watchdogMs)], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.proc = proc;
+    this.exited = new Promise((resolve) => proc.once('close', (code) => resolve(code)));
+    proc.stdin.on('error', () => undefined);
+    createInterface({ input: proc.stderr }).on('line', (l) => {
+      this.stderr.push(l);
+      if (this.stderr.length > 5) this.stderr.shift();
+      this.o.log.warn({ guard: l }, 'PTT guard stderr');
+    });
+    createInterface({ input: proc.stdout }).on('line', (l) => this.onLine(l));
+    proc.once('error', (err) => this.failAll(new RadioError(`cannot start the PTT guard (${this.o.bash ?? 'bash'}): ${err.message}`)));
+    proc.once('close', (code, signal) => {
+      this.stopHeartbeat();
+      const why = `PTT guard exited (${signal ?? `status ${code}`})${this.lastErr()}`;
+      this.failAll(new RadioError(why));
+      if (this.proc === proc) {
+        this.proc = null;
+        // Without its guard the line keeps whatever level it had: not known to be idle.
+        this.o.onLost(why, false);
+      }
+    });
+    const first = await this.next();
+    if (first !== 'ok u') throw new RadioError(`cannot drive the line idle${this.lastErr()}`);
+  }
+
+  private lastErr(): string {
+    return this.stderr.length ? `: ${this.stderr.at(-1)}` : '';
+  }
+
+  private onLine(l: string): void {
+    const m = /^(watchdog|lost (\d+)) (idle|unknown)$/.exec(l);
+    if (m?.[1] === 'watchdog') {
+      this.stopHeartbeat();
+      this.o.onWatchdog(m[3] === 'idle');
+    } else if (m) {
+      this.stopHeartbeat();
+      this.o.onLost(`the process holding the line exited (status ${m[2]})${this.lastErr()}`, m[3] === 'idle');
+    } else this.waiting.shift()?.resolve(l);
+  }
+
+  private failAll(err: Error): void {
+    for (const w of this.waiting.splice(0)) w.reject(err);
+  }
+
+  private next(ms = 5000): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new RadioError('PTT guard did not answer within 5 s')), ms);
+      this.waiting.push({ resolve: (l) => (clearTimeout(t), resolve(l)), reject: (e) => (clearTimeout(t), reject(e)) });
+    });
+  }
+
+  private async request(c: 'k' | 'u'): Promise<void> {
+    const proc = this.proc;
+    if (!proc) throw new RadioError(`PTT guard is not running${this.lastErr()}`);
+    const answer = this.next();
+    proc.stdin.write(c + '\n');
+    const line = await answer;
+    if (line !== `ok ${c}`) throw new RadioError(`${line.replace(/^err [ku] \d+ /, '')}${this.lastErr()}`);
+  }
+
+  /** Hold mode: keys the line. Otherwise: arms the guard (the driver keyed the line itself). */
+  async key(): Promise<void> {
+    await this.request('k');
+    this.stopHeartbeat();
+    // Three beats per watchdog period: one late timer tick must not unkey a healthy daemon.
+    this.heartbeat = setInterval(() => this.proc?.stdin.write('h\n'), Math.max(50, Math.floor(this.o.watchdogMs / 3)));
+  }
+
+  async unkey(): Promise<void> {
+    this.stopHeartbeat();
+    await this.request('u');
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+  }
+
+  /** Closing stdin makes the guard run its final idle command and exit, as a crash would. */
+  async close(): Promise<void> {
+    this.stopHeartbeat();
+    const proc = this.proc;
+    if (!proc) return;
+    this.proc = null;
+    proc.stdin.end();
+    const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
+    await this.exited;
+    clearTimeout(t);
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+}
+
+/** Quotes a string for the guard's shell. */
+export function sh(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}

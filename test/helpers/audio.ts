@@ -1,16 +1,22 @@
 /**
- * Comparing speech the way a listener would: short-time energy envelopes (20 ms windows, in dB),
+ * Comparing speech the way a listener would: short-time energy envelopes (20 ms windows every 5 ms, in dB),
  * aligned by the lag that best matches, then Pearson-correlated. A codec round trip keeps the
  * envelope; silence, noise, truncation or the wrong over do not.
  */
+/** -60 dBFS: quieter than this counts as silence, so digital zero and codec noise compare equal. */
+const FLOOR = (32768 * 10 ** (-60 / 20)) ** 2;
+const HOP_MS = 5;
+
+/** Energy in dB of 20 ms windows every 5 ms. */
 export function envelope(samples: Int16Array, rate: number, windowMs = 20): Float64Array {
   const w = Math.round((rate * windowMs) / 1000);
-  const n = Math.floor(samples.length / w);
+  const hop = Math.round((rate * HOP_MS) / 1000);
+  const n = Math.max(0, Math.floor((samples.length - w) / hop) + 1);
   const env = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     let acc = 0;
-    for (let j = i * w; j < (i + 1) * w; j++) acc += samples[j]! * samples[j]!;
-    env[i] = 10 * Math.log10(acc / w + 1);
+    for (let j = i * hop; j < i * hop + w; j++) acc += samples[j]! * samples[j]!;
+    env[i] = 10 * Math.log10(acc / w + FLOOR);
   }
   return env;
 }
@@ -20,7 +26,7 @@ function pearson(a: Float64Array, b: Float64Array, lag: number): number {
   const start = Math.max(0, -lag);
   const end = Math.min(a.length, b.length - lag);
   const n = end - start;
-  if (n < 10) return -1;
+  if (n < 40) return -1;
   let ma = 0;
   let mb = 0;
   for (let i = start; i < end; i++) (ma += a[i]!), (mb += b[i + lag]!);
@@ -43,11 +49,11 @@ function pearson(a: Float64Array, b: Float64Array, lag: number): number {
 export function envelopeCorrelation(ref: Int16Array, refRate: number, test: Int16Array, testRate: number, maxLagMs = 500): { r: number; lagMs: number } {
   const a = envelope(ref, refRate);
   const b = envelope(test, testRate);
-  const maxLag = Math.round(maxLagMs / 20);
+  const maxLag = Math.round(maxLagMs / HOP_MS);
   let best = { r: -1, lagMs: 0 };
   for (let lag = -maxLag; lag <= maxLag; lag++) {
     const r = pearson(a, b, lag);
-    if (r > best.r) best = { r, lagMs: lag * 20 };
+    if (r > best.r) best = { r, lagMs: lag * HOP_MS };
   }
   return best;
 }

@@ -56,6 +56,7 @@ export const listen: Command = {
     }
     const ch = await openChannel({ url, prefix: String(flags.prefix ?? DEFAULT_PREFIX), channel, name: String(flags.name), source: 'cli', silenceMs: 1000 });
     const quiet = Boolean(flags.quiet);
+    if (!quiet) process.stderr.write(`listening on channel ${channel} at ${url} (Ctrl-C to stop)\n`);
     let count = 0;
     let chunks: Int16Array[] = [];
     let rate = 16000;

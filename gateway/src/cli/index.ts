@@ -8,9 +8,13 @@ import { run } from './commands/run.js';
 import { send } from './commands/send.js';
 import { listen } from './commands/listen.js';
 import { checkConfig } from './commands/check-config.js';
+import { devices } from './commands/devices.js';
+import { pttTest } from './commands/ptt-test.js';
+import { radio } from './commands/radio.js';
+import { levels } from './commands/levels.js';
 import { SOFTWARE } from '../talk/open.js';
 
-const commands: Command[] = [run, send, listen, checkConfig];
+const commands: Command[] = [run, send, listen, checkConfig, devices, pttTest, radio, levels];
 
 function mainHelp(): string {
   const w = Math.max(...commands.map((c) => c.name.length)) + 2;

@@ -51,7 +51,8 @@ export function parse(c: Command, argv: string[]): { flags: Record<string, strin
     r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (err) {
     // node's messages are good but long; keep the first sentence.
-    throw new UsageError(`${(err as Error).message.split('. ')[0]!.replace(/\.$/, '')} (see talkbridge ${c.name} --help)`);
+    const first = (err as Error).message.replace(/\s+/g, ' ').split(/(?<=[.?]) /)[0]!.replace(/\.$/, '');
+    throw new UsageError(`${first} (see talkbridge ${c.name} --help)`);
   }
   const flags: Record<string, string | boolean | undefined> = {};
   for (const [name, f] of Object.entries(c.flags)) flags[name] = (r.values[name] as string | boolean | undefined) ?? f.default;

@@ -1,0 +1,88 @@
+/**
+ * Bad input and vanishing peers on a real Mosquitto: garbage on every channel topic is counted and
+ * dropped while an over still plays; a talker killed mid-over ends after the silence time and its
+ * Last Will clears its presence.
+ */
+import t from 'tap';
+import mqtt from 'mqtt';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { startMosquitto } from '../helpers/brokers.js';
+import { FIXTURES, startCli } from '../helpers/cli.js';
+import { openChannel } from '../../gateway/src/talk/open.js';
+import { Codec, Flag, encodePacket } from '../../gateway/src/channel/packet.js';
+import type { OverReport } from '../../gateway/src/channel/session.js';
+
+const SPEECH = path.join(FIXTURES, 'speech-16k.wav');
+
+t.test('garbage on every topic is counted and dropped; the next over plays', async (t) => {
+  const broker = await startMosquitto();
+  t.teardown(() => broker.stop());
+  const listener = await openChannel({ url: broker.url, prefix: 'talkbridge/v1', channel: 'junk', name: 'L', source: 'cli', silenceMs: 1000 });
+  t.teardown(() => listener.close());
+  const reports: OverReport[] = [];
+  listener.session.on('overEnd', (r) => reports.push(r));
+  const raw = await mqtt.connectAsync(broker.url);
+  t.teardown(() => raw.endAsync());
+  const base = 'talkbridge/v1/junk';
+  const good = { flags: Flag.START, codec: Codec.OPUS, sampleRate: 16000, frameMs: 20, keyEpoch: 0, streamId: 'aaaaaaaaaaaaaaaa', seq: 0, timestamp: Date.now() };
+  const junk: Array<[string, Uint8Array | string]> = [
+    [`${base}/audio/evil`, new Uint8Array(0)],
+    [`${base}/audio/evil`, new Uint8Array(randomBytes(10))],
+    [`${base}/audio/evil`, Uint8Array.from(encodePacket(good, [Uint8Array.of(1)]), (b, i) => (i === 0 ? 9 : b))],
+    [`${base}/audio/evil`, new Uint8Array(9000).fill(1)],
+    [`${base}/audio/evil`, encodePacket(good, [Uint8Array.of(1, 2)]).subarray(0, 28)],
+    [`${base}/control/evil`, '{"v":1,"type":"start"'],
+    [`${base}/control/evil`, '{"v":1,"type":"start","stream":"zz"}'],
+    [`${base}/control/evil`, '[1,2,3]'],
+    [`${base}/control/evil`, new Uint8Array([0xff, 0xfe, 0x00])],
+    [`${base}/presence/evil`, '{"v":7}'],
+    [`${base}/weird/evil`, 'x'],
+    [`${base}/audio/evil/extra`, 'x'],
+  ];
+  for (let i = 0; i < 200; i++) junk.push([`${base}/audio/fuzz`, new Uint8Array(randomBytes(1 + (i % 120)))]);
+  for (const [topic, payload] of junk) await raw.publishAsync(topic, Buffer.from(payload as Uint8Array));
+  await new Promise((r) => setTimeout(r, 300));
+  const dropped = Object.values(listener.session.counters).reduce((a, b) => a + b, 0);
+  t.ok(dropped >= junk.length - 5, `dropped and counted: ${JSON.stringify(listener.session.counters)}`);
+  t.ok(listener.session.counters['packet-version'] && listener.session.counters['packet-oversize'] && listener.session.counters['control'] && listener.session.counters['topic'], 'counted by reason');
+
+  const send = startCli(['send', '--broker', broker.url, '--channel', 'junk', '--name', 'Real', '--fast', SPEECH]);
+  t.equal((await send.result).code, 0);
+  const until = Date.now() + 8000;
+  while (!reports.some((r) => r.name === 'Real') && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  const real = reports.find((r) => r.name === 'Real');
+  t.ok(real, 'the real over still played');
+  t.equal(real?.stats.lost, 0);
+});
+
+t.test('a talker killed mid-over: the over ends after the silence time, the Last Will clears presence', async (t) => {
+  const broker = await startMosquitto();
+  t.teardown(() => broker.stop());
+  const listener = await openChannel({ url: broker.url, prefix: 'talkbridge/v1', channel: 'gone', name: 'L', source: 'cli', silenceMs: 800 });
+  t.teardown(() => listener.close());
+  const ends: Array<OverReport & { at: number }> = [];
+  let lastAudio = 0;
+  listener.session.on('audio', (f) => !f.concealed && (lastAudio = Date.now()));
+  listener.session.on('overEnd', (r) => ends.push({ ...r, at: Date.now() }));
+  const left: string[] = [];
+  listener.session.on('presence', (sender, p) => p === null && left.push(sender));
+
+  const send = startCli(['send', '--broker', broker.url, '--channel', 'gone', '--name', 'Doomed', SPEECH]);
+  const started = Date.now() + 5000;
+  while (lastAudio === 0 && Date.now() < started) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 1000));
+  send.proc.kill('SIGKILL');
+  const killedAt = Date.now();
+  const until = Date.now() + 4000;
+  while (ends.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  t.equal(ends.length, 1, 'the over ended');
+  t.equal(ends[0]?.reason, 'silence', 'because its talker went silent');
+  const after = ends[0]!.at - killedAt;
+  t.ok(after >= 600 && after < 2000, `ended ${after} ms after the kill (silence time 800 ms)`);
+  t.ok(ends[0]!.durationMs > 800 && ends[0]!.durationMs < 3000, `kept what was heard (${ends[0]!.durationMs} ms)`);
+  const gone = Date.now() + 3000;
+  while (left.length === 0 && Date.now() < gone) await new Promise((r) => setTimeout(r, 20));
+  t.ok(left.some((s) => s.startsWith('doomed-')), `presence cleared by the Last Will (${left.join(',')})`);
+  t.equal(listener.session.holder, null, 'the floor is free again');
+});

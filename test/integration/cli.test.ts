@@ -1,5 +1,5 @@
 /** The CLI as a user meets it: help for everything, and one clear line — never a stack — for mistakes. */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,7 +23,7 @@ t.test('--help explains every command and flag', async (t) => {
   }
 });
 
-const oneLine = (t: Tap.Test, r: { code: number | null; stderr: string; stdout: string }, code: number, re: RegExp) => {
+const oneLine = (t: Test, r: { code: number | null; stderr: string; stdout: string }, code: number, re: RegExp) => {
   t.equal(r.code, code, `exit ${code}`);
   const lines = r.stderr.trim().split('\n');
   t.equal(lines.length, 1, `one line on stderr: ${r.stderr.trim()}`);

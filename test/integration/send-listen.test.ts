@@ -3,7 +3,7 @@
  * listen` writes what it received, and the speech must come out — against a real Mosquitto and
  * against the embedded aedes broker, at 1, 2 and 3 frames per packet.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,7 +15,7 @@ import { envelopeCorrelation } from '../helpers/audio.js';
 const SPEECH = path.join(FIXTURES, 'speech-16k.wav');
 const STEREO = path.join(FIXTURES, 'speech-44k1-stereo.wav');
 
-async function roundTrip(t: Tap.Test, broker: TestBroker, channel: string, fpp: number, input = SPEECH) {
+async function roundTrip(t: Test, broker: TestBroker, channel: string, fpp: number, input = SPEECH) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tb-listen-'));
   const out = path.join(dir, 'over.wav');
   const listener = startCli(['listen', '--broker', broker.url, '--channel', channel, '--out', out, '--overs', '1', '--timeout', '40']);

@@ -29,7 +29,8 @@ run() {
   if [ "$hold" = 1 ]; then
     stop_holder
     eval "exec $1" & holder=$!
-    sleep 0.05
+    # gpioset prints nothing on success; a failure (busy line, no chip) exits at once.
+    sleep 0.1
     if ! kill -0 "$holder" 2>/dev/null; then wait "$holder"; local rc=$?; holder=; return $(( rc == 0 ? 1 : rc )); fi
     return 0
   fi

@@ -8,7 +8,7 @@ const now = () => performance.timeOrigin + performance.now();
 const lat: number[] = [];
 const got = new Map<number, number>();
 
-const clients = [];
+const clients: mqtt.MqttClient[] = [];
 for (let i = 0; i < n; i++) {
   const c = await mqtt.connectAsync(url, { clientId: `fan-${process.pid}-${i}`, reconnectPeriod: 0, queueQoSZero: false, keepalive: 120 });
   await c.subscribeAsync(topic, { qos: 0 });

@@ -187,6 +187,14 @@ export const ChannelPlanSchema = z
           rxTone: ToneInput.optional(),
           txTone: ToneInput.optional(),
           ...channelDefaults,
+        })
+        // Checked per channel so a bad tone and a bad frequency are reported in the same run.
+        .superRefine((c, ctx) => {
+          try {
+            checkChannel({ rxMHz: c.rx, txMHz: c.tx ?? c.rx, rxTone: null, txTone: null, squelch: 0, bandwidth: 'narrow' });
+          } catch (err) {
+            ctx.addIssue({ code: 'custom', message: (err as Error).message });
+          }
         }),
       )
       .min(1),
@@ -196,11 +204,6 @@ export const ChannelPlanSchema = z
     p.channels.forEach((c, i) => {
       if (seen.has(c.number)) ctx.addIssue({ code: 'custom', message: `channel ${c.number} appears twice`, path: ['channels', i, 'number'] });
       seen.add(c.number);
-      try {
-        checkChannel(planChannel(p, c));
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: (err as Error).message, path: ['channels', i] });
-      }
     });
   });
 export type ChannelPlan = z.infer<typeof ChannelPlanSchema>;
@@ -289,7 +292,8 @@ export function mergeSection(base: unknown, over: unknown): unknown {
 }
 
 export const RadioEntrySchema = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9][\w-]{0,31}$/, 'must be 1-32 letters, digits, - or _'),
+  /** 1-32 letters, digits, - or _ (checked in resolveRadio, so other problems are reported too). */
+  name: z.string(),
   /** Interface profile from firmware-config/interfaces (aioc, digirig, cm108-uri, pi-gpio, sa818-hat). */
   interface: z.string().optional(),
   ptt: z.record(z.string(), z.unknown()).optional(),
@@ -302,6 +306,7 @@ export type RadioEntry = z.infer<typeof RadioEntrySchema>;
 /** Entry + its profile → a validated radio; problems are added to ctx with their paths. */
 export function resolveRadio(e: RadioEntry, ctx: { addIssue(i: { code: 'custom'; message: string; path?: PropertyKey[] }): void }, dirs = profileDirs()): ResolvedRadio {
   let base: Obj = {};
+  if (!/^[A-Za-z0-9][\w-]{0,31}$/.test(e.name)) ctx.addIssue({ code: 'custom', message: 'must be 1-32 letters, digits, - or _', path: ['name'] });
   if (e.interface !== undefined) {
     try {
       base = loadInterface(e.interface, dirs) as unknown as Obj;

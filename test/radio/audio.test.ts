@@ -103,7 +103,8 @@ t.test('capture: card absent at start → keeps retrying with back-off, reports 
   unlinkSync(path.join(dir, 'absent'));
   await waitFor(() => got >= 1600, 3000, 'audio once the card is back');
   t.equal(cap.state, 'running');
-  t.same(states.map((s) => s[0]), ['running']);
+  t.same(states.map((s) => s[0]), ['waiting', 'running']);
+  t.match(states[0]![1], /audio open error: No such file or directory; retrying in 0\.1 s/);
   await cap.close();
   const after = fake.count('arecord');
   await sleep(300);

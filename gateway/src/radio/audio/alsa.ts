@@ -140,7 +140,6 @@ export class AlsaCapture extends AlsaChild<AudioInEvents> implements AudioIn {
 
   async start(): Promise<void> {
     if (this.proc || this.stopped) return;
-    this.st = 'waiting';
     this.open();
   }
 

@@ -45,17 +45,41 @@ function pearson(a: Float64Array, b: Float64Array, lag: number): number {
   return da && db ? num / Math.sqrt(da * db) : -1;
 }
 
-/** Best correlation of the two envelopes over lags up to ±maxLagMs, and that lag in ms. */
+/**
+ * Correlation of the two envelopes after alignment. A global lag (±maxLagMs) first; then, because
+ * an adaptive jitter buffer legitimately shifts later audio by a frame each time it grows, every
+ * 1 s segment may move by up to ±100 ms more, and the realigned envelopes are correlated as one.
+ */
 export function envelopeCorrelation(ref: Int16Array, refRate: number, test: Int16Array, testRate: number, maxLagMs = 500): { r: number; lagMs: number } {
   const a = envelope(ref, refRate);
   const b = envelope(test, testRate);
   const maxLag = Math.round(maxLagMs / HOP_MS);
-  let best = { r: -1, lagMs: 0 };
+  let best = { r: -1, lag: 0 };
   for (let lag = -maxLag; lag <= maxLag; lag++) {
     const r = pearson(a, b, lag);
-    if (r > best.r) best = { r, lagMs: lag * HOP_MS };
+    if (r > best.r) best = { r, lag };
   }
-  return best;
+  const seg = Math.round(1000 / HOP_MS);
+  const slack = Math.round(100 / HOP_MS);
+  const aligned = new Float64Array(a.length).fill(NaN);
+  for (let s0 = 0; s0 < a.length; s0 += seg) {
+    const s1 = Math.min(a.length, s0 + seg);
+    let segBest = { r: -1, lag: best.lag };
+    for (let lag = best.lag - slack; lag <= best.lag + slack; lag++) {
+      if (s0 + lag < 0 || s1 + lag > b.length) continue;
+      const r = pearson(a.subarray(s0, s1) as Float64Array, b.subarray(s0 + lag, s1 + lag) as Float64Array, 0);
+      if (r > segBest.r) segBest = { r, lag };
+    }
+    for (let i = s0; i < s1; i++) {
+      const j = i + segBest.lag;
+      if (j >= 0 && j < b.length) aligned[i] = b[j]!;
+    }
+  }
+  const keep = [...a.keys()].filter((i) => !Number.isNaN(aligned[i]!));
+  const r = pearson(Float64Array.from(keep, (i) => a[i]!), Float64Array.from(keep, (i) => aligned[i]!), 0);
+  // Most of the reference must have been covered, or a truncated over would look fine.
+  const coverage = keep.length / a.length;
+  return { r: coverage >= 0.9 ? r : Math.min(r, coverage), lagMs: best.lag * HOP_MS };
 }
 
 export function rms(samples: Int16Array): number {

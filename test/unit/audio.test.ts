@@ -71,4 +71,13 @@ t.test('the speech metric tells speech from its absence', async (t) => {
   const half = a.samples.slice();
   half.fill(0, half.length / 2);
   t.ok(envelopeCorrelation(a.samples, 16000, half, 16000).r < 0.9, 'half the over missing fails the 0.9 bar');
+  t.ok(envelopeCorrelation(a.samples, 16000, a.samples.slice(0, a.samples.length * 0.8), 16000).r < 0.9, 'the last fifth missing fails too');
+  // A jitter buffer that grew three times mid-over: later audio shifted by 20, 40, 60 ms.
+  const stretched = new Int16Array(a.samples.length + 960);
+  let shift = 0;
+  for (let i = 0; i < a.samples.length; i++) {
+    if (i === 20000 || i === 40000 || i === 60000) shift += 320;
+    stretched[i + shift] = a.samples[i]!;
+  }
+  t.ok(envelopeCorrelation(a.samples, 16000, stretched, 16000).r > 0.95, 'frame-sized shifts from buffer growth still align');
 });

@@ -1,0 +1,78 @@
+/**
+ * Level control. The receive path gets an AGC so every radio reaches listeners at about the same
+ * loudness (a ±6 dB spread between nodes is a top complaint on linked systems); both paths end in
+ * a peak limiter, so a transmitter is never over-deviated and nothing reaches the codec clipped.
+ */
+import { type Stage, dbToLin } from './stage.js';
+
+export interface LimiterOptions {
+  /** Ceiling in dBFS. */
+  ceilingDb: number;
+  releaseMs: number;
+}
+
+/** Peak limiter with instant attack: no sample ever exceeds the ceiling. */
+export function limiter(rate: number, o: LimiterOptions = { ceilingDb: -1, releaseMs: 80 }): Stage {
+  const ceiling = dbToLin(o.ceilingDb);
+  const release = 1 - Math.exp(-1 / ((rate * o.releaseMs) / 1000));
+  let gain = 1;
+  return {
+    process(x) {
+      for (let i = 0; i < x.length; i++) {
+        const a = Math.abs(x[i]!);
+        const want = a * gain > ceiling ? ceiling / a : 1;
+        gain = want < gain ? want : gain + (Math.min(1, want) - gain) * release;
+        const y = x[i]! * gain;
+        x[i] = y > ceiling ? ceiling : y < -ceiling ? -ceiling : y;
+      }
+    },
+    reset() {
+      gain = 1;
+    },
+  };
+}
+
+export interface AgcOptions {
+  /** Loudness to aim for, dBFS RMS of speech. */
+  targetDb: number;
+  /** Most gain it may add (quiet radios), dB. */
+  maxGainDb: number;
+  /** Most it may cut, dB. */
+  minGainDb: number;
+  attackMs: number;
+  releaseMs: number;
+  /** Below this RMS (dBFS) the input is treated as a pause: the gain holds, noise is not pumped up. */
+  gateDb: number;
+}
+
+export const AGC_DEFAULTS: AgcOptions = { targetDb: -20, maxGainDb: 18, minGainDb: -12, attackMs: 20, releaseMs: 600, gateDb: -50 };
+
+/** Block-wise AGC: tracks the RMS envelope and moves the gain smoothly inside each block. */
+export function agc(rate: number, o: AgcOptions = AGC_DEFAULTS): Stage {
+  const target = dbToLin(o.targetDb);
+  const gate = dbToLin(o.gateDb);
+  const maxG = dbToLin(o.maxGainDb);
+  const minG = dbToLin(o.minGainDb);
+  const att = 1 - Math.exp(-1 / ((rate * o.attackMs) / 1000));
+  const rel = 1 - Math.exp(-1 / ((rate * o.releaseMs) / 1000));
+  // Start from silence: a pause at the start must not look like a loud signal fading.
+  let env = 0;
+  let gain = 1;
+  return {
+    process(x) {
+      for (let i = 0; i < x.length; i++) {
+        const p = x[i]! * x[i]!;
+        env += (p - env * env > 0 ? att : rel) * (Math.sqrt(p) - env);
+        if (env > gate) {
+          const want = Math.min(maxG, Math.max(minG, target / env));
+          gain += (want - gain) * (want < gain ? att : rel);
+        }
+        x[i] = x[i]! * gain;
+      }
+    },
+    reset() {
+      env = 0;
+      gain = 1;
+    },
+  };
+}

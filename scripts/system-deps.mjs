@@ -11,6 +11,10 @@ export const TEST_DEPS = [
   ['sox', 'sox'],
   // Headless browser for the web client's end-to-end tests, driven by playwright-core.
   ['/usr/bin/chromium', 'chromium'],
+  // Radio driver tests: pty pairs (socat, above), FIFOs and fake tools in bash, finding a holder process.
+  ['bash', 'bash'],
+  ['mkfifo', 'coreutils'],
+  ['pgrep', 'procps'],
 ];
 export const BENCH_DEPS = [
   ['opusenc', 'opus-tools'],

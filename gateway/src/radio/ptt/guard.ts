@@ -21,7 +21,8 @@ const SCRIPT = String.raw`
 set -u
 hold=\${TB_HOLD:-0}
 wd_us=$(( $1 * 1000 ))
-now() { local t=\${EPOCHREALTIME/[.,]/}; echo $(( 10#$t )); }
+# Microseconds into NOW without a subshell: this runs ten times a second on a Pi.
+now() { local t=\${EPOCHREALTIME/[.,]/}; NOW=$(( 10#$t )); }
 holder=
 stop_holder() { if [ -n "$holder" ]; then kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null; holder=; fi; }
 # run CMD: one-shot commands report their status; holders must still be running shortly after start.
@@ -39,16 +40,16 @@ run() {
 idle() { if [ "$hold" = 1 ]; then run "$TB_IDLE"; else eval "$TB_IDLE"; fi; }
 final() { if [ "$hold" = 1 ]; then stop_holder; eval "$TB_RESET"; else eval "$TB_IDLE"; fi; }
 keyed=0
-last=$(now)
+now; last=$NOW
 if [ "$hold" = 1 ]; then if idle; then echo "ok u"; else echo "err u $? cannot drive the line idle"; fi; else echo "ok u"; fi
 while :; do
   if read -r -t 0.1 c; then
     case "$c" in
-      h) last=$(now) ;;
+      h) now; last=$NOW ;;
       k)
         if [ "$hold" = 1 ] && [ $keyed = 0 ]; then
-          if run "$TB_KEY"; then keyed=1; last=$(now); echo "ok k"; else rc=$?; idle; echo "err k $rc cannot key the line"; fi
-        else keyed=1; last=$(now); echo "ok k"; fi ;;
+          if run "$TB_KEY"; then keyed=1; now; last=$NOW; echo "ok k"; else rc=$?; idle; echo "err k $rc cannot key the line"; fi
+        else keyed=1; now; last=$NOW; echo "ok k"; fi ;;
       u)
         if [ "$hold" = 1 ]; then
           if idle; then keyed=0; echo "ok u"; else rc=$?; keyed=0; echo "err u $rc cannot drive the line idle"; fi
@@ -58,7 +59,7 @@ while :; do
     final
     exit 0
   fi
-  if [ $keyed = 1 ] && [ $(( $(now) - last )) -gt $wd_us ]; then
+  if [ $keyed = 1 ] && now && [ $(( NOW - last )) -gt $wd_us ]; then
     keyed=0
     if idle; then echo "watchdog idle"; else echo "watchdog unknown"; fi
   fi

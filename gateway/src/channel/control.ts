@@ -33,7 +33,15 @@ export interface EndMessage {
   packets: number;
 }
 
-export type ControlMessage = StartMessage | EndMessage;
+/** Something every participant should see: a gateway timed out, locked out, lost its radio. */
+export interface NoticeMessage {
+  v: 1;
+  type: 'notice';
+  code: string;
+  text: string;
+}
+
+export type ControlMessage = StartMessage | EndMessage | NoticeMessage;
 
 export interface Presence {
   v: 1;
@@ -71,6 +79,11 @@ export function parseControl(payload: Uint8Array): Parsed<ControlMessage> {
   if (!j.ok) return j;
   const m = j.value;
   if (m.v !== 1) return { ok: false, reason: `unknown control version ${String(m.v)}` };
+  if (m.type === 'notice') {
+    if (typeof m.code !== 'string' || !/^[a-z-]{1,32}$/.test(m.code)) return { ok: false, reason: 'bad notice code' };
+    if (typeof m.text !== 'string' || m.text.length > 200) return { ok: false, reason: 'bad notice text' };
+    return { ok: true, value: { v: 1, type: 'notice', code: m.code, text: m.text } };
+  }
   if (typeof m.stream !== 'string' || !STREAM.test(m.stream)) return { ok: false, reason: 'bad stream id' };
   if (m.type === 'start') {
     if (!isInt(m.t, 0, 2 ** 48 - 1)) return { ok: false, reason: 'bad start time' };

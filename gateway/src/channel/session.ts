@@ -77,6 +77,7 @@ export type SessionEvents = {
   audio: [frame: AudioFrame];
   overEnd: [report: OverReport];
   dropped: [reason: string, detail: string];
+  notice: [sender: string, code: string, text: string];
 };
 
 export interface SessionOptions {
@@ -212,6 +213,7 @@ export class ChannelSession extends Emitter<SessionEvents> {
   }
 
   private onControl(sender: string, m: ControlMessage): void {
+    if (m.type === 'notice') return this.emit('notice', sender, m.code, m.text);
     const now = this.clock.now();
     if (m.type === 'start') {
       if (this.floor.isEnded(m.stream)) return;
@@ -381,6 +383,12 @@ export class ChannelSession extends Emitter<SessionEvents> {
   }
 
   // ---- sending --------------------------------------------------------------------------------
+
+  /** Tells everyone on the channel something they must know (a gateway timed out, lost its radio). */
+  notice(code: string, text: string): void {
+    const m: ControlMessage = { v: 1, type: 'notice', code, text: text.slice(0, 200) };
+    this.mqtt.publish(this.topics.topic('control', this.sender), encodeJson(m), { qos: 1, retain: false });
+  }
 
   /**
    * Takes the floor and returns the over to feed, or the current holder when the channel is busy.

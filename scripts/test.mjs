@@ -12,6 +12,8 @@ const npx = (args) => execFileSync('npx', ['--no-install', ...args], { stdio: 'i
 try {
   npx(['tsc', '-p', 'tsconfig.json']);
   npx(['tsc', '-p', 'test/tsconfig.json']);
+  // The browser tests load the built web client.
+  execFileSync(process.execPath, ['scripts/build-web.mjs', '--quiet'], { stdio: 'inherit' });
 } catch (err) {
   process.exit(typeof err.status === 'number' ? err.status : 1);
 }

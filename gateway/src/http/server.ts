@@ -23,6 +23,13 @@ export async function startHttpServer(o: { host: string; port: number; routes: R
       res.end('internal error\n');
     }
   });
+  // closeAllConnections() does not see sockets upgraded to WebSocket (MQTT from browsers): without
+  // this, close() would wait for every connected browser to go away by itself.
+  const sockets = new Set<import('node:net').Socket>();
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) => reject(listenError('HTTP server', o.host, o.port, err)));
     server.listen(o.port, o.host, () => resolve());
@@ -33,8 +40,9 @@ export async function startHttpServer(o: { host: string; port: number; routes: R
     address: { host: o.host, port: addr.port },
     close: () =>
       new Promise<void>((r) => {
-        server.closeAllConnections();
         server.close(() => r());
+        server.closeAllConnections();
+        for (const s of sockets) s.destroy();
       }),
   };
 }

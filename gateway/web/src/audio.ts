@@ -112,8 +112,9 @@ export class AudioEngine extends Emitter<AudioEvents> {
     }
     const ctx = this.ctx!;
     const src = ctx.createMediaStreamSource(stream);
-    // No outputs: the browser still runs it (an "automatic pull" node), and nothing reaches the speakers.
-    const node = new AudioWorkletNode(ctx, 'tb-capture', { numberOfInputs: 1, numberOfOutputs: 0, channelCount: 1, channelCountMode: 'explicit' });
+    // Its output is silence, connected only so that every browser keeps pulling the node.
+    const node = new AudioWorkletNode(ctx, 'tb-capture', { numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1], channelCount: 1, channelCountMode: 'explicit' });
+    node.connect(ctx.destination);
     node.port.onmessage = (e: MessageEvent<{ type: string; pcm?: Int16Array; rms?: number; peak?: number }>) => {
       const m = e.data;
       if (m.type === 'frame') this.emit('frame', m.pcm!);

@@ -294,6 +294,7 @@ async function join(params: JoinParams): Promise<void> {
   joining = false;
   $('codec-info').textContent = `Opus encoder: ${codecs.encoderBackend === 'webcodecs' ? 'WebCodecs' : 'WASM'} · decoder: WASM`;
   j.offs.push(
+    audio.on('frame', (pcm: Int16Array) => talker.frame(pcm)),
     conn.on('state', (s: ConnState) => {
       model.conn = s;
       if (s.kind === 'reconnecting') {
@@ -532,7 +533,8 @@ function installHook(): void {
     mic: model.mic,
     encoder: joined?.codecs.encoderBackend ?? null,
     sender: joined?.session.sender ?? null,
-    joined: !!joined && (joined.session.online.has(joined.session.sender) || false),
+    joined: !!joined && joined.session.online.has(joined.session.sender),
+    online: joined ? [...joined.session.online.values()].map((p) => p.name) : [],
     sampleRate: audio.sampleRate,
     outputLatencyMs: audio.outputLatencyMs,
   });

@@ -4,7 +4,7 @@
  * send` comes in and the page plays it; the page cannot take a busy channel; broker loss shows and
  * recovers. Speech is compared by energy envelopes (≥ 0.85), as for the CLI.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,7 +19,7 @@ const SPEECH = path.join(FIXTURES, 'speech-16k.wav');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tb-web-e2e-'));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function setup(t: Tap.Test): Promise<{ gw: Gateway; b: Browser }> {
+async function setup(t: Test): Promise<{ gw: Gateway; b: Browser }> {
   const gw = await startGateway();
   t.teardown(() => gw.stop());
   const b = await launch({ micFile: SPEECH });

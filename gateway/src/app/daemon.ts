@@ -10,12 +10,16 @@ import { type HttpServer, json, startHttpServer } from '../http/server.js';
 import { staticFiles } from '../http/static.js';
 import { type OpenChannel, SOFTWARE, openChannel } from '../talk/open.js';
 import { UserError } from '../core/errors.js';
+import { Bridge } from '../bridge/bridge.js';
+import { createEncoder } from '../codec/opus-node.js';
+import { createAudioIn, createAudioOut, createCos, createPtt } from '../radio/factory.js';
 
 export interface Daemon {
   broker: EmbeddedBroker | null;
   http: HttpServer | null;
   brokerUrl: string;
   channels: OpenChannel[];
+  bridges: Bridge[];
   stop(): Promise<void>;
 }
 
@@ -103,7 +107,34 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       ch.client.on('connect', () => clog.info({ event: 'broker', state: 'online' }, 'broker connected'));
       clog.info({ event: 'joined', broker: brokerUrl, sender: s.sender }, `joined channel ${c.name} on ${brokerUrl}`);
     }
-    return { broker, http, brokerUrl, channels, stop };
+
+    const bridges: Bridge[] = [];
+    const session = (name: string) => channels.find((c) => c.session.topics.channel === name)!.session;
+    for (const link of config.bridge.links) {
+      const rc = config.radios.find((r) => r.name === link.radio)!;
+      const rlog = log.child({ module: 'radio', radio: rc.name });
+      const deps = { log: rlog };
+      const input = createAudioIn(rc.audio, deps);
+      const output = createAudioOut(rc.audio, deps);
+      const ptt = await createPtt(rc.ptt, deps);
+      const cos = await createCos(rc.cos, input, deps);
+      const encoder = await createEncoder(config.codec);
+      const bridge = new Bridge({
+        radio: { name: rc.name, ptt, cos, input, output },
+        transmit: link.transmit ? session(link.transmit) : null,
+        monitor: link.monitor.map(session),
+        encoder,
+        frameMs: config.codec.frameMs,
+        framesPerPacket: config.codec.framesPerPacket,
+        config: config.bridge,
+        log: rlog,
+      });
+      // Registered before start: a half-started bridge still unkeys on the way out.
+      stack.push(() => bridge.stop());
+      await bridge.start();
+      bridges.push(bridge);
+    }
+    return { broker, http, brokerUrl, channels, bridges, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -4,6 +4,7 @@
  * Objects are strict so a misspelt key is an error, not a silently ignored setting.
  */
 import { z } from 'zod';
+import { BridgeSchema } from '../bridge/schema.js';
 import { DEFAULT_PREFIX, normalizeChannel, validatePrefix, validateSender } from '../channel/topics.js';
 import { RadioEntrySchema, resolveRadio } from '../radio/profiles.js';
 
@@ -105,7 +106,25 @@ export const ConfigSchema = z.strictObject({
         seen.add(r.name);
       });
     }),
-});
+  /** How radios are linked to channels, and the timing on the air (docs/config.md). */
+  bridge: BridgeSchema,
+})
+  .superRefine((c, ctx) => {
+    const channels = new Set(c.channels.map((x) => x.name));
+    const radios = new Set(c.radios.map((r) => r.name));
+    c.bridge.links.forEach((l, i) => {
+      if (!radios.has(l.radio)) ctx.addIssue({ code: 'custom', message: `no radio named "${l.radio}" in radios`, path: ['bridge', 'links', i, 'radio'] });
+      for (const [j, ch] of [l.transmit, ...l.monitor].entries()) {
+        if (ch !== null && !channels.has(ch.toLowerCase())) ctx.addIssue({ code: 'custom', message: `no channel named "${ch}" in channels`, path: ['bridge', 'links', i, j === 0 ? 'transmit' : 'monitor'] });
+      }
+    });
+  })
+  .transform((c) => {
+    // One radio, no links written: it talks on and listens to the first channel.
+    const first = c.channels[0]!.name;
+    const links = c.bridge.links.length ? c.bridge.links.map((l) => ({ ...l, transmit: l.transmit?.toLowerCase() ?? null, monitor: l.monitor.map((m) => m.toLowerCase()) })) : c.radios.map((r) => ({ radio: r.name, transmit: first, monitor: [first] }));
+    return { ...c, bridge: { ...c.bridge, links } };
+  });
 
 export type Config = z.infer<typeof ConfigSchema>;
 export type CodecConfig = z.infer<typeof CodecSchema>;

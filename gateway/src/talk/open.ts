@@ -36,7 +36,8 @@ export async function openChannel(o: OpenOptions): Promise<OpenChannel> {
   const sender = o.sender ?? makeSenderId(o.name);
   const client = await connect({
     url: o.url,
-    clientId: `tb-${sender}`.slice(0, 64),
+    // One connection per channel (each has its own Last Will), so the client id names both.
+    clientId: `tb-${sender}-${o.channel}`.slice(0, 64),
     username: o.username,
     password: o.password,
     keepaliveSeconds: o.keepaliveSeconds,

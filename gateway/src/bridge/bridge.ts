@@ -1,0 +1,496 @@
+/**
+ * One radio bridged to talk channels: the gateway's state machine.
+ *
+ *   idle ──carrier opens──▶ rx ──carrier closes──▶ idle              (radio → channel)
+ *   idle ──over starts on a monitored channel──▶ tx ──over ends──▶ hang ──hang time──▶ idle
+ *   hang ──another over──▶ tx                                         (no re-key between overs)
+ *   tx ──time-out timer──▶ lockout ──channels quiet──▶ idle
+ *
+ * Every transition is logged with its reason. The transmitter is keyed only for a live over whose
+ * audio keeps arriving: no valid frame for `starvationMs` unkeys at once, independent of MQTT
+ * keep-alive; the time-out timer unkeys and latches; losing the output device unkeys. Carrier
+ * detect is ignored while we transmit and for a hold-off after, and a carrier that rises while the
+ * channel is busy or just after an over ended there is never forwarded — so two gateways on one
+ * frequency and one channel cannot ping-pong. Our own audio never comes back (the session drops
+ * its own echoes).
+ */
+import type { Logger } from 'pino';
+import { Emitter } from '../core/emitter.js';
+import { Resampler } from '../audio/resample.js';
+import type { FrameEncoder } from '../codec/codec.js';
+import type { AudioFrame, ChannelSession, OutgoingOver, OverReport, TalkerInfo } from '../channel/session.js';
+import type { AudioIn, AudioOut, CarrierDetect, Ptt } from '../radio/types.js';
+import { type Stage, chain, toFloat, toInt16 } from '../dsp/stage.js';
+import { dcBlock, deemphasis, highpass } from '../dsp/filters.js';
+import { agc, AGC_DEFAULTS, limiter } from '../dsp/dynamics.js';
+import { courtesyTone, cw } from '../dsp/tones.js';
+import type { BridgeConfig } from './schema.js';
+import type { BridgeCounters, BridgeEvents, BridgeState, BridgeStatus, BridgeView, OverInfo } from './types.js';
+
+export interface RadioIo {
+  name: string;
+  ptt: Ptt;
+  cos: CarrierDetect;
+  input: AudioIn | null;
+  output: AudioOut;
+}
+
+export interface BridgeOptions {
+  radio: RadioIo;
+  /** Where overs heard on the radio go; null for a receive-only gateway. */
+  transmit: ChannelSession | null;
+  /** Channels whose overs are transmitted on the radio. */
+  monitor: ChannelSession[];
+  /** Encoder for the radio → channel path; its rate and frame size are the channel's. */
+  encoder: FrameEncoder;
+  frameMs: number;
+  framesPerPacket: number;
+  config: BridgeConfig;
+  log: Logger;
+}
+
+
+export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
+  readonly radio: string;
+  readonly counters: BridgeCounters = { oversFromRadio: 0, oversToRadio: 0, keyedSeconds: 0, timeouts: 0, starvations: 0, refusedBusy: 0, pttFaults: 0 };
+  private st: BridgeState = 'idle';
+  private readonly c: BridgeConfig;
+  private readonly log: Logger;
+  private readonly offs: Array<() => void> = [];
+  private stopped = false;
+
+  // radio → channel
+  private readonly rate: number;
+  private readonly frame: number;
+  private readonly rxResampler: Resampler | null;
+  private readonly rxChain: Stage;
+  private rxBuf = new Int16Array(0);
+  private readonly tail: Int16Array[] = [];
+  private encoded: Uint8Array[] = [];
+  private outOver: OutgoingOver | null = null;
+  private rxInfo: OverInfo | null = null;
+  /** The carrier rose when we must not forward it; ignored until it falls. */
+  private rxSuppressed = false;
+  private rxTimer: NodeJS.Timeout | null = null;
+
+  // channel → radio
+  private txStream: string | null = null;
+  private txInfo: OverInfo | null = null;
+  private txSession: ChannelSession | null = null;
+  private readonly txResampler: Resampler | null;
+  private readonly txChain: Stage;
+  private txStartAt = 0;
+  private txQueue: Int16Array[] = [];
+  private txFlushTimer: NodeJS.Timeout | null = null;
+  private lastValid = 0;
+  private keyedSince: number | null = null;
+  private totTimer: NodeJS.Timeout | null = null;
+  private hangTimer: NodeJS.Timeout | null = null;
+  private watch: NodeJS.Timeout | null = null;
+  private holdoffUntil = 0;
+  private lastChannelOverEnd = -Infinity;
+  private lastId = -Infinity;
+  private readonly skipped = new Set<string>();
+
+  constructor(private readonly o: BridgeOptions) {
+    super();
+    this.radio = o.radio.name;
+    this.c = o.config;
+    this.log = o.log;
+    this.onListenerError = (err, event) => this.log.error({ err: String(err), event }, 'bridge listener failed');
+    this.rate = o.encoder.sampleRate;
+    this.frame = o.encoder.frameSamples;
+    const rate = this.rate;
+    const inRate = o.radio.input?.sampleRate ?? rate;
+    this.rxResampler = inRate === rate ? null : new Resampler(inRate, rate);
+    const rx: Stage[] = [dcBlock(rate)];
+    if (this.c.rxAudio.highpassHz > 0) rx.push(highpass(rate, this.c.rxAudio.highpassHz));
+    if (this.c.rxAudio.deemphasis) rx.push(deemphasis(rate));
+    if (this.c.rxAudio.agc) rx.push(agc(rate, { ...AGC_DEFAULTS, targetDb: this.c.rxAudio.targetDb }));
+    rx.push(limiter(rate, { ceilingDb: -1, releaseMs: 80 }));
+    this.rxChain = chain(rx);
+    const outRate = o.radio.output.sampleRate;
+    this.txResampler = outRate === rate ? null : new Resampler(rate, outRate);
+    this.txChain = limiter(outRate, { ceilingDb: this.c.txAudio.limiterDb, releaseMs: 80 });
+  }
+
+  get state(): BridgeState {
+    return this.st;
+  }
+
+  status(): BridgeStatus {
+    const r = this.o.radio;
+    return {
+      radio: this.radio,
+      state: this.st,
+      ptt: r.ptt.keyed,
+      cos: r.cos.carrier,
+      over: this.txInfo ?? this.rxInfo,
+      rxLevels: r.input ? r.input.levels() : null,
+      txLevels: r.output.levels(),
+      audioOk: r.output.state === 'running' && (!r.input || r.input.state === 'running'),
+    };
+  }
+
+  async start(): Promise<void> {
+    const r = this.o.radio;
+    // PTT first, idle, before anything could want to key it.
+    await r.ptt.open();
+    this.offs.push(
+      r.ptt.on('fault', (err, unkeyed) => {
+        this.counters.pttFaults++;
+        this.log.error({ event: 'ptt-fault', radio: this.radio, err: err.message, unkeyed }, `PTT fault: ${err.message}`);
+        if (this.st === 'tx' || this.st === 'hang') this.abortTx('ptt fault');
+      }),
+      r.cos.on('carrier', (open) => this.onCarrier(open)),
+      r.cos.on('fault', (err) => this.log.error({ event: 'cos-fault', radio: this.radio, err: err.message }, `carrier detect fault: ${err.message}`)),
+      r.output.on('state', (state, detail) => {
+        this.log.warn({ event: 'audio-out', radio: this.radio, state, detail }, `audio output ${state}: ${detail}`);
+        if (state !== 'running' && (this.st === 'tx' || this.st === 'hang')) this.abortTx('audio output lost');
+      }),
+    );
+    if (r.input) {
+      this.offs.push(
+        r.input.on('data', (pcm) => this.onInput(pcm)),
+        r.input.on('state', (state, detail) => {
+          this.log.warn({ event: 'audio-in', radio: this.radio, state, detail }, `audio input ${state}: ${detail}`);
+          if (state !== 'running' && this.st === 'rx') this.endRx('error');
+        }),
+      );
+    }
+    for (const s of new Set([...this.o.monitor, ...(this.o.transmit ? [this.o.transmit] : [])])) {
+      const monitored = this.o.monitor.includes(s);
+      this.offs.push(
+        s.on('overEnd', (rep) => this.onChannelOverEnd(s, rep, monitored)),
+        ...(monitored ? [s.on('overStart', (info) => this.onChannelOverStart(s, info)), s.on('audio', (f) => this.onChannelAudio(f))] : []),
+      );
+    }
+    await r.cos.start();
+    if (r.input) await r.input.start();
+    this.watch = setInterval(() => this.check(), 50);
+    this.log.info({ event: 'bridge', radio: this.radio, ptt: r.ptt.description, cos: r.cos.description, input: r.input?.description ?? null, output: r.output.description, transmit: this.o.transmit?.topics.channel ?? null, monitor: this.o.monitor.map((m) => m.topics.channel) }, `radio ${this.radio} bridged`);
+  }
+
+  /** Unkeys and releases everything; safe to call on any exit path. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.watch) clearInterval(this.watch);
+    for (const t of [this.rxTimer, this.totTimer, this.hangTimer, this.txFlushTimer]) if (t) clearTimeout(t);
+    if (this.st === 'rx') this.endRx('aborted');
+    for (const off of this.offs.splice(0)) off();
+    const r = this.o.radio;
+    await r.ptt.unkey().catch(() => undefined);
+    this.noteUnkeyed();
+    await Promise.allSettled([r.ptt.close(), r.cos.close(), r.input?.close(), r.output.close()]);
+    this.o.encoder.close();
+  }
+
+  private go(to: BridgeState, reason: string): void {
+    if (to === this.st) return;
+    const from = this.st;
+    this.st = to;
+    this.log.info({ event: 'state', radio: this.radio, from, to, reason }, `${this.radio}: ${from} → ${to} (${reason})`);
+    this.emit('state', from, to, reason);
+  }
+
+  // ---- radio → channel ----------------------------------------------------------------------
+
+  private onCarrier(open: boolean): void {
+    this.log.info({ event: 'cos', radio: this.radio, open }, `${this.radio}: carrier ${open ? 'open' : 'closed'}`);
+    this.emit('cos', open);
+    if (!open) {
+      if (this.st === 'rx') this.endRx('done');
+      this.rxSuppressed = false;
+      return;
+    }
+    this.tryRx();
+  }
+
+  /** Decides whether a rising carrier is forwarded. */
+  private tryRx(): void {
+    const now = performance.now();
+    const why =
+      this.st === 'tx' || this.st === 'hang' ? 'we are transmitting'
+      : this.st === 'rx' ? null
+      : now < this.holdoffUntil ? 'our own transmitter just unkeyed'
+      : !this.o.transmit ? 'receive-only radio'
+      : this.o.transmit.holder && !this.o.transmit.holder.self ? `channel busy: ${this.o.transmit.holder.name} is talking`
+      : now - this.lastChannelOverEnd < this.c.echoGuardMs ? 'an over just ended on the channel (echo guard)'
+      : null;
+    if (this.st === 'rx') return;
+    if (why) {
+      this.rxSuppressed = true;
+      this.log.info({ event: 'rx-ignored', radio: this.radio, reason: why }, `${this.radio}: carrier not forwarded (${why})`);
+      return;
+    }
+    this.startRx();
+  }
+
+  private startRx(): void {
+    const ch = this.o.transmit!;
+    const over = ch.talk({ sampleRate: this.rate, frameMs: this.o.frameMs, framesPerPacket: this.o.framesPerPacket });
+    if ('busy' in over) {
+      this.rxSuppressed = true;
+      this.log.info({ event: 'rx-ignored', radio: this.radio, reason: 'busy' }, `${this.radio}: channel ${ch.topics.channel} busy, ${over.busy.name} is talking`);
+      return;
+    }
+    this.outOver = over;
+    this.encoded = [];
+    this.tail.length = 0;
+    this.rxInfo = { direction: 'radio-to-channel', channel: ch.topics.channel, stream: over.stream, talker: this.radio, since: Date.now() };
+    over.once('busy', (w) => {
+      if (this.outOver !== over) return;
+      this.outOver = null;
+      this.rxSuppressed = true;
+      this.finishRx(`lost the floor to ${w.name}`);
+    });
+    this.counters.oversFromRadio++;
+    this.go('rx', 'carrier open');
+    this.emit('over', 'start', this.rxInfo, 'carrier open');
+    this.rxTimer = setTimeout(() => {
+      this.log.warn({ event: 'rx-timeout', radio: this.radio }, `${this.radio}: carrier open longer than ${this.c.rxTimeoutSeconds} s, over ended`);
+      this.endRx('timeout');
+      this.rxSuppressed = true;
+    }, this.c.rxTimeoutSeconds * 1000);
+  }
+
+  /** Carrier closed (or we must stop): the unsent part is the squelch tail and is dropped. */
+  private endRx(reason: 'done' | 'timeout' | 'preempted' | 'error' | 'aborted'): void {
+    const over = this.outOver;
+    this.outOver = null;
+    this.encoded = [];
+    this.tail.length = 0;
+    over?.end(reason);
+    this.finishRx(reason);
+  }
+
+  private finishRx(reason: string): void {
+    if (this.rxTimer) clearTimeout(this.rxTimer);
+    this.rxTimer = null;
+    if (this.rxInfo) this.emit('over', 'end', this.rxInfo, reason);
+    this.rxInfo = null;
+    if (this.st === 'rx') this.go('idle', `radio over ended (${reason})`);
+  }
+
+  private onInput(pcm: Int16Array): void {
+    // Always filtered, so the filters are settled when a carrier rises.
+    const s = this.rxResampler ? this.rxResampler.process(pcm) : pcm;
+    const f = toFloat(s);
+    this.rxChain.process(f);
+    const out = toInt16(f);
+    const buf = new Int16Array(this.rxBuf.length + out.length);
+    buf.set(this.rxBuf);
+    buf.set(out, this.rxBuf.length);
+    let o = 0;
+    for (; o + this.frame <= buf.length; o += this.frame) this.onRxFrame(buf.slice(o, o + this.frame));
+    this.rxBuf = buf.slice(o);
+  }
+
+  private onRxFrame(frame: Int16Array): void {
+    if (this.st !== 'rx' || !this.outOver) return;
+    this.tail.push(frame);
+    if (this.tail.length * this.o.frameMs <= this.c.squelchTailMs) return;
+    this.encoded.push(this.o.encoder.encode(this.tail.shift()!));
+    if (this.encoded.length === this.o.framesPerPacket) {
+      this.outOver.send(this.encoded);
+      this.encoded = [];
+    }
+  }
+
+  // ---- channel → radio ----------------------------------------------------------------------
+
+  private onChannelOverStart(s: ChannelSession, info: TalkerInfo): void {
+    const desc = `${info.name} on ${s.topics.channel}`;
+    if (this.st === 'lockout') {
+      this.skip(info.stream, `locked out after a time-out: ${desc} not transmitted`);
+      return;
+    }
+    // Half duplex: a radio that hears a carrier is receiving, forwarded or not.
+    if (this.st === 'rx' || (this.st === 'idle' && this.o.radio.cos.carrier)) {
+      if (this.c.busyPolicy === 'preempt') {
+        if (this.st === 'rx') this.endRx('preempted');
+      } else {
+        this.counters.refusedBusy++;
+        this.skip(info.stream, `radio is receiving: ${desc} not transmitted`);
+        return;
+      }
+    }
+    if (this.st === 'tx') {
+      this.skip(info.stream, `already transmitting another over: ${desc} not transmitted`);
+      return;
+    }
+    this.startTx(s, info);
+  }
+
+  private skip(stream: string, why: string): void {
+    this.skipped.add(stream);
+    if (this.skipped.size > 64) this.skipped.delete(this.skipped.values().next().value as string);
+    this.log.info({ event: 'tx-skipped', radio: this.radio, stream, reason: why }, `${this.radio}: ${why}`);
+  }
+
+  private startTx(s: ChannelSession, info: TalkerInfo): void {
+    const now = performance.now();
+    const wasHang = this.st === 'hang';
+    if (this.hangTimer) clearTimeout(this.hangTimer);
+    this.hangTimer = null;
+    this.txStream = info.stream;
+    this.txSession = s;
+    this.txInfo = { direction: 'channel-to-radio', channel: s.topics.channel, stream: info.stream, talker: info.name, since: Date.now() };
+    this.txQueue = [];
+    this.lastValid = now;
+    this.counters.oversToRadio++;
+    this.go('tx', `over from ${info.name} on ${s.topics.channel}`);
+    this.emit('over', 'start', this.txInfo, 'over started');
+    if (wasHang && this.o.radio.ptt.keyed) {
+      this.txStartAt = now;
+      return;
+    }
+    this.txStartAt = now + this.c.txDelayMs;
+    this.key(`over ${info.stream} from ${info.name} on ${s.topics.channel}`);
+  }
+
+  private key(reason: string): void {
+    const r = this.o.radio;
+    if (this.keyedSince === null) {
+      this.keyedSince = performance.now();
+      if (this.c.timeoutSeconds > 0) this.totTimer = setTimeout(() => this.timeOut(), this.c.timeoutSeconds * 1000);
+    }
+    this.log.info({ event: 'ptt', radio: this.radio, on: true, reason }, `${this.radio}: PTT on (${reason})`);
+    this.emit('ptt', true, reason);
+    r.ptt.key().catch((err: Error) => {
+      this.counters.pttFaults++;
+      this.log.error({ event: 'ptt-fault', radio: this.radio, err: err.message }, `cannot key: ${err.message}`);
+      this.abortTx('cannot key');
+    });
+  }
+
+  private unkey(reason: string): void {
+    if (this.hangTimer) clearTimeout(this.hangTimer);
+    this.hangTimer = null;
+    const wasKeyed = this.keyedSince !== null;
+    this.o.radio.ptt.unkey().catch((err: Error) => this.log.error({ event: 'ptt-fault', radio: this.radio, err: err.message }, `cannot unkey: ${err.message}`));
+    this.noteUnkeyed();
+    if (wasKeyed) {
+      this.log.info({ event: 'ptt', radio: this.radio, on: false, reason }, `${this.radio}: PTT off (${reason})`);
+      this.emit('ptt', false, reason);
+    }
+    this.holdoffUntil = performance.now() + this.c.cosHoldoffMs;
+    // A carrier still up once the hold-off is over is someone else on the frequency.
+    setTimeout(() => {
+      if (!this.stopped && this.st === 'idle' && this.o.radio.cos.carrier) this.tryRx();
+    }, this.c.cosHoldoffMs + 5).unref();
+  }
+
+  private noteUnkeyed(): void {
+    if (this.keyedSince !== null) this.counters.keyedSeconds += (performance.now() - this.keyedSince) / 1000;
+    this.keyedSince = null;
+    if (this.totTimer) clearTimeout(this.totTimer);
+    this.totTimer = null;
+  }
+
+  private onChannelAudio(f: AudioFrame): void {
+    if (f.stream !== this.txStream || this.st !== 'tx') return;
+    if (!f.concealed) this.lastValid = performance.now();
+    this.play(f.pcm);
+  }
+
+  /** Codec-rate PCM to the transmitter, held back until the TX delay has passed. */
+  private play(pcm: Int16Array): void {
+    const up = this.txResampler ? this.txResampler.process(pcm) : pcm;
+    const f = toFloat(up);
+    this.txChain.process(f);
+    const out = toInt16(f);
+    const wait = this.txStartAt - performance.now();
+    if (wait > 0 || this.txQueue.length) {
+      this.txQueue.push(out);
+      this.txFlushTimer ??= setTimeout(() => this.flushTx(), Math.max(0, wait));
+      return;
+    }
+    this.o.radio.output.write(out);
+  }
+
+  private flushTx(): void {
+    this.txFlushTimer = null;
+    for (const b of this.txQueue.splice(0)) this.o.radio.output.write(b);
+  }
+
+  private onChannelOverEnd(s: ChannelSession, rep: OverReport, monitored: boolean): void {
+    if (!rep.self) this.lastChannelOverEnd = performance.now();
+    if (monitored && rep.stream === this.txStream) this.endTx(`over ended (${rep.reason})`);
+  }
+
+  private endTx(reason: string): void {
+    if (this.st !== 'tx') return;
+    if (this.txFlushTimer) {
+      clearTimeout(this.txFlushTimer);
+      this.flushTx();
+    }
+    const info = this.txInfo!;
+    this.txStream = null;
+    this.txSession = null;
+    this.txInfo = null;
+    this.emit('over', 'end', info, reason);
+    this.go('hang', reason);
+    // Courtesy tone and station ID go out during the hang, before we unkey.
+    let extraMs = 0;
+    const rate = this.o.radio.output.sampleRate;
+    const now = performance.now();
+    const id = this.c.cwId.callsign && now - this.lastId >= this.c.cwId.intervalMinutes * 60000 ? this.c.cwId.callsign : null;
+    if (this.c.courtesyTone) extraMs += this.playTone(courtesyTone(rate));
+    if (id) {
+      this.lastId = now;
+      extraMs += this.playTone(cw(`DE ${id}`, rate, { wpm: this.c.cwId.wpm }));
+      this.log.info({ event: 'station-id', radio: this.radio, callsign: id }, `${this.radio}: CW ID ${id}`);
+    }
+    const drained = this.o.radio.output.drain().catch(() => undefined);
+    this.hangTimer = setTimeout(() => {
+      this.hangTimer = null;
+      void drained.then(() => {
+        if (this.st !== 'hang') return;
+        this.unkey('hang time over');
+        this.go('idle', 'hang time over');
+      });
+    }, this.c.hangMs + extraMs);
+  }
+
+  private playTone(pcm: Float32Array): number {
+    this.txChain.process(pcm);
+    this.o.radio.output.write(toInt16(pcm));
+    return (pcm.length * 1000) / this.o.radio.output.sampleRate;
+  }
+
+  /** Unkey now, without hang: starvation, device loss, PTT fault, time-out. */
+  private abortTx(reason: string, next: BridgeState = 'idle'): void {
+    if (this.txStream) this.skip(this.txStream, reason);
+    const info = this.txInfo;
+    this.txStream = null;
+    this.txSession = null;
+    this.txInfo = null;
+    this.txQueue = [];
+    if (info) this.emit('over', 'end', info, reason);
+    this.unkey(reason);
+    if (this.st !== 'lockout') this.go(next, reason);
+  }
+
+  private timeOut(): void {
+    this.totTimer = null;
+    this.counters.timeouts++;
+    const secs = this.c.timeoutSeconds;
+    this.log.warn({ event: 'time-out', radio: this.radio, seconds: secs }, `${this.radio}: transmitted ${secs} s, time-out: unkeyed and locked out until the channel is quiet`);
+    this.abortTx(`time-out after ${secs} s`, 'lockout');
+    for (const s of this.o.monitor) s.notice('timeout', `${this.radio}: transmitter timed out after ${secs} s; locked out until the channel is quiet`);
+  }
+
+  /** Runs every 50 ms: starvation, lockout release. */
+  private check(): void {
+    const now = performance.now();
+    if (this.st === 'tx' && now - this.lastValid > this.c.starvationMs) {
+      this.counters.starvations++;
+      this.log.warn({ event: 'starvation', radio: this.radio, ms: Math.round(now - this.lastValid) }, `${this.radio}: no audio for ${Math.round(now - this.lastValid)} ms, unkeyed`);
+      this.abortTx('no audio (starvation)');
+    }
+    if (this.st === 'lockout' && this.o.monitor.every((s) => !s.holder || s.holder.self)) this.go('idle', 'channel quiet after time-out');
+  }
+}
+

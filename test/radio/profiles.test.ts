@@ -27,7 +27,7 @@ t.test('every shipped interface profile and channel plan validates', async (t) =
     for (const c of p.channels) t.match(setGroupCommand(planChannel(p, c)), /^AT\+DMOSETGROUP=[01],\d{3}\.\d{4},\d{3}\.\d{4},\w{4},\d,\w{4}$/, `${n} channel ${c.number}`);
   }
   const aioc = loadInterface('aioc');
-  t.same(aioc.ptt, { type: 'cm108', device: 'auto', gpio: 3, activeLow: false, watchdogMs: 2000 });
+  t.same(aioc.ptt, { type: 'cm108', device: 'auto', gpio: 3, activeLow: false, watchdogMs: 150 });
   t.same(aioc.usb, [{ vid: '1209', pid: '7388' }]);
   const pmr = loadPlan('pmr446');
   t.same(planChannel(pmr, pmr.channels[0]!), { rxMHz: 446.00625, txMHz: 446.00625, rxTone: null, txTone: null, squelch: 2, bandwidth: 'narrow' });
@@ -53,14 +53,14 @@ t.test('a radio names a profile and overrides what differs', async (t) => {
     'x',
   );
   const [h, b] = c.radios;
-  t.same(h!.ptt, { type: 'cm108', device: '/dev/hidraw3', gpio: 3, activeLow: false, watchdogMs: 2000 });
+  t.same(h!.ptt, { type: 'cm108', device: '/dev/hidraw3', gpio: 3, activeLow: false, watchdogMs: 150 });
   t.same(h!.audio.input, { type: 'alsa', device: 'plughw:CARD=AllInOneCable,DEV=0', gainDb: -3 });
   t.same(h!.cos, { type: 'vox', thresholdDb: -38, attackMs: 60, hangMs: 600 });
   t.equal(h!.interface, 'aioc');
-  t.same(b!.ptt, { type: 'cm108', device: '/dev/hidraw0', gpio: 3, activeLow: false, watchdogMs: 2000 }, 'type changed: the serial fields are gone, not merged');
+  t.same(b!.ptt, { type: 'cm108', device: '/dev/hidraw0', gpio: 3, activeLow: false, watchdogMs: 150 }, 'type changed: the serial fields are gone, not merged');
   t.same(b!.cos, { type: 'vox', thresholdDb: -45, attackMs: 60, hangMs: 600 });
   const bare = parseConfig('radios: [{ name: r1, ptt: { type: gpio, line: 22, activeLow: true } }]\n', 'x').radios[0]!;
-  t.same(bare.ptt, { type: 'gpio', api: 'chardev', line: 22, activeLow: true, watchdogMs: 2000 });
+  t.same(bare.ptt, { type: 'gpio', api: 'chardev', line: 22, activeLow: true, watchdogMs: 150 });
   t.same([bare.cos, bare.module, bare.audio.output, bare.audio.sampleRate], [{ type: 'none' }, { type: 'none' }, { type: 'null' }, 48000]);
 });
 

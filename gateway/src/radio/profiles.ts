@@ -12,7 +12,8 @@ import type { ModuleChannel, Tone } from './types.js';
 import { CTCSS, checkChannel, parseDcs } from './module/tones.js';
 
 const gpioLine = z.number().int().min(0).max(63);
-const watchdogMs = z.number().int().refine((n) => n === 0 || (n >= 200 && n <= 60000), 'must be 0 (off) or 200-60000').default(2000);
+// A hung daemon must not hold the transmitter: the guard unkeys within watchdogMs + 25 ms of the last heartbeat.
+const watchdogMs = z.number().int().refine((n) => n === 0 || (n >= 100 && n <= 60000), 'must be 0 (off) or 100-60000').default(150);
 const device = z.string().min(1);
 const bias = z.enum(['as-is', 'pull-up', 'pull-down', 'disable']).default('as-is');
 

@@ -21,7 +21,7 @@ const SCRIPT = String.raw`
 set -u
 hold=\${TB_HOLD:-0}
 wd_us=$(( $1 * 1000 ))
-# Microseconds into NOW without a subshell: this runs ten times a second on a Pi.
+# Microseconds into NOW without a subshell: this runs forty times a second on a Pi.
 now() { local t=\${EPOCHREALTIME/[.,]/}; NOW=$(( 10#$t )); }
 holder=
 stop_holder() { if [ -n "$holder" ]; then kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null; holder=; fi; }
@@ -43,7 +43,7 @@ keyed=0
 now; last=$NOW
 if [ "$hold" = 1 ]; then if idle; then echo "ok u"; else echo "err u $? cannot drive the line idle"; fi; else echo "ok u"; fi
 while :; do
-  if read -r -t 0.1 c; then
+  if read -r -t 0.025 c; then
     case "$c" in
       h) now; last=$NOW ;;
       k)
@@ -158,8 +158,8 @@ export class PttGuard {
   async key(): Promise<void> {
     await this.request('k');
     this.stopHeartbeat();
-    // Three beats per watchdog period: one late timer tick must not unkey a healthy daemon.
-    this.heartbeat = setInterval(() => this.proc?.stdin.write('h\n'), Math.max(50, Math.floor(this.o.watchdogMs / 3)));
+    // Four beats per watchdog period: one late timer tick must not unkey a healthy daemon.
+    this.heartbeat = setInterval(() => this.proc?.stdin.write('h\n'), Math.max(25, Math.floor(this.o.watchdogMs / 4)));
   }
 
   async unkey(): Promise<void> {

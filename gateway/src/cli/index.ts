@@ -12,9 +12,10 @@ import { devices } from './commands/devices.js';
 import { pttTest } from './commands/ptt-test.js';
 import { radio } from './commands/radio.js';
 import { levels } from './commands/levels.js';
+import { reset } from './commands/reset.js';
 import { SOFTWARE } from '../talk/open.js';
 
-const commands: Command[] = [run, send, listen, checkConfig, devices, pttTest, radio, levels];
+const commands: Command[] = [run, send, listen, checkConfig, devices, pttTest, radio, levels, reset];
 
 function mainHelp(): string {
   const w = Math.max(...commands.map((c) => c.name.length)) + 2;

@@ -1,9 +1,9 @@
 import { loadConfig } from '../../config/load.js';
 import { createLogger } from '../../core/log.js';
-import { UserError } from '../../core/errors.js';
 import { createPtt, pickRadio } from '../../radio/factory.js';
 import type { Ptt } from '../../radio/types.js';
 import { type Command, UsageError, numFlag } from '../command.js';
+import { resetFromConfig } from './reset.js';
 
 export const pttTest: Command = {
   name: 'ptt-test',
@@ -11,36 +11,20 @@ export const pttTest: Command = {
   usage: 'ptt-test --config FILE [--radio NAME] [--seconds N] | ptt-test --config FILE --off',
   details:
     'The transmitter goes on the air: use a dummy load or a frequency you may use.\n' +
-    '--off drives every configured PTT line to idle and exits: put it in the unit\'s ExecStopPost so\n' +
-    'a line left latched by a killed process (CM108, sysfs GPIO) is released.',
+    '--off is the same as `talkbridge reset`: it drives every configured PTT line idle and exits.',
   positionals: [0, 0],
   flags: {
     config: { type: 'string', short: 'c', arg: 'FILE', help: 'talkbridge config file with a radios: section' },
     radio: { type: 'string', short: 'r', arg: 'NAME', help: 'which radio (needed when the config has several)' },
     seconds: { type: 'string', short: 's', arg: 'N', help: 'how long to stay keyed, 0.1-10', default: '1' },
-    off: { type: 'boolean', help: 'only drive PTT idle (for ExecStopPost), on every radio' },
+    off: { type: 'boolean', help: 'only drive every radio\'s PTT idle (same as talkbridge reset)' },
   },
   async run(flags) {
+    if (flags.off) return resetFromConfig(flags.config);
     if (typeof flags.config !== 'string' || flags.config === '') throw new UsageError('--config is required (e.g. --config /etc/talkbridge/config.yaml)');
     const seconds = numFlag(flags, 'seconds', 0.1, 10)!;
     const config = loadConfig(flags.config);
     const log = createLogger({ fd: 2, level: config.log.level === 'info' ? 'warn' : config.log.level });
-    if (flags.off) {
-      if (config.radios.length === 0) throw new UserError(`${flags.config} has no radios: nothing to unkey`);
-      let failed = 0;
-      for (const r of config.radios) {
-        try {
-          const ptt = await createPtt(r.ptt, { log });
-          await ptt.open();
-          await ptt.close();
-          process.stdout.write(`${r.name}: ${ptt.description} idle\n`);
-        } catch (err) {
-          failed++;
-          process.stderr.write(`talkbridge: ${r.name}: ${(err as Error).message}\n`);
-        }
-      }
-      return failed ? 1 : 0;
-    }
     const radio = pickRadio(config.radios, flags.radio as string | undefined, flags.config);
     const ptt: Ptt = await createPtt(radio.ptt, { log });
     let fault: Error | null = null;

@@ -180,6 +180,10 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     if (this.st === 'rx') this.endRx('aborted');
     for (const off of this.offs.splice(0)) off();
     const r = this.o.radio;
+    if (this.keyedSince !== null) {
+      this.log.info({ event: 'ptt', radio: this.radio, on: false, reason: 'stopping' }, `${this.radio}: PTT off (stopping)`);
+      this.emit('ptt', false, 'stopping');
+    }
     await r.ptt.unkey().catch(() => undefined);
     this.noteUnkeyed();
     await Promise.allSettled([r.ptt.close(), r.cos.close(), r.input?.close(), r.output.close()]);

@@ -1,0 +1,103 @@
+/**
+ * Never a stuck transmitter, with the real daemon: a frozen event loop, SIGKILL, SIGTERM and a lost
+ * broker, each while gateway B is keyed for a network over. B's PTT is a CM108 on a FIFO we read.
+ */
+import t, { type Test } from 'tap';
+import path from 'node:path';
+import { startMosquitto } from '../helpers/brokers.js';
+import { FIXTURES, runCli, startCli } from '../helpers/cli.js';
+import { KEY, UNKEY, pttFifo, runGateway, tmp, writeConfig, sleep } from './helpers.js';
+
+const SPEECH = path.join(FIXTURES, 'speech-16k.wav');
+
+async function keyedB(t: Test, extra = '') {
+  const broker = await startMosquitto();
+  t.teardown(() => broker.stop());
+  const dir = tmp();
+  const fifo = pttFifo(dir);
+  t.teardown(() => fifo.close());
+  const config = writeConfig(dir, {
+    id: 'gw-b',
+    broker: broker.url,
+    radio: `  - name: b
+    ptt: { type: cm108, device: ${fifo.path} }
+    audio: { sampleRate: 48000, output: { type: file, path: ${path.join(dir, 'out.wav')} } }`,
+    extra,
+  });
+  const b = runGateway(config);
+  t.teardown(() => b.proc.kill('SIGKILL'));
+  await b.waitFor(/"event":"ready"/);
+  const send = startCli(['send', '--broker', broker.url, '--channel', 'link', '--name', 'Base', SPEECH]);
+  t.teardown(() => send.proc.kill('SIGKILL'));
+  const keyed = () => fifo.reports.some((r) => r.hex === KEY);
+  const until = Date.now() + 5000;
+  while (!keyed() && Date.now() < until) await sleep(10);
+  t.ok(keyed(), 'B keyed for the over');
+  await sleep(600); // well into the over
+  const unkeyedAfter = (at: number) => fifo.reports.find((r) => r.hex === UNKEY && r.at >= at);
+  return { broker, dir, fifo, b, send, config, unkeyedAfter };
+}
+
+t.test('a frozen daemon (SIGSTOP) releases the transmitter within 200 ms', async (t) => {
+  const { b, unkeyedAfter } = await keyedB(t);
+  const at = Date.now();
+  b.proc.kill('SIGSTOP');
+  t.teardown(() => b.proc.kill('SIGCONT'));
+  const until = Date.now() + 3000;
+  while (!unkeyedAfter(at) && Date.now() < until) await sleep(5);
+  const u = unkeyedAfter(at);
+  t.ok(u, 'the guard unkeyed');
+  // Design bound: 150 ms watchdog + 25 ms polling; the rest is this test's FIFO reader on a busy machine.
+  t.ok(u!.at - at <= 300, `unkeyed ${u!.at - at} ms after the event loop stopped`);
+  b.proc.kill('SIGCONT');
+  await b.waitFor(/PTT watchdog/);
+});
+
+t.test('SIGKILL mid-over: the guard unkeys at once; reset afterwards leaves it idle', async (t) => {
+  const { b, unkeyedAfter, fifo, config } = await keyedB(t);
+  const at = Date.now();
+  b.proc.kill('SIGKILL');
+  const until = Date.now() + 3000;
+  while (!unkeyedAfter(at) && Date.now() < until) await sleep(5);
+  t.ok(unkeyedAfter(at), `unkeyed ${unkeyedAfter(at)!.at - at} ms after SIGKILL`);
+  const before = fifo.reports.length;
+  const r = await runCli(['reset', '--config', config]);
+  t.equal(r.code, 0, `reset exits 0: ${r.stdout}${r.stderr}`);
+  await sleep(200);
+  const after = fifo.reports.slice(before).map((x) => x.hex);
+  t.ok(after.length >= 1 && after.every((h) => h === UNKEY), `reset wrote only unkey reports (${after.join(' ')})`);
+});
+
+t.test('SIGTERM mid-over: unkeys, leaves the channel, exits 0', async (t) => {
+  const { b, unkeyedAfter } = await keyedB(t);
+  const at = Date.now();
+  b.proc.kill('SIGTERM');
+  const r = await b.result;
+  t.equal(r.code, 0);
+  t.ok(unkeyedAfter(at), 'unkeyed');
+  t.match(r.stdout, /"event":"ptt"[^\n]*"on":false[^\n]*"reason":"stopping"/, 'PTT off logged with its reason');
+});
+
+t.test('broker killed mid-over: B unkeys on starvation; broker back: both recover without a restart', async (t) => {
+  const { broker, b, unkeyedAfter, fifo, send } = await keyedB(t);
+  const at = Date.now();
+  await broker.stop();
+  const until = Date.now() + 3000;
+  while (!unkeyedAfter(at) && Date.now() < until) await sleep(5);
+  const u = unkeyedAfter(at);
+  t.ok(u, 'unkeyed');
+  t.ok(u!.at - at <= 300 + 250, `unkeyed ${u!.at - at} ms after the broker died (starvation 300 ms)`);
+  await b.waitFor(/starvation/);
+  await broker.restart!();
+  await b.waitFor(/"event":"broker","state":"online"/, 15000);
+  const keys = fifo.reports.filter((r) => r.hex === KEY).length;
+  // The first sender reconnects too and finishes its over; B, having given up on it, never
+  // transmits its stale remainder.
+  t.equal((await send.result).code, 0);
+  t.equal(fifo.reports.filter((r) => r.hex === KEY).length, keys, 'no key-up for the stale rest of the interrupted over');
+  const again = await runCli(['send', '--broker', broker.url, '--channel', 'link', '--name', 'Base', '--fast', SPEECH]);
+  t.equal(again.code, 0, again.stderr);
+  const until2 = Date.now() + 5000;
+  while (fifo.reports.filter((r) => r.hex === KEY).length === keys && Date.now() < until2) await sleep(10);
+  t.equal(fifo.reports.filter((r) => r.hex === KEY).length, keys + 1, 'B keyed for the next over without a restart');
+});

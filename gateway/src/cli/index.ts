@@ -13,9 +13,10 @@ import { pttTest } from './commands/ptt-test.js';
 import { radio } from './commands/radio.js';
 import { levels } from './commands/levels.js';
 import { reset } from './commands/reset.js';
+import { status } from './commands/status.js';
 import { SOFTWARE } from '../talk/open.js';
 
-const commands: Command[] = [run, send, listen, checkConfig, devices, pttTest, radio, levels, reset];
+const commands: Command[] = [run, send, listen, checkConfig, devices, pttTest, radio, levels, reset, status];
 
 function mainHelp(): string {
   const w = Math.max(...commands.map((c) => c.name.length)) + 2;

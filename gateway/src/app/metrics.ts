@@ -1,0 +1,208 @@
+/**
+ * Prometheus metrics (prom-client) for GET /metrics. Totals the bridges already keep (overs,
+ * seconds keyed, time-outs…) and the sessions' drop counters are read at scrape time, so there is
+ * one source of truth; per-over packet statistics are added up here as each over ends.
+ */
+import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BridgeCounters, BridgeState, BridgeStatus, BridgeView } from '../bridge/types.js';
+import type { OverReport } from '../channel/session.js';
+import type { Route } from '../http/server.js';
+import type { ChannelView, GatewayIdentity } from './status.js';
+
+export interface MetricsOptions {
+  identity: GatewayIdentity;
+  bridges: readonly BridgeView[];
+  channels: readonly ChannelView[];
+  /** The monitor's latest sample of a bridge (status() is not called here: it resets the level window). */
+  latest(radio: string): BridgeStatus | null;
+  defaultMetrics: boolean;
+  path?: string;
+}
+
+export interface Metrics {
+  registry: Registry;
+  route: Route;
+  /** The exposition text, as served. */
+  text(): Promise<string>;
+  stop(): void;
+}
+
+const STATES: BridgeState[] = ['idle', 'rx', 'tx', 'hang', 'lockout'];
+
+/** Bridge counter → metric (name, help), all `_total` counters labelled by radio. */
+const BRIDGE_TOTALS: Array<[keyof BridgeCounters, string, string]> = [
+  ['keyedSeconds', 'talkbridge_keyed_seconds_total', 'Seconds the transmitter was keyed'],
+  ['timeouts', 'talkbridge_timeouts_total', 'Transmissions cut by the time-out timer'],
+  ['starvations', 'talkbridge_starvations_total', 'Unkeys because no valid audio arrived (starvation)'],
+  ['refusedBusy', 'talkbridge_refused_busy_total', 'Network overs not transmitted because the radio was receiving'],
+  ['pttFaults', 'talkbridge_ptt_faults_total', 'PTT driver faults'],
+];
+
+export function createMetrics(o: MetricsOptions): Metrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ gateway: o.identity.gatewayId });
+  if (o.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'talkbridge_' });
+  const registers = [registry];
+
+  new Gauge({
+    name: 'talkbridge_info',
+    help: 'Always 1; the labels say which gateway and software',
+    labelNames: ['name', 'version'],
+    registers,
+    collect() {
+      this.set({ name: o.identity.name, version: o.identity.version }, 1);
+    },
+  });
+
+  new Counter({
+    name: 'talkbridge_overs_total',
+    help: 'Overs bridged, by direction (radio-to-channel: heard on the radio; channel-to-radio: transmitted)',
+    labelNames: ['radio', 'direction'],
+    registers,
+    collect() {
+      this.reset();
+      for (const b of o.bridges) {
+        this.inc({ radio: b.radio, direction: 'radio-to-channel' }, b.counters.oversFromRadio);
+        this.inc({ radio: b.radio, direction: 'channel-to-radio' }, b.counters.oversToRadio);
+      }
+    },
+  });
+
+  for (const [key, name, help] of BRIDGE_TOTALS) {
+    new Counter({
+      name,
+      help,
+      labelNames: ['radio'],
+      registers,
+      collect() {
+        this.reset();
+        for (const b of o.bridges) this.inc({ radio: b.radio }, Math.max(0, b.counters[key]));
+      },
+    });
+  }
+
+  const perRadio = (name: string, help: string, value: (s: BridgeStatus) => number | null) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['radio'],
+      registers,
+      collect() {
+        this.reset();
+        for (const b of o.bridges) {
+          const s = o.latest(b.radio);
+          const v = s ? value(s) : null;
+          if (v !== null) this.set({ radio: b.radio }, v);
+        }
+      },
+    });
+  perRadio('talkbridge_ptt', '1 while the transmitter is keyed', (s) => (s.ptt ? 1 : 0));
+  perRadio('talkbridge_cos', '1 while carrier detect is open', (s) => (s.cos ? 1 : 0));
+  perRadio('talkbridge_audio_ok', '1 while the radio audio devices are usable', (s) => (s.audioOk ? 1 : 0));
+  perRadio('talkbridge_input_level_dbfs', 'RMS level of the radio receive audio over the last sample window (dBFS)', (s) => s.rxLevels?.rmsDb ?? null);
+  perRadio('talkbridge_input_peak_dbfs', 'Peak level of the radio receive audio over the last sample window (dBFS)', (s) => s.rxLevels?.peakDb ?? null);
+  perRadio('talkbridge_output_level_dbfs', 'RMS level of the audio sent to the transmitter over the last sample window (dBFS)', (s) => s.txLevels?.rmsDb ?? null);
+
+  new Gauge({
+    name: 'talkbridge_radio_state',
+    help: 'Bridge state machine: 1 for the current state, 0 for the others',
+    labelNames: ['radio', 'state'],
+    registers,
+    collect() {
+      this.reset();
+      for (const b of o.bridges) {
+        const s = o.latest(b.radio);
+        if (s) for (const st of STATES) this.set({ radio: b.radio, state: st }, s.state === st ? 1 : 0);
+      }
+    },
+  });
+
+  new Gauge({
+    name: 'talkbridge_channel_connected',
+    help: '1 while the channel broker connection is up',
+    labelNames: ['channel'],
+    registers,
+    collect() {
+      this.reset();
+      for (const c of o.channels) this.set({ channel: c.session.topics.channel }, c.client.connected ? 1 : 0);
+    },
+  });
+
+  new Counter({
+    name: 'talkbridge_malformed_input_total',
+    help: 'Channel input dropped as malformed or out of protocol, by reason',
+    labelNames: ['channel', 'reason'],
+    registers,
+    collect() {
+      this.reset();
+      for (const c of o.channels) for (const [reason, n] of Object.entries(c.session.counters)) this.inc({ channel: c.session.topics.channel, reason }, n);
+    },
+  });
+
+  const overs = new Counter({ name: 'talkbridge_channel_overs_total', help: 'Overs received on the channel (ended)', labelNames: ['channel'], registers });
+  const received = new Counter({ name: 'talkbridge_packets_received_total', help: 'Audio packets that arrived in time to be played', labelNames: ['channel'], registers });
+  const lost = new Counter({ name: 'talkbridge_packets_lost_total', help: 'Audio packets that never arrived', labelNames: ['channel'], registers });
+  const late = new Counter({ name: 'talkbridge_packets_late_total', help: 'Audio packets that arrived after their playout time and were dropped', labelNames: ['channel'], registers });
+  const jitter = new Histogram({
+    name: 'talkbridge_jitter_delay_seconds',
+    help: 'Jitter buffer delay reached in each over',
+    labelNames: ['channel'],
+    buckets: [0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2],
+    registers,
+  });
+  const offs = o.channels.map((c) =>
+    c.session.on('overEnd', (r: OverReport) => {
+      if (r.self) return;
+      const channel = c.session.topics.channel;
+      const n = (x: number) => (Number.isFinite(x) && x > 0 ? x : 0);
+      overs.inc({ channel });
+      received.inc({ channel }, n(r.stats.received));
+      lost.inc({ channel }, n(r.stats.lost));
+      late.inc({ channel }, n(r.stats.late));
+      if (Number.isFinite(r.stats.delayMs) && r.stats.delayMs >= 0) jitter.observe({ channel }, r.stats.delayMs / 1000);
+    }),
+  );
+
+  // Its own window, reset at each scrape: p99 "since the last scrape", which is what alerts want.
+  const loop: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  const loopGauge = (name: string, help: string, pick: (h: IntervalHistogram) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        const v = pick(loop);
+        if (loop.count > 0 && Number.isFinite(v)) this.set(v / 1e9);
+      },
+    });
+  loopGauge('talkbridge_event_loop_delay_p99_seconds', 'Event-loop delay, 99th percentile since the previous scrape', (h) => h.percentile(99));
+  loopGauge('talkbridge_event_loop_delay_max_seconds', 'Event-loop delay, maximum since the previous scrape', (h) => h.max);
+
+  const text = async () => {
+    const out = await registry.metrics();
+    loop.reset();
+    return out;
+  };
+  const path = o.path ?? '/metrics';
+  return {
+    registry,
+    text,
+    route: async (req, res) => {
+      if ((req.url ?? '').split('?')[0] !== path) return false;
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('method not allowed\n');
+        return true;
+      }
+      const body = await text();
+      res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' }).end(req.method === 'HEAD' ? undefined : body);
+      return true;
+    },
+    stop() {
+      for (const off of offs) off();
+      loop.disable();
+      registry.clear();
+    },
+  };
+}

@@ -1,0 +1,149 @@
+import t from 'tap';
+import { startMonitor } from '../../gateway/src/app/status.js';
+import { startHttpServer } from '../../gateway/src/http/server.js';
+import { FakeBridge, FakeChannel } from './fakes.js';
+import { sleep } from './helpers.js';
+
+interface Exposition {
+  types: Map<string, string>;
+  samples: Array<{ name: string; labels: Record<string, string>; value: number }>;
+}
+
+/** The Prometheus text format, parsed strictly enough that a malformed line fails the test. */
+function parse(text: string): Exposition {
+  const types = new Map<string, string>();
+  const samples: Exposition['samples'] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('# HELP ')) continue;
+    const ty = /^# TYPE (\S+) (counter|gauge|histogram|summary|untyped)$/.exec(line);
+    if (ty) {
+      types.set(ty[1]!, ty[2]!);
+      continue;
+    }
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m) throw new Error(`not an exposition line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
+    const v = m[3]!;
+    samples.push({ name: m[1]!, labels, value: v === '+Inf' ? Infinity : v === '-Inf' ? -Infinity : Number(v) });
+  }
+  return { types, samples };
+}
+
+function value(e: Exposition, name: string, labels: Record<string, string> = {}): number | undefined {
+  return e.samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+}
+
+t.test('/metrics: names, types, and values that follow bridge and channel events', async (t) => {
+  const hf = new FakeBridge('hf');
+  const vhf = new FakeBridge('vhf');
+  const base = new FakeChannel('base');
+  const monitor = startMonitor({ prefix: 'tb/v1', gatewayId: 'gw-a', name: 'Hill top', version: 'talkbridge/0.1', bridges: [hf, vhf], channels: [base], client: null, minIntervalMs: 20, levelsMs: 5000 });
+  t.teardown(() => monitor.stop());
+  const http = await startHttpServer({ host: '127.0.0.1', port: 0, routes: [monitor.metricsRoute] });
+  t.teardown(() => http.close());
+  const url = `http://127.0.0.1:${http.address.port}/metrics`;
+  const scrape = async () => {
+    const res = await fetch(url);
+    t.equal(res.status, 200);
+    t.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
+    return parse(await res.text());
+  };
+
+  const before = await scrape();
+  const types: Record<string, string> = {
+    talkbridge_info: 'gauge',
+    talkbridge_overs_total: 'counter',
+    talkbridge_keyed_seconds_total: 'counter',
+    talkbridge_timeouts_total: 'counter',
+    talkbridge_starvations_total: 'counter',
+    talkbridge_ptt_faults_total: 'counter',
+    talkbridge_ptt: 'gauge',
+    talkbridge_cos: 'gauge',
+    talkbridge_radio_state: 'gauge',
+    talkbridge_input_level_dbfs: 'gauge',
+    talkbridge_channel_connected: 'gauge',
+    talkbridge_packets_lost_total: 'counter',
+    talkbridge_packets_late_total: 'counter',
+    talkbridge_malformed_input_total: 'counter',
+    talkbridge_jitter_delay_seconds: 'histogram',
+    talkbridge_event_loop_delay_p99_seconds: 'gauge',
+    talkbridge_process_resident_memory_bytes: 'gauge',
+  };
+  for (const [name, type] of Object.entries(types)) t.equal(before.types.get(name), type, `${name} is a ${type}`);
+  t.equal(value(before, 'talkbridge_info', { gateway: 'gw-a', name: 'Hill top', version: 'talkbridge/0.1' }), 1);
+  t.equal(value(before, 'talkbridge_overs_total', { radio: 'hf', direction: 'channel-to-radio' }), 0);
+  t.equal(value(before, 'talkbridge_ptt', { radio: 'hf' }), 0);
+  t.equal(value(before, 'talkbridge_radio_state', { radio: 'hf', state: 'idle' }), 1);
+  t.equal(value(before, 'talkbridge_radio_state', { radio: 'hf', state: 'tx' }), 0);
+  t.equal(value(before, 'talkbridge_input_level_dbfs', { radio: 'vhf' }), -42.04);
+  t.equal(value(before, 'talkbridge_channel_connected', { channel: 'base' }), 1);
+  t.equal(value(before, 'talkbridge_jitter_delay_seconds_count', { channel: 'base' }), undefined, 'no over yet');
+
+  // An over from the channel, transmitted on hf; meanwhile garbage arrives and the loop stalls.
+  hf.st.rxLevels = { peakDb: -3, rmsDb: -12.5, clipped: 2, samples: 960 };
+  base.talk('Alice');
+  hf.transmit({ direction: 'channel-to-radio', channel: 'base', stream: 's1', talker: 'Alice', since: Date.now() });
+  base.session.counters['packet-short'] = 3;
+  base.session.counters.control = 1;
+  const until = Date.now() + 30;
+  while (Date.now() < until);
+  await sleep(60);
+  const during = await scrape();
+  t.equal(value(during, 'talkbridge_ptt', { radio: 'hf' }), 1, 'PTT on while transmitting');
+  t.equal(value(during, 'talkbridge_radio_state', { radio: 'hf', state: 'tx' }), 1);
+  t.equal(value(during, 'talkbridge_radio_state', { radio: 'hf', state: 'idle' }), 0);
+  t.equal(value(during, 'talkbridge_input_level_dbfs', { radio: 'hf' }), -12.5);
+  t.equal(value(during, 'talkbridge_malformed_input_total', { channel: 'base', reason: 'packet-short' }), 3);
+  t.equal(value(during, 'talkbridge_malformed_input_total', { channel: 'base', reason: 'control' }), 1);
+  const p99 = value(during, 'talkbridge_event_loop_delay_p99_seconds')!;
+  t.ok(p99 >= 0.02 && p99 < 5, `event-loop p99 ${p99} s saw the 30 ms stall`);
+
+  base.endTalk({ received: 48, lost: 2, late: 1, delayMs: 60 });
+  hf.endTransmit(2.5);
+  await sleep(60);
+  const after = await scrape();
+  t.equal(value(after, 'talkbridge_overs_total', { radio: 'hf', direction: 'channel-to-radio' }), 1);
+  t.equal(value(after, 'talkbridge_overs_total', { radio: 'hf', direction: 'radio-to-channel' }), 0);
+  t.equal(value(after, 'talkbridge_keyed_seconds_total', { radio: 'hf' }), 2.5);
+  t.equal(value(after, 'talkbridge_ptt', { radio: 'hf' }), 0, 'PTT off after the over');
+  t.equal(value(after, 'talkbridge_packets_received_total', { channel: 'base' }), 48);
+  t.equal(value(after, 'talkbridge_packets_lost_total', { channel: 'base' }), 2);
+  t.equal(value(after, 'talkbridge_packets_late_total', { channel: 'base' }), 1);
+  t.equal(value(after, 'talkbridge_channel_overs_total', { channel: 'base' }), 1);
+  t.equal(value(after, 'talkbridge_jitter_delay_seconds_count', { channel: 'base' }), 1);
+  t.equal(value(after, 'talkbridge_jitter_delay_seconds_sum', { channel: 'base' }), 0.06);
+  t.equal(value(after, 'talkbridge_jitter_delay_seconds_bucket', { channel: 'base', le: '0.04' }), 0);
+  t.equal(value(after, 'talkbridge_jitter_delay_seconds_bucket', { channel: 'base', le: '0.06' }), 1);
+  const p99After = value(after, 'talkbridge_event_loop_delay_p99_seconds')!;
+  t.ok(p99After < p99, `the loop-delay window restarts at each scrape (${p99After} < ${p99})`);
+
+  base.client.connected = false;
+  await sleep(10);
+  t.equal(value(await scrape(), 'talkbridge_channel_connected', { channel: 'base' }), 0);
+
+  const post = await fetch(url, { method: 'POST' });
+  t.equal(post.status, 405);
+  t.equal((await fetch(`http://127.0.0.1:${http.address.port}/other`)).status, 404, 'other paths fall through');
+});
+
+t.test('healthy(): every channel connected and every radio audio OK; status() is called by the monitor only', async (t) => {
+  const hf = new FakeBridge('hf');
+  const base = new FakeChannel('base');
+  const monitor = startMonitor({ prefix: 'tb/v1', gatewayId: 'gw-a', name: 'A', version: 'x', bridges: [hf], channels: [base], client: null, levelsMs: 50, defaultMetrics: false });
+  t.teardown(() => monitor.stop());
+  t.equal(monitor.healthy(), true);
+  base.client.connected = false;
+  t.equal(monitor.healthy(), false, 'a channel down');
+  base.client.connected = true;
+  hf.st.audioOk = false;
+  await sleep(120);
+  t.equal(monitor.healthy(), false, 'a sound card gone');
+  hf.st.audioOk = true;
+  await sleep(120);
+  t.equal(monitor.healthy(), true, 'back');
+  const calls = hf.statusCalls;
+  await monitor.metrics.text();
+  monitor.healthy();
+  t.equal(hf.statusCalls, calls, 'scrapes and health checks read the sample, not status()');
+});

@@ -102,6 +102,8 @@ interface Incoming {
   jb: JitterBuffer;
   decoder: FrameDecoder | null;
   sentPackets?: number;
+  /** The reason the sender gave in its END, reported when playout reaches the end. */
+  endReason?: EndReason;
   started: boolean;
   /** Wall-clock capture time of frame 0. */
   t0: number;
@@ -226,6 +228,7 @@ export class ChannelSession extends Emitter<SessionEvents> {
     const inc = this.incoming.get(m.stream);
     if (inc && inc.info.sender === sender) {
       inc.sentPackets = m.packets;
+      inc.endReason = m.reason;
       inc.jb.endAfter(m.packets, inc.fpp);
       // The holder drains its buffer and ends in the playout loop; anyone else ends now.
       if (this.floor.holder?.stream !== m.stream || !inc.started) this.apply(this.floor.release(m.stream), m.reason);
@@ -339,8 +342,8 @@ export class ChannelSession extends Emitter<SessionEvents> {
     const now = this.clock.now();
     for (let item = inc.jb.pop(now); item; item = inc.jb.pop(now)) {
       if (item.type === 'end') {
-        this.apply(this.floor.release(inc.info.stream));
-        this.finish(inc.info.stream, 'done');
+        this.apply(this.floor.release(inc.info.stream), inc.endReason);
+        this.finish(inc.info.stream, inc.endReason ?? 'done');
         return;
       }
       if (!inc.started) {

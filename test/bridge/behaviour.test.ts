@@ -1,0 +1,163 @@
+/**
+ * The bridge's rules on the air, with real channel sessions over a real Mosquitto and radios on a
+ * simulated frequency (test/bridge/ether.ts): no ping-pong between two gateways on one frequency,
+ * half-duplex collisions, the time-out timer and its lockout, and the sound card vanishing mid-over.
+ */
+import t, { type Test } from 'tap';
+import path from 'node:path';
+import { pino } from 'pino';
+import { startMosquitto, type TestBroker } from '../helpers/brokers.js';
+import { FIXTURES } from '../helpers/cli.js';
+import { openChannel, type OpenChannel } from '../../gateway/src/talk/open.js';
+import { createEncoder } from '../../gateway/src/codec/opus-node.js';
+import { readWav, type Pcm } from '../../gateway/src/audio/wav.js';
+import { resampleAll } from '../../gateway/src/audio/resample.js';
+import { sendPcm } from '../../gateway/src/talk/send.js';
+import { Bridge } from '../../gateway/src/bridge/bridge.js';
+import { BridgeSchema } from '../../gateway/src/bridge/schema.js';
+import type { OverReport } from '../../gateway/src/channel/session.js';
+import { Ether } from './ether.js';
+
+const silent = pino({ level: 'silent' });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let speech: Pcm;
+
+async function channel(t: Test, broker: TestBroker, name: string, ch = 'link'): Promise<OpenChannel> {
+  const c = await openChannel({ url: broker.url, prefix: 'talkbridge/v1', channel: ch, name, sender: name, source: 'radio', silenceMs: 1000 });
+  t.teardown(() => c.close());
+  return c;
+}
+
+async function gateway(t: Test, broker: TestBroker, ether: Ether, name: string, o: { transmit?: string; monitor?: string[]; config?: Record<string, unknown> } = {}) {
+  const chans = new Map<string, OpenChannel>();
+  for (const c of new Set([o.transmit ?? 'link', ...(o.monitor ?? ['link'])])) chans.set(c, await channel(t, broker, name, c));
+  const radio = ether.radio(name);
+  const bridge = new Bridge({
+    radio: { name, ptt: radio.ptt, cos: radio.cos, input: radio.input, output: radio.output },
+    transmit: chans.get(o.transmit ?? 'link')!.session,
+    monitor: (o.monitor ?? ['link']).map((c) => chans.get(c)!.session),
+    encoder: await createEncoder({ sampleRate: 16000, frameMs: 20, bitrate: 16000, complexity: 5 }),
+    frameMs: 20,
+    framesPerPacket: 2,
+    config: BridgeSchema.parse(o.config ?? {}),
+    log: silent,
+  });
+  await bridge.start();
+  t.teardown(() => bridge.stop());
+  return { bridge, radio };
+}
+
+function observe(c: OpenChannel) {
+  const overs: OverReport[] = [];
+  const notices: string[] = [];
+  c.session.on('overEnd', (r) => overs.push(r));
+  c.session.on('notice', (_s, code) => notices.push(code));
+  return { overs, notices };
+}
+
+async function setup(t: Test) {
+  speech ??= await readWav(path.join(FIXTURES, 'speech-16k.wav'));
+  const broker = await startMosquitto();
+  t.teardown(() => broker.stop());
+  const ether = new Ether();
+  t.teardown(() => ether.close());
+  return { broker, ether };
+}
+
+async function talk(t: Test, broker: TestBroker, seconds: number, ch = 'link') {
+  const c = await channel(t, broker, 'base', ch);
+  await sleep(150);
+  const enc = await createEncoder({ sampleRate: 16000, frameMs: 20, bitrate: 16000, complexity: 5 });
+  const samples = new Int16Array(Math.round(16000 * seconds));
+  for (let o = 0; o < samples.length; o += speech.samples.length) samples.set(speech.samples.subarray(0, Math.min(speech.samples.length, samples.length - o)), o);
+  return sendPcm(c.session, enc, { sampleRate: 16000, samples }, { framesPerPacket: 2, frameMs: 20, fast: false });
+}
+
+t.test('two gateways on one frequency and one channel: a network over is transmitted, never echoed back', async (t) => {
+  const { broker, ether } = await setup(t);
+  const a = await gateway(t, broker, ether, 'gw-a');
+  const b = await gateway(t, broker, ether, 'gw-b');
+  const obs = observe(await channel(t, broker, 'observer'));
+  await sleep(200);
+  const r = await talk(t, broker, 2);
+  t.equal(r.status, 'done');
+  await sleep(4000);
+  t.same(obs.overs.map((o) => o.name), ['base'], 'the channel carried only the original over');
+  // Whichever keys first opens the other's squelch; that one then holds off (half duplex), or both
+  // transmit the same over when they key within the same moment. Either way, once each at most.
+  t.ok(a.radio.ptt.keyCount <= 1 && b.radio.ptt.keyCount <= 1 && a.radio.ptt.keyCount + b.radio.ptt.keyCount >= 1, `the over went on the air (A keyed ${a.radio.ptt.keyCount}×, B ${b.radio.ptt.keyCount}×)`);
+  t.equal(a.bridge.counters.oversFromRadio + b.bridge.counters.oversFromRadio, 0, 'neither forwarded the other’s transmission');
+  t.notOk(a.radio.ptt.keyed || b.radio.ptt.keyed, 'both unkeyed');
+});
+
+t.test('a handheld heard by both gateways reaches the channel once; nobody keys up on it', async (t) => {
+  const { broker, ether } = await setup(t);
+  const a = await gateway(t, broker, ether, 'gw-a');
+  const b = await gateway(t, broker, ether, 'gw-b');
+  const obs = observe(await channel(t, broker, 'observer'));
+  await sleep(300);
+  ether.transmit(resampleAll(speech.samples, 16000, 48000).subarray(0, 48000 * 3));
+  while (ether.busy) await sleep(50);
+  await sleep(3500);
+  t.equal(obs.overs.length, 1, `one over on the channel (${obs.overs.map((o) => o.name).join(', ')})`);
+  t.ok(['gw-a', 'gw-b'].includes(obs.overs[0]?.name ?? ''), 'from one of the gateways');
+  t.ok(obs.overs[0]!.durationMs > 2500, `the whole transmission (${obs.overs[0]!.durationMs} ms)`);
+  t.equal(a.radio.ptt.keyCount + b.radio.ptt.keyCount, 0, 'neither transmitted the other’s over back onto the frequency');
+  t.equal(a.bridge.counters.refusedBusy + b.bridge.counters.refusedBusy, 1, 'the losing gateway refused the over: its radio was receiving');
+});
+
+t.test('half duplex, preempt policy: a network over stops forwarding the radio and goes on the air', async (t) => {
+  const { broker, ether } = await setup(t);
+  const b = await gateway(t, broker, ether, 'gw-b', { transmit: 'other', monitor: ['link'], config: { busyPolicy: 'preempt' } });
+  const other = observe(await channel(t, broker, 'observer', 'other'));
+  await sleep(300);
+  ether.transmit(resampleAll(speech.samples, 16000, 48000));
+  await sleep(1000);
+  t.equal(b.bridge.state, 'rx', 'forwarding the radio to "other"');
+  void talk(t, broker, 2);
+  await sleep(800);
+  t.equal(b.bridge.state, 'tx', 'preempted: transmitting the network over');
+  t.ok(b.radio.ptt.keyed);
+  await sleep(500);
+  t.match(other.overs, [{ name: 'gw-b', reason: 'preempted' }], 'the radio over on "other" ended as preempted');
+});
+
+t.test('time-out timer: unkeys, says so on the channel, stays locked out until the channel is quiet', async (t) => {
+  const { broker, ether } = await setup(t);
+  const b = await gateway(t, broker, ether, 'gw-b', { config: { timeoutSeconds: 2 } });
+  const obs = observe(await channel(t, broker, 'observer'));
+  const states: string[] = [];
+  b.bridge.on('state', (_f, to) => states.push(to));
+  await sleep(200);
+  const started = Date.now();
+  let unkeyedAt = 0;
+  b.radio.ptt.on('state', (k) => !k && !unkeyedAt && (unkeyedAt = Date.now()));
+  const over = talk(t, broker, 4.5);
+  await sleep(3000);
+  t.ok(unkeyedAt > 0, 'unkeyed');
+  t.ok(Math.abs(unkeyedAt - started - 2000) < 500, `after about 2 s (${unkeyedAt - started} ms after the over started)`);
+  t.equal(b.bridge.state, 'lockout', 'locked out while the over goes on');
+  t.notOk(b.radio.ptt.keyed);
+  await over;
+  await sleep(1500);
+  t.same(states, ['tx', 'lockout', 'idle'], 'tx → lockout → idle once quiet');
+  t.same(obs.notices, ['timeout'], 'a notice went to the channel');
+  t.equal(b.radio.ptt.keyCount, 1, 'never re-keyed for the rest of that over');
+  t.equal(b.bridge.counters.timeouts, 1);
+});
+
+t.test('the sound card vanishes mid-over: unkey at once', async (t) => {
+  const { broker, ether } = await setup(t);
+  const b = await gateway(t, broker, ether, 'gw-b');
+  await sleep(200);
+  void talk(t, broker, 3);
+  while (!b.radio.ptt.keyed) await sleep(10);
+  await sleep(700);
+  const at = Date.now();
+  b.radio.output.lose();
+  while (b.radio.ptt.keyed && Date.now() - at < 1000) await sleep(2);
+  t.notOk(b.radio.ptt.keyed, `unkeyed ${Date.now() - at} ms after the device went away`);
+  t.equal(b.bridge.state, 'idle');
+  await sleep(2800);
+  t.equal(b.radio.ptt.keyCount, 1, 'no re-key for the rest of that over');
+});

@@ -1,0 +1,166 @@
+/**
+ * A simulated frequency for bridge tests: radios that share one channel of "RF". A keyed radio's
+ * transmitted audio reaches every other radio's receiver and opens their carrier detect; a handheld
+ * can transmit on it too. The bridge only ever sees its small driver interfaces (radio/types.ts),
+ * so this stands exactly where the hardware drivers stand.
+ */
+import { Emitter } from '../../gateway/src/core/emitter.js';
+import type { AudioIn, AudioInEvents, AudioOut, AudioOutEvents, AudioState, CarrierDetect, CarrierEvents, Levels, Ptt, PttEvents } from '../../gateway/src/radio/types.js';
+
+const RATE = 48000;
+const BLOCK = 960; // 20 ms
+const noLevels: Levels = { peakDb: -Infinity, rmsDb: -Infinity, clipped: 0, samples: 0 };
+
+export class Ether {
+  readonly radios: SimRadio[] = [];
+  private handheld: Int16Array | null = null;
+  private pos = 0;
+  private timer: NodeJS.Timeout;
+
+  constructor() {
+    // Every 20 ms each receiver gets what is on the air (silence when nothing is).
+    this.timer = setInterval(() => this.tick(), 20);
+  }
+
+  radio(name: string): SimRadio {
+    const r = new SimRadio(name, this);
+    this.radios.push(r);
+    return r;
+  }
+
+  /** A handheld on the frequency transmits this audio (48 kHz). */
+  transmit(pcm: Int16Array): void {
+    this.handheld = pcm;
+    this.pos = 0;
+    this.update();
+  }
+
+  get busy(): boolean {
+    return this.handheld !== null;
+  }
+
+  update(): void {
+    for (const r of this.radios) r.cos.set(this.handheld !== null || this.radios.some((o) => o !== r && o.ptt.keyed));
+  }
+
+  private tick(): void {
+    let block: Int16Array | null = null;
+    if (this.handheld) {
+      block = this.handheld.slice(this.pos, this.pos + BLOCK);
+      this.pos += BLOCK;
+      if (this.pos >= this.handheld.length) {
+        this.handheld = null;
+        this.update();
+      }
+    }
+    for (const r of this.radios) {
+      const fromOthers = this.radios.filter((o) => o !== r && o.ptt.keyed).map((o) => o.output.take());
+      const mix = new Int16Array(BLOCK);
+      for (const src of [block, ...fromOthers]) if (src) for (let i = 0; i < Math.min(BLOCK, src.length); i++) mix[i] = Math.max(-32768, Math.min(32767, mix[i]! + src[i]!));
+      r.input.push(mix);
+    }
+    for (const r of this.radios) if (!r.ptt.keyed) r.output.take();
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+}
+
+class SimPtt extends Emitter<PttEvents> implements Ptt {
+  keyed = false;
+  keyCount = 0;
+  constructor(readonly description: string, private readonly ether: Ether) {
+    super();
+  }
+  async open() {}
+  async key() {
+    if (!this.keyed) this.keyCount++;
+    this.keyed = true;
+    this.emit('state', true);
+    this.ether.update();
+  }
+  async unkey() {
+    this.keyed = false;
+    this.emit('state', false);
+    this.ether.update();
+  }
+  async close() {
+    await this.unkey();
+  }
+}
+
+class SimCos extends Emitter<CarrierEvents> implements CarrierDetect {
+  carrier = false;
+  readonly description = 'simulated squelch';
+  set(open: boolean) {
+    if (open === this.carrier) return;
+    this.carrier = open;
+    this.emit('carrier', open);
+  }
+  async start() {}
+  async close() {}
+}
+
+class SimIn extends Emitter<AudioInEvents> implements AudioIn {
+  readonly description = 'simulated receiver';
+  readonly sampleRate = RATE;
+  state: AudioState = 'running';
+  push(b: Int16Array) {
+    this.emit('data', b);
+  }
+  async start() {}
+  levels() {
+    return noLevels;
+  }
+  async close() {}
+}
+
+export class SimOut extends Emitter<AudioOutEvents> implements AudioOut {
+  readonly description = 'simulated transmitter audio';
+  readonly sampleRate = RATE;
+  state: AudioState = 'running';
+  private buf: Int16Array[] = [];
+  written = 0;
+  write(s: Int16Array) {
+    if (this.state !== 'running') return false;
+    this.buf.push(s);
+    this.written += s.length;
+    return true;
+  }
+  /** The next 20 ms of what was written (what goes out over the air). */
+  take(): Int16Array {
+    const out = new Int16Array(BLOCK);
+    let o = 0;
+    while (o < BLOCK && this.buf.length) {
+      const b = this.buf[0]!;
+      const n = Math.min(BLOCK - o, b.length);
+      out.set(b.subarray(0, n), o);
+      o += n;
+      if (n === b.length) this.buf.shift();
+      else this.buf[0] = b.subarray(n);
+    }
+    return out;
+  }
+  /** The USB card vanishes. */
+  lose() {
+    this.state = 'waiting';
+    this.buf = [];
+    this.emit('state', 'waiting', 'device gone');
+  }
+  async drain() {}
+  levels() {
+    return noLevels;
+  }
+  async close() {}
+}
+
+export class SimRadio {
+  readonly ptt: SimPtt;
+  readonly cos = new SimCos();
+  readonly input = new SimIn();
+  readonly output = new SimOut();
+  constructor(readonly name: string, ether: Ether) {
+    this.ptt = new SimPtt(`simulated PTT ${name}`, ether);
+  }
+}

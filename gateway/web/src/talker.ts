@@ -54,6 +54,8 @@ interface Live {
   enc: OutEncoder;
   pending: Uint8Array[];
   timer: unknown;
+  /** Released: frames collect until the flush, so the very last packet can carry END. */
+  finishing: boolean;
 }
 
 export class Talker extends Emitter<{ state: [TalkState]; sent: [seq: number] }> {
@@ -121,7 +123,7 @@ export class Talker extends Emitter<{ state: [TalkState]; sent: [seq: number] }>
       r.end('error');
       return this.set({ kind: 'failed', reason: 'encoder', message: (err as Error).message });
     }
-    const live: Live = { over: r, enc, pending: [], timer: null };
+    const live: Live = { over: r, enc, pending: [], timer: null, finishing: false };
     this.live = live;
     this.capturing = live;
     enc.onFrame = (f) => this.onEncoded(live, f);
@@ -183,7 +185,7 @@ export class Talker extends Emitter<{ state: [TalkState]; sent: [seq: number] }>
   private onEncoded(live: Live, f: Uint8Array): void {
     if (!live.over.active) return;
     live.pending.push(f);
-    if (live.pending.length === this.d.codec.framesPerPacket) {
+    if (!live.finishing && live.pending.length === this.d.codec.framesPerPacket) {
       const frames = live.pending.splice(0);
       if (live.over.send(frames)) this.emit('sent', live.over.packets - 1);
     }
@@ -203,6 +205,7 @@ export class Talker extends Emitter<{ state: [TalkState]; sent: [seq: number] }>
   /** Ends the over gracefully: the last captured audio goes out, then END. */
   private async finish(live: Live, reason: 'done' | 'timeout'): Promise<void> {
     if (this.live === live) this.live = null;
+    live.finishing = true;
     this.clearTimer(live.timer);
     try {
       // The worklet hands over its last partial frame (through frame()) before disarm resolves.
@@ -210,11 +213,11 @@ export class Talker extends Emitter<{ state: [TalkState]; sent: [seq: number] }>
       if (this.capturing === live) this.capturing = null;
       await withTimeout(live.enc.flush(), this.d.flushTimeoutMs ?? 500);
       const fpp = this.d.codec.framesPerPacket;
-      if (live.over.active && live.pending.length > 0) {
-        const frames = live.pending.splice(0);
-        while (frames.length < fpp) frames.push(this.d.silence());
-        if (reason === 'done') live.over.send(frames, true);
-        else live.over.send(frames);
+      const frames = live.pending.splice(0);
+      while (frames.length % fpp !== 0) frames.push(this.d.silence());
+      for (let i = 0; i < frames.length && live.over.active; i += fpp) {
+        const last = i + fpp >= frames.length;
+        if (live.over.send(frames.slice(i, i + fpp), last && reason === 'done')) this.emit('sent', live.over.packets - 1);
       }
     } catch {
       /* whatever failed, the over still ends below */

@@ -1,0 +1,134 @@
+/** The page's join parameters, recent channels, reconnect back-off and what each state shows. */
+import t from 'tap';
+import { DEFAULT_PREFIX } from '../../gateway/src/channel/topics.js';
+import { CodecSchema } from '../../gateway/src/config/schema.js';
+import {
+  CODEC,
+  DEFAULT_TALK_TIMEOUT_S,
+  MAX_RECENT,
+  brokerProblem,
+  buildFragment,
+  defaultBroker,
+  loadName,
+  loadRecent,
+  parseFragment,
+  rememberRecent,
+  saveName,
+  withDefaults,
+} from '../../gateway/web/src/config.js';
+import { backoffMs } from '../../gateway/web/src/net.js';
+import { type Model, viewOf } from '../../gateway/web/src/view.js';
+
+class MemStore {
+  m = new Map<string, string>();
+  getItem(k: string) {
+    return this.m.get(k) ?? null;
+  }
+  setItem(k: string, v: string) {
+    this.m.set(k, v);
+  }
+}
+
+t.test('the page speaks the gateway codec defaults', async (t) => {
+  const d = CodecSchema.parse({});
+  t.same({ sampleRate: CODEC.sampleRate, frameMs: CODEC.frameMs, framesPerPacket: CODEC.framesPerPacket, bitrate: CODEC.bitrate, complexity: CODEC.complexity }, d);
+});
+
+t.test('fragment: broker, channel, name and options', async (t) => {
+  const f = parseFragment('#broker=wss%3A%2F%2Fkit.example%2Fmqtt&channel=Base&name=%20Ann%20%20B%20&codec=wasm&timeout=60', 'https:');
+  t.same(f.errors, []);
+  t.same(f.params, { broker: 'wss://kit.example/mqtt', channel: 'base', name: 'Ann B', codec: 'wasm', talkTimeoutS: 60 });
+  t.same(parseFragment('', 'https:'), { params: {}, errors: [] });
+  t.same(parseFragment('#', 'http:').params, {});
+});
+
+t.test('fragment: bad values are reported, never thrown', async (t) => {
+  const f = parseFragment('#broker=mqtt://x:1883&channel=no%20spaces&codec=mp3&timeout=1&prefix=a//b&key=abc', 'https:');
+  t.equal(f.errors.length, 6, f.errors.join(' | '));
+  t.same(f.params, {});
+  t.match(parseFragment('#broker=ws://x/mqtt', 'https:').errors[0], /wss/);
+  t.same(parseFragment('#broker=ws://x/mqtt', 'http:').params, { broker: 'ws://x/mqtt' });
+  t.match(parseFragment('#broker=%E0%A4%A', 'http:').errors[0] ?? 'ok', /./, 'malformed escapes do not throw');
+  t.same(parseFragment('#name=' + 'x'.repeat(200), 'http:').params.name?.length, 64);
+});
+
+t.test('broker URL checks and the gateway default', async (t) => {
+  t.equal(defaultBroker({ protocol: 'http:', host: '10.0.0.1:8080' }), 'ws://10.0.0.1:8080/mqtt');
+  t.equal(defaultBroker({ protocol: 'https:', host: 'kit.example' }), 'wss://kit.example/mqtt');
+  t.equal(brokerProblem('wss://a/mqtt', 'https:'), null);
+  t.match(brokerProblem('not a url', 'http:'), /not a URL/);
+  t.match(brokerProblem('mqtt://a:1883', 'http:'), /WebSocket/);
+  t.match(brokerProblem('ws://a/mqtt', 'https:'), /wss/);
+});
+
+t.test('fragment round trip; a shared link leaves the name out', async (t) => {
+  const loc = { protocol: 'https:', host: 'kit.example' };
+  const p = { broker: 'wss://other/mqtt', channel: 'ops-2', name: 'Ann', prefix: DEFAULT_PREFIX, codec: 'auto' as const, talkTimeoutS: DEFAULT_TALK_TIMEOUT_S };
+  const frag = buildFragment(p, { includeName: true, defaultBrokerUrl: defaultBroker(loc) });
+  t.same(withDefaults(parseFragment(frag, 'https:').params, loc), p);
+  t.notMatch(buildFragment(p, { includeName: false, defaultBrokerUrl: defaultBroker(loc) }), /name=/);
+  const same = buildFragment({ ...p, broker: 'wss://kit.example/mqtt' }, { includeName: false, defaultBrokerUrl: defaultBroker(loc) });
+  t.equal(same, '#channel=ops-2', 'the default broker is left out');
+});
+
+t.test('recent channels: newest first, no duplicates, bounded, robust to junk', async (t) => {
+  const s = new MemStore();
+  for (let i = 0; i < 12; i++) rememberRecent(s, { broker: 'ws://a/mqtt', channel: `c${i}`, prefix: DEFAULT_PREFIX }, i);
+  let list = loadRecent(s);
+  t.equal(list.length, MAX_RECENT);
+  t.equal(list[0]!.channel, 'c11');
+  list = rememberRecent(s, { broker: 'ws://a/mqtt', channel: 'c5', prefix: DEFAULT_PREFIX }, 99);
+  t.equal(list[0]!.channel, 'c5');
+  t.equal(list.filter((r) => r.channel === 'c5').length, 1);
+  s.setItem('talkbridge.recent', '{nope');
+  t.same(loadRecent(s), []);
+  s.setItem('talkbridge.recent', JSON.stringify([{ broker: 1 }, null, { broker: 'ws://b', channel: 'x', prefix: 'p', at: 1 }]));
+  t.same(loadRecent(s).map((r) => r.channel), ['x']);
+  t.same(loadRecent(null), []);
+  const full = { getItem: () => null, setItem: () => { throw new Error('QuotaExceededError'); } };
+  t.doesNotThrow(() => rememberRecent(full, { broker: 'ws://a', channel: 'c', prefix: 'p' }, 1));
+  saveName(s, '  Ann  ');
+  t.equal(loadName(s), 'Ann');
+});
+
+t.test('reconnect back-off: doubles from the base, jittered 1-2x, capped', async (t) => {
+  t.equal(backoffMs(1, 1000, () => 0), 1000);
+  t.equal(backoffMs(2, 1000, () => 0), 2000);
+  t.equal(backoffMs(3, 1000, () => 0.5), 6000);
+  t.equal(backoffMs(50, 1000, () => 0), 30000);
+  t.equal(backoffMs(50, 1000, () => 0.999), 59970);
+  t.equal(backoffMs(0, 1000, () => 0), 1000);
+});
+
+const talker = (name: string, self = false) => ({ stream: '0123456789abcdef', sender: 's', name, source: 'radio' as const, t: 0, self });
+const base: Model = { conn: { kind: 'connected', url: 'ws://x' }, mic: 'unknown', talk: { kind: 'idle' }, holder: null, now: 1000 };
+
+t.test('view: every state says what is going on', async (t) => {
+  let v = viewOf(base);
+  t.same([v.status.text, v.ptt.look, v.ptt.unavailable, v.ptt.caption, v.talker], ['Connected', 'ready', false, 'Hold to talk', null]);
+  v = viewOf({ ...base, conn: { kind: 'connecting', url: 'x' } });
+  t.same([v.status.text, v.ptt.look, v.ptt.unavailable], ['Connecting…', 'blocked', true]);
+  v = viewOf({ ...base, conn: { kind: 'reconnecting', url: 'x', attempt: 3, retryAt: 5000, reason: 'x' } });
+  t.match(v.status.text, /Broker lost — reconnecting \(attempt 3, next try in 4 s\)/);
+  t.equal(v.status.tone, 'error');
+  t.equal(v.ptt.caption, 'Broker lost');
+  v = viewOf({ ...base, holder: talker('Ann') });
+  t.same([v.ptt.look, v.ptt.unavailable, v.ptt.caption, v.talker], ['busy', true, 'Busy — Ann is talking', { name: 'Ann', source: 'radio', self: false }]);
+  v = viewOf({ ...base, holder: talker('Ann'), talk: { kind: 'refused', holder: talker('Ann') } });
+  t.same([v.ptt.look, v.ptt.pressed, v.ptt.caption], ['busy', true, 'Busy — Ann has the channel']);
+  t.match(v.hint, /refused/);
+  v = viewOf({ ...base, holder: talker('Me', true), talk: { kind: 'talking', stream: 'x', since: 0, deadline: 120000 } });
+  t.same([v.ptt.look, v.ptt.pressed, v.ptt.caption], ['talking', true, 'On air — 119 s left']);
+  v = viewOf({ ...base, talk: { kind: 'timeout' } });
+  t.match(v.hint, /time-out/);
+  v = viewOf({ ...base, mic: 'insecure' });
+  t.same([v.ptt.look, v.ptt.caption], ['blocked', 'Listening only']);
+  t.match(v.micNote, /needs HTTPS or localhost/);
+  v = viewOf({ ...base, mic: 'denied', talk: { kind: 'failed', reason: 'mic-denied', message: 'microphone permission denied' } });
+  t.match(v.micNote, /permission denied/);
+  t.equal(v.hint, 'microphone permission denied');
+  v = viewOf({ ...base, mic: 'requesting', talk: { kind: 'starting' } });
+  t.equal(v.ptt.caption, 'Allow the microphone…');
+  v = viewOf({ ...base, conn: { kind: 'setup' } });
+  t.equal(v.status.text, 'Not joined');
+});

@@ -15,6 +15,11 @@ export const TEST_DEPS = [
   ['bash', 'bash'],
   ['mkfifo', 'coreutils'],
   ['pgrep', 'procps'],
+  // Operations tests: systemd-notify and systemd-analyze verify/security on the unit; python3 holds
+  // the AF_UNIX datagram socket standing in for systemd's NOTIFY_SOCKET.
+  ['systemd-notify', 'systemd'],
+  ['systemd-analyze', 'systemd'],
+  ['python3', 'python3'],
 ];
 export const BENCH_DEPS = [
   ['opusenc', 'opus-tools'],

@@ -169,6 +169,20 @@ t.test('press, talk, release: START, packets of two frames, the last flagged END
   t.ok(w.encoders[0]!.closed);
 });
 
+t.test('a long over keeps the floor past the silence time-out (the page shows "you are talking")', async (t) => {
+  const w = await world(t);
+  await w.talker.press();
+  for (let i = 0; i < 8; i++) {
+    w.feed(10);
+    await sleep(200);
+  }
+  t.equal(w.web.s.holder?.self, true, 'still our floor after 1.6 s');
+  t.equal(w.other.s.holder?.name, 'Ann', 'and the others still hear us');
+  w.talker.release();
+  await sleep(20);
+  t.equal(w.web.s.holder, null);
+});
+
 t.test('an asynchronous encoder (WebCodecs) hands over its last frames at release', async (t) => {
   const w = await world(t, { enc: { hold: true } });
   await w.talker.press();

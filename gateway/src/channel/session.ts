@@ -319,6 +319,9 @@ export class ChannelSession extends Emitter<SessionEvents> {
   }
 
   private tick(): void {
+    // Our own over lives while we send it: only other talkers can fall silent. Without this a
+    // talker holding the button past silenceMs saw the channel as clear while still on air.
+    if (this.outgoing?.active) this.floor.heard(this.outgoing.stream, this.clock.now());
     this.apply(this.floor.tick(this.clock.now()));
   }
 

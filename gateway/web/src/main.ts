@@ -504,6 +504,8 @@ function wireInput(): void {
     const f = parseFragment(location.hash, location.protocol);
     if (joined && f.params.channel && (f.params.channel !== joined.params.channel || (f.params.broker && f.params.broker !== joined.params.broker))) {
       void leave().then(() => start());
+    } else if (!joined && !joining && f.params.channel) {
+      start();
     }
   });
 }

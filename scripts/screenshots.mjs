@@ -1,0 +1,141 @@
+#!/usr/bin/env node
+// Screenshots of the web client's main states for docs/screenshots/ (PNG): the join form, joined
+// and idle, talking, receiving a radio, busy (talking refused), broker lost. Runs a real gateway
+// on free loopback ports, Debian's headless Chromium with a fake microphone, and a simulated radio
+// talker on the channel. Needs `npm run build` first (it uses gateway/dist and gateway/web/dist).
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { pino } from 'pino';
+import { startDaemon } from '../gateway/dist/app/daemon.js';
+import { ConfigSchema } from '../gateway/dist/config/schema.js';
+import { openChannel } from '../gateway/dist/talk/open.js';
+import { sendPcm } from '../gateway/dist/talk/send.js';
+import { createEncoder } from '../gateway/dist/codec/opus-node.js';
+import { readWav } from '../gateway/dist/audio/wav.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const outDir = path.join(root, 'docs/screenshots');
+const speech = path.join(root, 'test/fixtures/speech-16k.wav');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const freePort = () =>
+  new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+  });
+
+mkdirSync(outDir, { recursive: true });
+const [mqttPort, httpPort] = [await freePort(), await freePort()];
+const config = ConfigSchema.parse({ embeddedBroker: { port: mqttPort }, http: { port: httpPort }, gateway: { id: 'kit-1', name: 'Field kit 1' } });
+const daemon = await startDaemon(config, pino({ level: 'silent' }));
+const brokerUrl = `mqtt://127.0.0.1:${mqttPort}`;
+const web = `http://127.0.0.1:${httpPort}/`;
+
+const common = { url: brokerUrl, prefix: 'talkbridge/v1', channel: 'base', silenceMs: 1000 };
+const radio = await openChannel({ ...common, name: 'Truck 4', source: 'radio' });
+const maria = await openChannel({ ...common, name: 'Maria (coordinator)', source: 'web' });
+const pcm = await readWav(speech);
+const encoder = await createEncoder({ sampleRate: 16000, frameMs: 20, bitrate: 16000, complexity: 9 });
+const radioOver = (seconds) =>
+  sendPcm(radio.session, encoder, { sampleRate: pcm.sampleRate, samples: pcm.samples.subarray(0, Math.round(pcm.sampleRate * seconds)) }, { framesPerPacket: 2, frameMs: 20, fast: false });
+
+const userDir = mkdtempSync(path.join(os.tmpdir(), 'tb-shots-'));
+const context = await chromium.launchPersistentContext(userDir, {
+  executablePath: process.env.TALKBRIDGE_CHROMIUM ?? '/usr/bin/chromium',
+  headless: true,
+  viewport: { width: 390, height: 844 },
+  deviceScaleFactor: 2,
+  args: [
+    '--no-sandbox',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+    '--disable-gpu',
+    '--disable-quic',
+    '--use-fake-device-for-media-stream',
+    '--use-fake-ui-for-media-stream',
+    '--autoplay-policy=no-user-gesture-required',
+    `--use-file-for-fake-audio-capture=${speech}`,
+  ],
+  permissions: ['microphone'],
+});
+await context.addInitScript(() => (window.__talkbridgeTest = {}));
+const page = context.pages()[0] ?? (await context.newPage());
+const state = () => page.evaluate(() => window.__talkbridgeTest.state());
+async function until(pred, what, ms = 10000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const s = await state();
+    if (pred(s)) return s;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(s)}`);
+    await sleep(50);
+  }
+}
+const shots = [];
+async function shot(name, o = {}) {
+  const file = path.join(outDir, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: o.fullPage ?? false });
+  shots.push(path.relative(root, file));
+}
+
+try {
+  await page.goto(web);
+  await page.locator('#f-name').fill('Ann at base');
+  await page.locator('#f-channel').fill('base');
+  await shot('join');
+
+  await page.goto(`${web}#channel=base&name=${encodeURIComponent('Ann at base')}`);
+  await until((s) => s.conn === 'connected' && s.joined && s.online.length >= 4, 'joined');
+  await radioOver(2.2);
+  await until((s) => s.holder === null, 'first over done');
+  await sleep(300);
+  await shot('joined-idle');
+
+  const btn = page.getByRole('button', { name: 'Push to talk', exact: true });
+  await page.keyboard.down('Space');
+  await until((s) => s.talk === 'talking', 'talking');
+  await sleep(1300);
+  await shot('talking');
+  await page.keyboard.up('Space');
+  await until((s) => s.talk === 'idle' && s.holder === null, 'over ended');
+  await sleep(300);
+
+  const over = radioOver(4.9);
+  await until((s) => s.holder?.name === 'Truck 4', 'receiving');
+  await sleep(1200);
+  await shot('receiving');
+  await page.setViewportSize({ width: 1100, height: 720 });
+  await sleep(200);
+  await shot('receiving-desktop');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await btn.hover();
+  await page.mouse.down();
+  await until((s) => s.talk === 'refused', 'refused');
+  await sleep(350); // after the shake
+  await shot('busy');
+  await page.mouse.up();
+  await over;
+  await until((s) => s.holder === null, 'clear');
+
+  await radio.close();
+  await maria.close();
+  await daemon.stop();
+  await until((s) => s.conn === 'reconnecting', 'broker lost');
+  await sleep(1200);
+  await shot('broker-lost');
+} finally {
+  encoder.close();
+  await context.close();
+  rmSync(userDir, { recursive: true, force: true });
+  await daemon.stop().catch(() => {});
+}
+console.log(`screenshots written:\n  ${shots.join('\n  ')}`);
+process.exit(0);

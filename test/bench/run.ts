@@ -2,6 +2,7 @@ import os from 'node:os';
 import { benchCodec } from './codec.js';
 import { benchLatency } from './latency.js';
 import { benchFanout } from './fanout.js';
+import { benchBridge } from './bridge.js';
 
 const only = process.argv.slice(2);
 const want = (name: string) => only.length === 0 || only.includes(name);
@@ -30,4 +31,13 @@ if (want('latency')) {
 if (want('fanout')) {
   console.log('\n## Fan-out: listeners one Mosquitto serves from one talker (25 packets/s for 10 s)');
   table(await benchFanout());
+}
+if (want('bridge')) {
+  console.log('\n## Bridge: radio-in → radio-out, gateway to gateway through Mosquitto on loopback (default settings, sound-card buffers aside)');
+  const b = await benchBridge();
+  table(b.latency);
+  console.log('  targets: p50 ≤ 70 ms, p95 ≤ 100 ms; event-loop delay p99 ≤ 10 ms (both bridges run in the benchmark process)');
+  console.log('\n## Bridge daemons (two `talkbridge run` processes, 20 s of speech bridged, then 1,000 short overs into B)');
+  for (const [k, v] of Object.entries(b.daemon)) console.log(`  ${k.padEnd(48)} ${fmt(v)}`);
+  console.log('  targets: CPU ≤ 1.3× native tools; RSS ≤ 60 MB idle and flat after 1,000 overs');
 }

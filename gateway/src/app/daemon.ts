@@ -5,14 +5,16 @@
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../core/log.js';
-import { type EmbeddedBroker, startEmbeddedBroker } from '../broker/embedded.js';
+import type { EmbeddedBroker } from '../broker/embedded.js';
 import { type HttpServer, json, startHttpServer } from '../http/server.js';
 import { staticFiles } from '../http/static.js';
 import { type OpenChannel, SOFTWARE, openChannel } from '../talk/open.js';
 import { UserError } from '../core/errors.js';
 import { Bridge } from '../bridge/bridge.js';
 import { createEncoder } from '../codec/opus-node.js';
-import { createAudioIn, createAudioOut, createCos, createPtt } from '../radio/factory.js';
+import { connect, disconnect } from '../net/connect.js';
+import { type Monitor, startMonitor, statusClientId, statusWill } from './status.js';
+import { type Notifier, createNotifier } from './sd-notify.js';
 
 export interface Daemon {
   broker: EmbeddedBroker | null;
@@ -20,6 +22,8 @@ export interface Daemon {
   brokerUrl: string;
   channels: OpenChannel[];
   bridges: Bridge[];
+  monitor: Monitor;
+  notify: Notifier;
   stop(): Promise<void>;
 }
 
@@ -44,6 +48,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   try {
     let broker: EmbeddedBroker | null = null;
     if (config.embeddedBroker.enabled) {
+      // Loaded only when used: aedes and ws cost memory a gateway on an external broker does not need.
+      const { startEmbeddedBroker } = await import('../broker/embedded.js');
       broker = await startEmbeddedBroker({ host: config.embeddedBroker.host, port: config.embeddedBroker.port, log: log.child({ module: 'broker' }) });
       stack.push(() => broker!.close());
       log.info({ event: 'listening', service: 'mqtt', url: `mqtt://${broker.tcp!.host}:${broker.tcp!.port}` }, `embedded MQTT broker on mqtt://${broker.tcp!.host}:${broker.tcp!.port}`);
@@ -51,6 +57,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
 
     let http: HttpServer | null = null;
     const channels: OpenChannel[] = [];
+    let monitor: Monitor | null = null;
     if (config.http.enabled) {
       http = await startHttpServer({
         host: config.http.host,
@@ -62,6 +69,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
               status: channels.every((c) => c.client.connected) ? 'ok' : 'degraded',
               channels: channels.map((c) => ({ channel: c.session.topics.channel, connected: c.client.connected, talking: c.session.holder?.name ?? null })),
             }),
+          (req, res) => monitor?.metricsRoute(req, res) ?? false,
           staticFiles(WEB_ROOT, {
             missingIndex:
               `<!doctype html><meta charset="utf-8"><title>talkbridge</title><h1>talkbridge</h1>` +
@@ -110,7 +118,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
 
     const bridges: Bridge[] = [];
     const session = (name: string) => channels.find((c) => c.session.topics.channel === name)!.session;
+    // Radio drivers (serialport, onoff, …) load only on gateways that have radios.
+    const factory = config.bridge.links.length ? await import('../radio/factory.js') : null;
     for (const link of config.bridge.links) {
+      const { createAudioIn, createAudioOut, createCos, createPtt } = factory!;
       const rc = config.radios.find((r) => r.name === link.radio)!;
       const rlog = log.child({ module: 'radio', radio: rc.name });
       const deps = { log: rlog };
@@ -134,7 +145,30 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       await bridge.start();
       bridges.push(bridge);
     }
-    return { broker, http, brokerUrl, channels, bridges, stop };
+
+    // Gateway status: its own connection, whose Last Will says offline.
+    const id = { prefix: config.broker.topicPrefix, gatewayId: config.gateway.id, name: config.gateway.name, version: SOFTWARE };
+    const statusClient = await connect({
+      url: brokerUrl,
+      clientId: statusClientId(id.gatewayId),
+      username: config.broker.username,
+      password: config.broker.password,
+      keepaliveSeconds: config.broker.keepaliveSeconds,
+      connectTimeoutMs: config.broker.connectTimeoutMs,
+      reconnectMs: config.broker.reconnectMs,
+      will: statusWill(id),
+    });
+    stack.push(() => disconnect(statusClient));
+    const mon = startMonitor({ ...id, bridges, channels, client: statusClient, log: log.child({ module: 'status' }) });
+    monitor = mon;
+    stack.push(() => mon.stop());
+
+    const notify = createNotifier({ log: log.child({ module: 'systemd' }) });
+    await notify.ready(`bridging ${bridges.length} radio(s) on ${channels.length} channel(s)`);
+    // The watchdog is fed only while the pipeline is healthy, not merely while the loop turns.
+    notify.watchdog(() => mon.healthy());
+    stack.push(() => notify.stopping('stopping'));
+    return { broker, http, brokerUrl, channels, bridges, monitor: mon, notify, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -4,21 +4,24 @@
  */
 import { type Command, helpText, parse } from './command.js';
 import { UserError } from '../core/errors.js';
-import { run } from './commands/run.js';
-import { send } from './commands/send.js';
-import { listen } from './commands/listen.js';
-import { checkConfig } from './commands/check-config.js';
-import { devices } from './commands/devices.js';
-import { pttTest } from './commands/ptt-test.js';
-import { radio } from './commands/radio.js';
-import { levels } from './commands/levels.js';
-import { reset } from './commands/reset.js';
-import { status } from './commands/status.js';
-import { SOFTWARE } from '../talk/open.js';
+import { SOFTWARE } from '../core/version.js';
+// Each command's module (and what it imports: the daemon, radio drivers, MQTT) loads only when that
+// command runs — on a Pi every module loaded is resident memory for as long as the daemon runs.
+const loaders: Record<string, () => Promise<Command>> = {
+  run: async () => (await import('./commands/run.js')).run,
+  send: async () => (await import('./commands/send.js')).send,
+  listen: async () => (await import('./commands/listen.js')).listen,
+  'check-config': async () => (await import('./commands/check-config.js')).checkConfig,
+  devices: async () => (await import('./commands/devices.js')).devices,
+  'ptt-test': async () => (await import('./commands/ptt-test.js')).pttTest,
+  radio: async () => (await import('./commands/radio.js')).radio,
+  levels: async () => (await import('./commands/levels.js')).levels,
+  reset: async () => (await import('./commands/reset.js')).reset,
+  status: async () => (await import('./commands/status.js')).status,
+};
 
-const commands: Command[] = [run, send, listen, checkConfig, devices, pttTest, radio, levels, reset, status];
-
-function mainHelp(): string {
+async function mainHelp(): Promise<string> {
+  const commands = await Promise.all(Object.values(loaders).map((l) => l()));
   const w = Math.max(...commands.map((c) => c.name.length)) + 2;
   return [
     'Usage: talkbridge <command> [options]',
@@ -35,20 +38,21 @@ function mainHelp(): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    const target = name === 'help' && rest[0] ? commands.find((c) => c.name === rest[0]) : undefined;
-    process.stdout.write((target ? helpText(target) : mainHelp()) + '\n');
+    const load = name === 'help' && rest[0] ? loaders[rest[0]] : undefined;
+    process.stdout.write((load ? helpText(await load()) : await mainHelp()) + '\n');
     return 0;
   }
   if (name === '--version' || name === '-V') {
     process.stdout.write(SOFTWARE + '\n');
     return 0;
   }
-  const cmd = commands.find((c) => c.name === name);
-  if (!cmd) {
+  const load = Object.hasOwn(loaders, name) ? loaders[name] : undefined;
+  if (!load) {
     process.stderr.write(`talkbridge: unknown command "${name}" (see talkbridge --help)\n`);
     return 2;
   }
   try {
+    const cmd = await load();
     const p = parse(cmd, rest);
     if (p.help) {
       process.stdout.write(helpText(cmd) + '\n');

@@ -2,8 +2,10 @@
  * Structured logs: JSON lines (journald and log shippers read them as they are), pretty when the
  * destination is a terminal. One root logger per process, a child per module (`module` field).
  */
+import { createRequire } from 'node:module';
 import { pino, type Logger, type LevelWithSilent } from 'pino';
-import pretty from 'pino-pretty';
+
+const require = createRequire(import.meta.url);
 
 export type { Logger };
 
@@ -20,6 +22,8 @@ export function createLogger(o: LogOptions = {}): Logger {
   const level = o.level ?? 'info';
   const base = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
   if (o.pretty ?? stream.isTTY) {
+    // Only a terminal needs the pretty printer: a daemon under systemd never loads it.
+    const pretty = require('pino-pretty') as typeof import('pino-pretty');
     return pino(base, pretty({ destination: fd, colorize: true, ignore: 'pid,hostname', sync: true }));
   }
   return pino(base, pino.destination({ fd, sync: true }));

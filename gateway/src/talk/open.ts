@@ -29,7 +29,8 @@ export interface OpenChannel {
   close(): Promise<void>;
 }
 
-export const SOFTWARE = 'talkbridge/0.1';
+export { SOFTWARE } from '../core/version.js';
+import { SOFTWARE } from '../core/version.js';
 
 export async function openChannel(o: OpenOptions): Promise<OpenChannel> {
   const wasm = await loadOpusWasm();

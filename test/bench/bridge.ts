@@ -1,0 +1,232 @@
+/**
+ * Issue-4 figures: radio-in → radio-out latency gateway to gateway through Mosquitto (two bridges
+ * with timestamped radio I/O), CPU per second of bridged audio and RSS of real `talkbridge run`
+ * daemons, event-loop delay while bridging.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { pino } from 'pino';
+import { Emitter } from '../../gateway/src/core/emitter.js';
+import type { AudioIn, AudioInEvents, AudioOut, AudioOutEvents, CarrierDetect, CarrierEvents, Levels, Ptt, PttEvents } from '../../gateway/src/radio/types.js';
+import { Bridge } from '../../gateway/src/bridge/bridge.js';
+import { BridgeSchema } from '../../gateway/src/bridge/schema.js';
+import { openChannel } from '../../gateway/src/talk/open.js';
+import { createEncoder } from '../../gateway/src/codec/opus-node.js';
+import { encodeWav, readWav } from '../../gateway/src/audio/wav.js';
+import { resampleAll } from '../../gateway/src/audio/resample.js';
+import { sendPcm } from '../../gateway/src/talk/send.js';
+import { startMosquitto } from '../helpers/brokers.js';
+import { FIXTURES } from '../helpers/cli.js';
+import { pttFifo, runGateway, tmp, writeConfig } from '../bridge/helpers.js';
+
+const RATE = 48000;
+const BLOCK = 960;
+const none: Levels = { peakDb: -Infinity, rmsDb: -Infinity, clipped: 0, samples: 0 };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+class Ptt0 extends Emitter<PttEvents> implements Ptt {
+  keyed = false;
+  readonly description = 'bench';
+  async open() {}
+  async key() {
+    this.keyed = true;
+  }
+  async unkey() {
+    this.keyed = false;
+  }
+  async close() {}
+}
+class Cos0 extends Emitter<CarrierEvents> implements CarrierDetect {
+  carrier = false;
+  readonly description = 'bench';
+  set(v: boolean) {
+    this.carrier = v;
+    this.emit('carrier', v);
+  }
+  async start() {}
+  async close() {}
+}
+class In0 extends Emitter<AudioInEvents> implements AudioIn {
+  readonly description = 'bench';
+  readonly sampleRate = RATE;
+  readonly state = 'running' as const;
+  async start() {}
+  levels() {
+    return none;
+  }
+  async close() {}
+}
+class Out0 extends Emitter<AudioOutEvents> implements AudioOut {
+  readonly description = 'bench';
+  readonly sampleRate = RATE;
+  readonly state = 'running' as const;
+  /** [time the block was handed over, samples written before it, block] */
+  blocks: Array<[number, number, Int16Array]> = [];
+  private n = 0;
+  write(s: Int16Array) {
+    this.blocks.push([performance.now(), this.n, s]);
+    this.n += s.length;
+    return true;
+  }
+  async drain() {}
+  levels() {
+    return none;
+  }
+  async close() {}
+}
+
+async function latencyRun(framesPerPacket: number): Promise<Record<string, number | string>> {
+  const broker = await startMosquitto();
+  const silent = pino({ level: 'silent' });
+  try {
+    const chA = await openChannel({ url: broker.url, prefix: 'talkbridge/v1', channel: 'bench', name: 'gw-a', sender: 'gw-a', source: 'radio', silenceMs: 1000 });
+    const chB = await openChannel({ url: broker.url, prefix: 'talkbridge/v1', channel: 'bench', name: 'gw-b', sender: 'gw-b', source: 'radio', silenceMs: 1000 });
+    const cfg = BridgeSchema.parse({});
+    const ain = new In0();
+    const acos = new Cos0();
+    const bout = new Out0();
+    const mk = async (name: string, io: { cos: CarrierDetect; input: AudioIn | null; output: AudioOut }, ch: typeof chA) => {
+      const b = new Bridge({ radio: { name, ptt: new Ptt0(), ...io }, transmit: ch.session, monitor: [ch.session], encoder: await createEncoder({ sampleRate: 16000, frameMs: 20, bitrate: 16000, complexity: 9 }), frameMs: 20, framesPerPacket, config: cfg, log: silent });
+      await b.start();
+      return b;
+    };
+    const a = await mk('a', { cos: acos, input: ain, output: new Out0() }, chA);
+    const b = await mk('b', { cos: new Cos0(), input: null, output: bout }, chB);
+    await sleep(300);
+    // 24 overs of 2.5 s, each with five 60 ms tone bursts starting on block boundaries.
+    const h = monitorEventLoopDelay({ resolution: 1 });
+    h.enable();
+    const marks: number[] = [];
+    const lat: number[] = [];
+    for (let over = 0; over < 24; over++) {
+      acos.set(true);
+      const t0 = performance.now();
+      const blocks = 125;
+      const starts: number[] = [];
+      for (let k = 0; k < blocks; k++) {
+        const due = t0 + (k + 1) * 20;
+        const wait = due - performance.now();
+        if (wait > 0) await sleep(wait);
+        const blk = new Int16Array(BLOCK);
+        const burst = k % 25 >= 2 && k % 25 < 5; // 60 ms burst every 500 ms
+        if (burst) for (let i = 0; i < BLOCK; i++) blk[i] = Math.round(12000 * Math.sin((2 * Math.PI * 1000 * (k * BLOCK + i)) / RATE));
+        // The block's first sample was captured 20 ms before the block is delivered.
+        if (k % 25 === 2) starts.push(performance.now() - 20);
+        ain.emit('data', blk);
+      }
+      acos.set(false);
+      await sleep(1200);
+      // Find each burst onset in B's output.
+      const flat: Array<[number, number]> = [];
+      for (const [at, , blk] of bout.blocks) for (let i = 0; i < blk.length; i++) if (Math.abs(blk[i]!) > 2000) flat.push([at, i]);
+      const onsets: number[] = [];
+      let last = -Infinity;
+      for (const [at, i] of flat) {
+        const tt = at + (i * 1000) / RATE;
+        if (tt - last > 250) onsets.push(tt);
+        last = tt;
+      }
+      bout.blocks = [];
+      for (let i = 0; i < Math.min(starts.length, onsets.length); i++) lat.push(onsets[i]! - starts[i]!);
+      marks.push(starts.length);
+    }
+    h.disable();
+    await a.stop();
+    await b.stop();
+    await chA.close();
+    await chB.close();
+    lat.sort((x, y) => x - y);
+    const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]!;
+    return {
+      framesPerPacket,
+      markers: `${lat.length} of ${marks.reduce((x, y) => x + y, 0)}`,
+      'radio→radio p50 ms': Number(q(0.5).toFixed(1)),
+      'p95 ms': Number(q(0.95).toFixed(1)),
+      'max ms': Number(lat.at(-1)!.toFixed(1)),
+      'event-loop delay p99 ms': Number((h.percentile(99) / 1e6).toFixed(2)),
+    };
+  } finally {
+    await broker.stop();
+  }
+}
+
+function procStat(pid: number): { cpu: number; rssMB: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const ticks = Number(stat[11]) + Number(stat[12]);
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+  return { cpu: ticks / 100, rssMB: rss };
+}
+
+async function daemonRun(): Promise<Record<string, number | string>> {
+  const broker = await startMosquitto();
+  const dir = tmp();
+  try {
+    const sp = await readWav(path.join(FIXTURES, 'speech-16k.wav'));
+    // 20 s of continuous speech for A's radio (VOX keeps it one over).
+    const s48 = resampleAll(sp.samples, 16000, 48000);
+    const all = new Int16Array(RATE * 21);
+    for (let o = RATE; o < all.length; o += s48.length) all.set(s48.subarray(0, Math.min(s48.length, all.length - o)), o);
+    const file = path.join(dir, 'in.wav');
+    writeFileSync(file, encodeWav({ sampleRate: RATE, samples: all }));
+    const fifo = pttFifo(dir);
+    const extra = 'bridge:\n  hangMs: 0\n';
+    const b = runGateway(writeConfig(dir, { id: 'gw-b', broker: broker.url, radio: `  - name: b\n    ptt: { type: cm108, device: ${fifo.path} }\n    audio: { sampleRate: 48000, output: { type: 'null' } }`, extra }));
+    await b.waitFor(/"event":"ready"/);
+    await sleep(2000);
+    const idle = procStat(b.proc.pid!);
+    const a = runGateway(writeConfig(dir, { id: 'gw-a', broker: broker.url, radio: `  - name: a\n    ptt: { type: none }\n    cos: { type: vox, thresholdDb: -45, attackMs: 20, hangMs: 1500 }\n    audio: { sampleRate: 48000, input: { type: file, path: ${file} } }` }));
+    await a.waitFor(/"event":"ready"/);
+    const a0 = procStat(a.proc.pid!);
+    const b0 = procStat(b.proc.pid!);
+    await b.waitFor(/"event":"ptt"[^\n]*"on":false/, 60000);
+    const a1 = procStat(a.proc.pid!);
+    const b1 = procStat(b.proc.pid!);
+    const seconds = 20;
+    // 1,000 short overs through B: RSS must stay flat.
+    const talker = await openChannel({ url: broker.url, prefix: 'talkbridge/v1', channel: 'link', name: 'rss', source: 'cli', silenceMs: 1000 });
+    const enc = await createEncoder({ sampleRate: 16000, frameMs: 20, bitrate: 16000, complexity: 5 });
+    const short = { sampleRate: 16000, samples: sp.samples.subarray(16000, 16000 + 1280) };
+    const rss: number[] = [];
+    for (let i = 0; i < 1000; i++) {
+      await sendPcm(talker.session, enc, short, { framesPerPacket: 2, frameMs: 20, fast: true });
+      await sleep(130);
+      if (i % 250 === 249) rss.push(procStat(b.proc.pid!).rssMB);
+    }
+    await talker.close();
+    const keyed = fifo.reports.filter((r) => r.hex === '0000040400').length;
+    a.proc.kill('SIGTERM');
+    b.proc.kill('SIGTERM');
+    await Promise.all([a.result, b.result]);
+    fifo.close();
+    // Native reference on the same 20 s of audio.
+    const wav16 = path.join(dir, 'in16.wav');
+    writeFileSync(wav16, encodeWav({ sampleRate: 16000, samples: resampleAll(all.subarray(RATE, RATE * 21), 48000, 16000) }));
+    const time = (cmd: string) => {
+      const r = spawnSync('bash', ['-c', `TIMEFORMAT='%U %S'; time ( ${cmd} 2>/dev/null )`], { encoding: 'utf8' });
+      const [u, s] = r.stderr.trim().split('\n').at(-1)!.split(' ').map(Number);
+      return u! + s!;
+    };
+    const native = time(`opusenc --quiet --bitrate 16 --framesize 20 --comp 9 ${wav16} ${dir}/x.opus`) + time(`opusdec --quiet --rate 48000 ${dir}/x.opus ${dir}/y.wav`);
+    const aCpu = (a1.cpu - a0.cpu) / seconds;
+    const bCpu = (b1.cpu - b0.cpu) / seconds;
+    return {
+      'gateway A (radio→channel) CPU-s per audio-s': Number(aCpu.toFixed(4)),
+      'gateway B (channel→radio) CPU-s per audio-s': Number(bCpu.toFixed(4)),
+      'opusenc+opusdec CPU-s per audio-s': Number((native / seconds).toFixed(4)),
+      'ratio (A+B) / native tools (target ≤ 1.3)': Number(((aCpu + bCpu) / (native / seconds)).toFixed(2)),
+      'B RSS idle MB': Number(idle.rssMB.toFixed(1)),
+      'B RSS after 250/500/750/1000 overs MB': rss.map((x) => x.toFixed(1)).join(' / '),
+      'overs keyed by B (of 1001)': keyed,
+    };
+  } finally {
+    await broker.stop();
+  }
+}
+
+export async function benchBridge(): Promise<{ latency: Array<Record<string, number | string>>; daemon: Record<string, number | string> }> {
+  const latency = [];
+  for (const fpp of [2, 1]) latency.push(await latencyRun(fpp));
+  return { latency, daemon: await daemonRun() };
+}

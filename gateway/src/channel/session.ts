@@ -230,8 +230,9 @@ export class ChannelSession extends Emitter<SessionEvents> {
       inc.sentPackets = m.packets;
       inc.endReason = m.reason;
       inc.jb.endAfter(m.packets, inc.fpp);
-      // The holder drains its buffer and ends in the playout loop; anyone else ends now.
-      if (this.floor.holder?.stream !== m.stream || !inc.started) this.apply(this.floor.release(m.stream), m.reason);
+      // The holder plays out what it has buffered (even if playout has not begun: a short over can
+      // end before its first frame is due) and ends in the playout loop; anyone else ends now.
+      if (this.floor.holder?.stream !== m.stream || inc.jb.nextDue() === null) this.apply(this.floor.release(m.stream), m.reason);
       else this.schedule();
     } else {
       this.apply(this.floor.release(m.stream), m.reason);

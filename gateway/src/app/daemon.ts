@@ -103,6 +103,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         keepaliveSeconds: config.broker.keepaliveSeconds,
         connectTimeoutMs: config.broker.connectTimeoutMs,
         reconnectMs: config.broker.reconnectMs,
+        onRetry: (err, attempt, next) => clog.warn({ event: 'broker', state: 'waiting', attempt, retryMs: next, err: err.message }, `${err.message}; retrying in ${(next / 1000).toFixed(1)} s`),
       });
       channels.push(ch);
       stack.push(() => ch.close());

@@ -154,7 +154,8 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
         r.input.on('data', (pcm) => this.onInput(pcm)),
         r.input.on('state', (state, detail) => {
           this.log.warn({ event: 'audio-in', radio: this.radio, state, detail }, `audio input ${state}: ${detail}`);
-          if (state !== 'running' && this.st === 'rx') this.endRx('error');
+          // stopped: the input ended (a file played out); waiting: the card went away.
+          if (state !== 'running' && this.st === 'rx') this.endRx(state === 'stopped' ? 'done' : 'error');
         }),
       );
     }
@@ -167,6 +168,11 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     }
     await r.cos.start();
     if (r.input) await r.input.start();
+    // An over already under way when we start (a restart mid-over) goes on the air from here on.
+    for (const s of this.o.monitor) {
+      const h = s.holder;
+      if (h && !h.self && this.st === 'idle') this.onChannelOverStart(s, h);
+    }
     this.watch = setInterval(() => this.check(), 50);
     this.log.info({ event: 'bridge', radio: this.radio, ptt: r.ptt.description, cos: r.cos.description, input: r.input?.description ?? null, output: r.output.description, transmit: this.o.transmit?.topics.channel ?? null, monitor: this.o.monitor.map((m) => m.topics.channel) }, `radio ${this.radio} bridged`);
   }

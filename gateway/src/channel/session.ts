@@ -173,8 +173,14 @@ export class ChannelSession extends Emitter<SessionEvents> {
     this.mqtt.removeListener('message', this.onMessage as never);
     this.mqtt.removeListener('connect', this.onConnect as never);
     if (this.mqtt.connected) {
-      await new Promise<void>((resolve) => this.mqtt.publish(this.topics.topic('presence', this.sender), new Uint8Array(0), { qos: 1, retain: true }, () => resolve()));
-      await new Promise<void>((resolve) => this.mqtt.unsubscribe(this.topics.all, () => resolve()));
+      // A broker that died a moment ago never acknowledges: leaving must not wait on it (the Last
+      // Will clears the presence then).
+      const bounded = (fn: (done: () => void) => void) => new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 1000);
+        fn(() => (clearTimeout(t), resolve()));
+      });
+      await bounded((done) => this.mqtt.publish(this.topics.topic('presence', this.sender), new Uint8Array(0), { qos: 1, retain: true }, done));
+      await bounded((done) => this.mqtt.unsubscribe(this.topics.all, done));
     }
   }
 

@@ -15,6 +15,11 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
   reconnectMs?: number;
   will?: { topic: string; payload: Uint8Array; qos: 0 | 1; retain: boolean };
+  /**
+   * Keep trying until the broker answers, calling this after each failure (a gateway that boots
+   * before its broker or network must wait, not exit). Without it the first failure is final.
+   */
+  onRetry?: (err: UserError, attempt: number, nextMs: number) => void;
 }
 
 export function clientOptions(o: ConnectOptions): IClientOptions {
@@ -37,6 +42,19 @@ export function clientOptions(o: ConnectOptions): IClientOptions {
  * (the client keeps no retry loop running behind the error).
  */
 export async function connect(o: ConnectOptions): Promise<MqttClient> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await connectOnce(o);
+    } catch (err) {
+      if (!o.onRetry || !(err instanceof UserError)) throw err;
+      const next = Math.min(30000, (o.reconnectMs ?? 1000) * 2 ** Math.min(attempt - 1, 5)) * (1 + Math.random());
+      o.onRetry(err, attempt, Math.round(next));
+      await new Promise((r) => setTimeout(r, next));
+    }
+  }
+}
+
+async function connectOnce(o: ConnectOptions): Promise<MqttClient> {
   let client: MqttClient;
   try {
     client = mqtt.connect(o.url, { ...clientOptions(o), reconnectPeriod: 0 });
@@ -76,6 +94,10 @@ export async function connect(o: ConnectOptions): Promise<MqttClient> {
   return client;
 }
 
+/** Ends the connection politely, or by force after a second (a dead broker never answers). */
 export async function disconnect(client: MqttClient): Promise<void> {
-  await new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(() => client.end(true, {}, () => resolve()), 1000);
+    client.end(false, {}, () => (clearTimeout(t), resolve()));
+  });
 }

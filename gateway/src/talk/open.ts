@@ -4,7 +4,7 @@ import { ChannelSession, type SessionOptions } from '../channel/session.js';
 import { makeSenderId } from '../channel/topics.js';
 import type { Source } from '../channel/control.js';
 import { loadOpusWasm } from '../codec/opus-node.js';
-import { connect, disconnect } from '../net/connect.js';
+import { type ConnectOptions, connect, disconnect } from '../net/connect.js';
 
 export interface OpenOptions {
   url: string;
@@ -21,6 +21,7 @@ export interface OpenOptions {
   keepaliveSeconds?: number;
   connectTimeoutMs?: number;
   reconnectMs?: number;
+  onRetry?: ConnectOptions['onRetry'];
 }
 
 export interface OpenChannel {
@@ -44,6 +45,7 @@ export async function openChannel(o: OpenOptions): Promise<OpenChannel> {
     keepaliveSeconds: o.keepaliveSeconds,
     connectTimeoutMs: o.connectTimeoutMs,
     reconnectMs: o.reconnectMs,
+    onRetry: o.onRetry,
     will: ChannelSession.willFor(o.prefix, o.channel, sender),
   });
   const session = new ChannelSession(client, {

@@ -2,6 +2,7 @@
 import t from 'tap';
 import { DEFAULT_PREFIX } from '../../gateway/src/channel/topics.js';
 import { CodecSchema } from '../../gateway/src/config/schema.js';
+import { BridgeSchema } from '../../gateway/src/bridge/schema.js';
 import {
   CODEC,
   DEFAULT_TALK_TIMEOUT_S,
@@ -32,6 +33,10 @@ class MemStore {
 t.test('the page speaks the gateway codec defaults', async (t) => {
   const d = CodecSchema.parse({});
   t.same({ sampleRate: CODEC.sampleRate, frameMs: CODEC.frameMs, framesPerPacket: CODEC.framesPerPacket, bitrate: CODEC.bitrate, complexity: CODEC.complexity }, d);
+});
+
+t.test("the page's talk time-out is the gateway's: the longest over a radio may send to the channel", async (t) => {
+  t.equal(DEFAULT_TALK_TIMEOUT_S, BridgeSchema.parse({}).rxTimeoutSeconds);
 });
 
 t.test('fragment: broker, channel, name and options', async (t) => {

@@ -9,7 +9,7 @@ import { OPUS_DEFAULTS } from '../../src/codec/codec.js';
 
 /** Protocol defaults, the same as the gateway's CodecSchema (a unit test keeps them equal). */
 export const CODEC = { sampleRate: 16000 as const, frameMs: 20 as const, framesPerPacket: 2, bitrate: OPUS_DEFAULTS.bitrate, complexity: OPUS_DEFAULTS.complexity };
-/** Longest over before the page ends it, like a radio's transmit time-out timer. */
+/** Longest over before the page ends it: the gateway's bridge.rxTimeoutSeconds, the most a radio may send (a unit test keeps them equal). */
 export const DEFAULT_TALK_TIMEOUT_S = 120;
 /** Same as the gateway's floor.silenceMs default. */
 export const SILENCE_MS = 1000;

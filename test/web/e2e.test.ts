@@ -162,3 +162,23 @@ t.test('broker lost: talking stops, the page says so, then reconnects by itself'
   await waitState(b.page, (s) => s.talk === 'talking', 5000, 'talking after reconnect');
   await b.page.keyboard.up('Space');
 });
+
+t.test('service worker: once opened, the app opens again with the gateway gone', async (t) => {
+  const gw = await startGateway();
+  const b = await launch();
+  t.teardown(() => b.close());
+  await joinPage(b.page, gw.web, { name: 'Eve' });
+  const controlled = await b.page.evaluate(async () => {
+    await navigator.serviceWorker.ready;
+    for (let i = 0; i < 100 && !navigator.serviceWorker.controller; i++) await new Promise((r) => setTimeout(r, 50));
+    return !!navigator.serviceWorker.controller;
+  });
+  t.ok(controlled, 'the service worker controls the page');
+  await gw.stop();
+  await b.page.reload();
+  await b.page.getByRole('button', { name: 'Push to talk', exact: true }).waitFor({ timeout: 5000 });
+  // Joining loads the Opus WASM before it connects: reaching the broker retries means it loaded.
+  await waitState(b.page, (s) => (s.conn === 'reconnecting' || s.conn === 'connecting') && s.encoder !== null, 10000, 'codecs loaded, trying to connect');
+  t.pass('the Opus WASM came from the cache too');
+  t.pass('page, scripts and styles came from the cache');
+});

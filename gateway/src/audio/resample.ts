@@ -1,11 +1,14 @@
 /**
  * Streaming sample-rate conversion by windowed-sinc interpolation (Blackman window, polyphase
  * table). The cut-off sits just under the lower Nyquist frequency, so 48 kHz card audio going to a
- * 16 kHz codec is properly band-limited, not aliased. Works on any chunk size, keeps state between
- * chunks, and adds HALF_TAPS input samples of delay.
+ * 16 kHz codec is properly band-limited, not aliased. One implementation for the gateway and the
+ * browser's AudioWorklet: it allocates nothing per call (garbage on the audio thread is what makes
+ * browser audio glitch), keeps state between chunks of any size, and adds HALF_TAPS input samples
+ * of delay.
  */
 
 const HALF_TAPS = 16;
+const TAPS = 2 * HALF_TAPS;
 const MAX_PHASES = 4096;
 
 function gcd(a: number, b: number): number {
@@ -13,32 +16,35 @@ function gcd(a: number, b: number): number {
   return a;
 }
 
-export class Resampler {
+export class StreamResampler {
   readonly inRate: number;
   readonly outRate: number;
+  /** Largest input chunk process() accepts in one call. */
+  readonly maxIn: number;
   private readonly up: number;
   private readonly down: number;
-  private readonly table: Float32Array | null;
   private readonly cutoff: number;
-  /** Input history: the last 2*HALF_TAPS samples, then the new chunk. */
-  private hist = new Float32Array(2 * HALF_TAPS);
-  /** Position of the next output sample, in units of 1/up input samples, relative to hist[0]. */
+  private readonly table: Float32Array | null;
+  /** The last TAPS input samples, then the chunk being processed. */
+  private readonly buf: Float32Array;
+  /** Position of the next output sample in 1/up input samples, relative to buf[0]. */
   private pos: number;
 
-  constructor(inRate: number, outRate: number) {
+  constructor(inRate: number, outRate: number, maxIn = 4096) {
     if (!(inRate > 0 && outRate > 0 && Number.isInteger(inRate) && Number.isInteger(outRate))) throw new RangeError(`bad rates ${inRate} → ${outRate}`);
     this.inRate = inRate;
     this.outRate = outRate;
+    this.maxIn = maxIn;
     const g = gcd(inRate, outRate);
     this.up = outRate / g;
     this.down = inRate / g;
     this.cutoff = Math.min(1, outRate / inRate) * 0.92;
+    this.buf = new Float32Array(TAPS + maxIn);
     this.pos = HALF_TAPS * this.up;
     this.table = this.up <= MAX_PHASES ? this.buildTable() : null;
   }
 
   private kernel(x: number): number {
-    // x in input samples from the centre; window spans ±HALF_TAPS.
     if (Math.abs(x) >= HALF_TAPS) return 0;
     const w = 0.42 + 0.5 * Math.cos((Math.PI * x) / HALF_TAPS) + 0.08 * Math.cos((2 * Math.PI * x) / HALF_TAPS);
     const a = Math.PI * this.cutoff * x;
@@ -46,43 +52,93 @@ export class Resampler {
   }
 
   private buildTable(): Float32Array {
-    const t = new Float32Array(this.up * 2 * HALF_TAPS);
-    for (let p = 0; p < this.up; p++) {
-      const frac = p / this.up;
-      for (let k = 0; k < 2 * HALF_TAPS; k++) t[p * 2 * HALF_TAPS + k] = this.kernel(k - HALF_TAPS + 1 - frac);
-    }
+    const t = new Float32Array(this.up * TAPS);
+    for (let p = 0; p < this.up; p++) for (let k = 0; k < TAPS; k++) t[p * TAPS + k] = this.kernel(k - HALF_TAPS + 1 - p / this.up);
     return t;
   }
 
-  process(input: Int16Array): Int16Array {
-    if (this.up === this.down) return input.slice();
-    const n = this.hist.length;
-    const buf = new Float32Array(n + input.length);
-    buf.set(this.hist);
-    for (let i = 0; i < input.length; i++) buf[n + i] = input[i]!;
-    const out: number[] = [];
-    const T = 2 * HALF_TAPS;
-    // Output at input position pos/up needs samples up to floor(pos/up) + HALF_TAPS.
-    while (Math.floor(this.pos / this.up) + HALF_TAPS < buf.length) {
-      const base = Math.floor(this.pos / this.up);
-      const phase = this.pos - base * this.up;
-      let acc = 0;
-      const first = base - HALF_TAPS + 1;
-      if (this.table) {
-        const row = phase * T;
-        for (let k = 0; k < T; k++) acc += buf[first + k]! * this.table[row + k]!;
-      } else {
-        const frac = phase / this.up;
-        for (let k = 0; k < T; k++) acc += buf[first + k]! * this.kernel(k - HALF_TAPS + 1 - frac);
-      }
-      out.push(acc > 32767 ? 32767 : acc < -32768 ? -32768 : Math.round(acc));
-      this.pos += this.down;
+  /** Output samples that `n` more input samples can produce at most (size output buffers with it). */
+  maxOut(n: number): number {
+    return Math.ceil((n * this.up) / this.down) + 2;
+  }
+
+  /**
+   * Converts `len` samples of input (from offset 0) and writes the output to `out` from `outOffset`;
+   * returns how many samples were written. Output lags input by HALF_TAPS input samples.
+   */
+  process(input: ArrayLike<number>, len: number, out: Float32Array, outOffset = 0): number {
+    let written = 0;
+    for (let start = 0; start < len; start += this.maxIn) {
+      written += this.chunk(input, start, Math.min(this.maxIn, len - start), out, outOffset + written);
     }
-    // Keep the last n samples as history and rebase pos onto them.
-    const drop = buf.length - n;
-    this.hist = buf.slice(drop);
-    this.pos -= drop * this.up;
-    return Int16Array.from(out);
+    return written;
+  }
+
+  private chunk(input: ArrayLike<number>, from: number, n: number, out: Float32Array, o: number): number {
+    const buf = this.buf;
+    for (let i = 0; i < n; i++) buf[TAPS + i] = input[from + i]!;
+    const have = TAPS + n;
+    const up = this.up;
+    let w = 0;
+    if (up === this.down) {
+      // Same rate: a straight copy, delayed like the filtered path so switching rates never jumps.
+      for (let i = 0; i < n; i++) out[o + w++] = buf[TAPS + i - HALF_TAPS]!;
+    } else {
+      const table = this.table;
+      while (Math.floor(this.pos / up) + HALF_TAPS < have) {
+        const base = Math.floor(this.pos / up);
+        const phase = this.pos - base * up;
+        const first = base - HALF_TAPS + 1;
+        let acc = 0;
+        if (table) {
+          const row = phase * TAPS;
+          for (let k = 0; k < TAPS; k++) acc += buf[first + k]! * table[row + k]!;
+        } else {
+          const frac = phase / up;
+          for (let k = 0; k < TAPS; k++) acc += buf[first + k]! * this.kernel(k - HALF_TAPS + 1 - frac);
+        }
+        if (o + w >= out.length) throw new RangeError('resampler output buffer too small');
+        out[o + w++] = acc;
+        this.pos += this.down;
+      }
+      this.pos -= n * up;
+    }
+    buf.copyWithin(0, n, n + TAPS);
+    return w;
+  }
+
+  /** Forgets the signal so far (a new over must not start with the tail of the last one). */
+  reset(): void {
+    this.buf.fill(0);
+    this.pos = HALF_TAPS * this.up;
+  }
+
+  /** Delay the filter adds, in output samples. */
+  get delaySamples(): number {
+    return Math.round((HALF_TAPS * this.outRate) / this.inRate);
+  }
+}
+
+/** 16-bit PCM in and out, for the gateway's pipelines. */
+export class Resampler {
+  private readonly core: StreamResampler;
+  private out = new Float32Array(0);
+
+  constructor(readonly inRate: number, readonly outRate: number) {
+    this.core = new StreamResampler(inRate, outRate, 4096);
+  }
+
+  process(input: Int16Array): Int16Array {
+    if (this.inRate === this.outRate) return input.slice();
+    const need = this.core.maxOut(input.length);
+    if (this.out.length < need) this.out = new Float32Array(need);
+    const n = this.core.process(input, input.length, this.out);
+    const r = new Int16Array(n);
+    for (let i = 0; i < n; i++) {
+      const v = Math.round(this.out[i]!);
+      r[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+    }
+    return r;
   }
 
   /** Pushes out the samples still inside the filter. */
@@ -92,7 +148,7 @@ export class Resampler {
 
   /** Delay the filter adds, in output samples. */
   get delaySamples(): number {
-    return Math.round((HALF_TAPS * this.outRate) / this.inRate);
+    return this.core.delaySamples;
   }
 }
 

@@ -14,7 +14,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 import { pino } from 'pino';
 import { startDaemon } from '../gateway/dist/app/daemon.js';
 import { ConfigSchema } from '../gateway/dist/config/schema.js';
@@ -48,24 +48,7 @@ const [mqttPort, httpPort] = [await freePort(), await freePort()];
 const daemon = await startDaemon(ConfigSchema.parse({ embeddedBroker: { port: mqttPort }, http: { port: httpPort } }), pino({ level: 'silent' }));
 const mqttUrl = `mqtt://127.0.0.1:${mqttPort}`;
 const userDir = mkdtempSync(path.join(os.tmpdir(), 'tb-bench-web-'));
-const context = await chromium.launchPersistentContext(userDir, {
-  executablePath: process.env.TALKBRIDGE_CHROMIUM ?? '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--no-sandbox',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-    '--disable-gpu',
-    '--disable-quic',
-    '--use-fake-device-for-media-stream',
-    '--use-fake-ui-for-media-stream',
-    '--autoplay-policy=no-user-gesture-required',
-    `--use-file-for-fake-audio-capture=${speech}`,
-  ],
-  permissions: ['microphone'],
-});
+const context = await launchChromium({ micFile: speech, dir: userDir });
 await context.addInitScript(() => (window.__talkbridgeTest = {}));
 const page = context.pages()[0] ?? (await context.newPage());
 const state = () => page.evaluate(() => window.__talkbridgeTest.state());

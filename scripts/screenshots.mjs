@@ -3,12 +3,12 @@
 // and idle, talking, receiving a radio, busy (talking refused), broker lost. Runs a real gateway
 // on free loopback ports, Debian's headless Chromium with a fake microphone, and a simulated radio
 // talker on the channel. Needs `npm run build` first (it uses gateway/dist and gateway/web/dist).
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 import { pino } from 'pino';
 import { startDaemon } from '../gateway/dist/app/daemon.js';
 import { ConfigSchema } from '../gateway/dist/config/schema.js';
@@ -46,27 +46,7 @@ const encoder = await createEncoder({ sampleRate: 16000, frameMs: 20, bitrate: 1
 const radioOver = (seconds) =>
   sendPcm(radio.session, encoder, { sampleRate: pcm.sampleRate, samples: pcm.samples.subarray(0, Math.round(pcm.sampleRate * seconds)) }, { framesPerPacket: 2, frameMs: 20, fast: false });
 
-const userDir = mkdtempSync(path.join(os.tmpdir(), 'tb-shots-'));
-const context = await chromium.launchPersistentContext(userDir, {
-  executablePath: process.env.TALKBRIDGE_CHROMIUM ?? '/usr/bin/chromium',
-  headless: true,
-  viewport: { width: 390, height: 844 },
-  deviceScaleFactor: 2,
-  args: [
-    '--no-sandbox',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-    '--disable-gpu',
-    '--disable-quic',
-    '--use-fake-device-for-media-stream',
-    '--use-fake-ui-for-media-stream',
-    '--autoplay-policy=no-user-gesture-required',
-    `--use-file-for-fake-audio-capture=${speech}`,
-  ],
-  permissions: ['microphone'],
-});
+const context = await launchChromium({ micFile: speech, viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
 await context.addInitScript(() => (window.__talkbridgeTest = {}));
 const page = context.pages()[0] ?? (await context.newPage());
 const state = () => page.evaluate(() => window.__talkbridgeTest.state());
@@ -134,7 +114,6 @@ try {
 } finally {
   encoder.close();
   await context.close();
-  rmSync(userDir, { recursive: true, force: true });
   await daemon.stop().catch(() => {});
 }
 console.log(`screenshots written:\n  ${shots.join('\n  ')}`);

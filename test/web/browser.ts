@@ -7,12 +7,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { CHROMIUM, launchChromium } from '../../scripts/chromium.mjs';
 import { startDaemon, type Daemon } from '../../gateway/src/app/daemon.js';
 import { ConfigSchema } from '../../gateway/src/config/schema.js';
 import { freePort } from '../helpers/brokers.js';
 
-export const CHROMIUM = process.env.TALKBRIDGE_CHROMIUM ?? '/usr/bin/chromium';
+export { CHROMIUM };
 
 export interface Gateway {
   daemon: Daemon;
@@ -56,26 +57,7 @@ export interface Browser {
  */
 export async function launch(o: { micFile?: string; hook?: boolean; viewport?: { width: number; height: number } } = {}): Promise<Browser> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tb-chromium-'));
-  const args = [
-    '--no-sandbox',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-    '--disable-gpu',
-    '--disable-quic',
-    '--use-fake-device-for-media-stream',
-    '--use-fake-ui-for-media-stream',
-    '--autoplay-policy=no-user-gesture-required',
-    ...(o.micFile ? [`--use-file-for-fake-audio-capture=${o.micFile}`] : []),
-  ];
-  const context = await chromium.launchPersistentContext(dir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args,
-    viewport: o.viewport ?? { width: 1100, height: 800 },
-    permissions: ['microphone'],
-  });
+  const context = await launchChromium({ micFile: o.micFile, viewport: o.viewport ?? { width: 1100, height: 800 }, dir });
   if (o.hook !== false) await context.addInitScript(() => ((window as unknown as { __talkbridgeTest: object }).__talkbridgeTest = {}));
   const page = context.pages()[0] ?? (await context.newPage());
   const errors: string[] = [];

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // `npm test`: gets the system packages the tests need, builds, type-checks, then runs every test
-// file with tap and ends with one plain summary line ("tests: N passed, N failed").
-// Extra arguments go to tap (e.g. `npm test -- test/unit/packet.test.ts`).
+// file with tap. Prints one line per test file, the failures in full, and a closing summary line
+// ("tests: N passed, N failed"). Extra arguments go to tap (e.g. `npm test -- test/unit/packet.test.ts`).
 import { execFileSync, spawn } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { ensure, TEST_DEPS } from './system-deps.mjs';
 
@@ -18,26 +18,54 @@ try {
   process.exit(typeof err.status === 'number' ? err.status : 1);
 }
 
-const started = Date.now();
+mkdirSync('.tap', { recursive: true });
+rmSync('.tap/report.tap', { force: true });
+const report = '.tap/report.tap';
 const files = process.argv.slice(2);
-const tap = spawn('npx', ['--no-install', 'tap', '--reporter=dot', '--no-color', ...(files.length ? files : ['test/**/*.test.ts'])], { stdio: 'inherit' });
-tap.on('close', (code) => {
-  // tap keeps each file's TAP output; count the top-level tests of the files this run wrote.
-  const results = '.tap/test-results';
-  const walk = (d) => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
+const started = Date.now();
+// The full TAP stream goes to a file; the console gets a line per file as each finishes.
+const tap = spawn('npx', ['--no-install', 'tap', '--reporter=tap', `--reporter-file=${report}`, ...(files.length ? files : ['test/**/*.test.ts'])], { stdio: 'inherit' });
+let shown = 0;
+const progress = setInterval(() => {
+  if (!existsSync(report)) return;
+  const done = readFileSync(report, 'utf8').split('\n').filter((l) => /^(not )?ok \d+ - /.test(l));
+  for (const l of done.slice(shown)) console.log(l.replace(/ # time=([\d.]+)ms$/, (_, ms) => `  (${(Number(ms) / 1000).toFixed(1)} s)`));
+  shown = done.length;
+}, 500);
+tap.on('close', (code, signal) => {
+  clearInterval(progress);
+  const text = existsSync(report) ? readFileSync(report, 'utf8') : '';
+  const lines = text.split('\n');
+  const top = lines.filter((l) => /^(not )?ok \d+ - /.test(l));
+  for (const l of top.slice(shown)) console.log(l.replace(/ # time=([\d.]+)ms$/, (_, ms) => `  (${(Number(ms) / 1000).toFixed(1)} s)`));
+  // Each failing file: its failing tests and what tap said about them.
+  const failedFiles = top.filter((l) => l.startsWith('not ok')).map((l) => l.replace(/^not ok \d+ - /, '').replace(/ # .*$/, ''));
   let passed = 0;
   let failed = 0;
-  const failures = [];
-  for (const f of walk(results).filter((f) => f.endsWith('.tap') && statSync(f).mtimeMs >= started - 1000)) {
-    const lines = readFileSync(f, 'utf8').split('\n');
-    const ok = lines.filter((l) => /^ok \d+/.test(l)).length;
-    const bad = lines.filter((l) => /^not ok \d+/.test(l));
+  for (const l of top) {
+    const file = l.replace(/^(not )?ok \d+ - /, '').replace(/ # .*$/, '');
+    const own = path.join('.tap/test-results', `${file}.tap`);
+    const body = existsSync(own) ? readFileSync(own, 'utf8').split('\n') : [];
+    const ok = body.filter((x) => /^ok \d+/.test(x)).length;
+    const bad = body.filter((x) => /^not ok \d+/.test(x)).length;
     passed += ok;
-    failed += bad.length || (ok === 0 ? 1 : 0);
-    for (const l of bad) failures.push(`${path.relative(results, f).replace(/\.tap$/, '')}: ${l.replace(/^not ok \d+ - /, '')}`);
-    if (!bad.length && ok === 0) failures.push(`${path.relative(results, f).replace(/\.tap$/, '')}: no test ran (crashed?)`);
+    // A file that failed without a failing test (crash, timeout, exit code) counts as one failure.
+    failed += bad || (l.startsWith('not ok') ? 1 : 0);
   }
-  if (failures.length) console.log(`\nfailed:\n${failures.map((f) => `  ${f}`).join('\n')}`);
-  console.log(`\ntests: ${passed} passed, ${failed} failed`);
-  process.exit(code || (failed ? 1 : 0));
+  if (failedFiles.length) {
+    console.log('\nFailures:');
+    for (const f of failedFiles) {
+      console.log(`\n# ${f}`);
+      const own = path.join('.tap/test-results', `${f}.tap`);
+      const body = existsSync(own) ? readFileSync(own, 'utf8') : '(no output)';
+      // The failing assertions with their diagnostics, and the file's last lines (a crash shows there).
+      const out = body.split('\n');
+      const keep = out.filter((x, i) => /not ok/.test(x) || out.slice(Math.max(0, i - 40), i).some((y) => /not ok/.test(y)));
+      console.log(keep.slice(0, 200).join('\n'));
+      console.log(out.slice(-15).join('\n'));
+    }
+  }
+  console.log(`\n${top.length} test files in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  console.log(`tests: ${passed} passed, ${failed} failed`);
+  process.exit(code || (signal ? 1 : 0) || (failed ? 1 : 0));
 });

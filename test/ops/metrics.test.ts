@@ -86,7 +86,8 @@ t.test('/metrics: names, types, and values that follow bridge and channel events
   hf.transmit({ direction: 'channel-to-radio', channel: 'base', stream: 's1', talker: 'Alice', since: Date.now() });
   base.session.counters['packet-short'] = 3;
   base.session.counters.control = 1;
-  const until = Date.now() + 30;
+  // A 100 ms stall: far above what a loaded CI machine adds by itself.
+  const until = Date.now() + 100;
   while (Date.now() < until);
   await sleep(60);
   const during = await scrape();
@@ -96,8 +97,9 @@ t.test('/metrics: names, types, and values that follow bridge and channel events
   t.equal(value(during, 'talkbridge_input_level_dbfs', { radio: 'hf' }), -12.5);
   t.equal(value(during, 'talkbridge_malformed_input_total', { channel: 'base', reason: 'packet-short' }), 3);
   t.equal(value(during, 'talkbridge_malformed_input_total', { channel: 'base', reason: 'control' }), 1);
-  const p99 = value(during, 'talkbridge_event_loop_delay_p99_seconds')!;
-  t.ok(p99 >= 0.02 && p99 < 5, `event-loop p99 ${p99} s saw the 30 ms stall`);
+  const max = value(during, 'talkbridge_event_loop_delay_max_seconds')!;
+  t.ok(max >= 0.08 && max < 5, `event-loop max ${max} s saw the 100 ms stall`);
+  t.ok(value(during, 'talkbridge_event_loop_delay_p99_seconds')! > 0, 'p99 is exported');
 
   base.endTalk({ received: 48, lost: 2, late: 1, delayMs: 60 });
   hf.endTransmit(2.5);
@@ -115,8 +117,8 @@ t.test('/metrics: names, types, and values that follow bridge and channel events
   t.equal(value(after, 'talkbridge_jitter_delay_seconds_sum', { channel: 'base' }), 0.06);
   t.equal(value(after, 'talkbridge_jitter_delay_seconds_bucket', { channel: 'base', le: '0.04' }), 0);
   t.equal(value(after, 'talkbridge_jitter_delay_seconds_bucket', { channel: 'base', le: '0.06' }), 1);
-  const p99After = value(after, 'talkbridge_event_loop_delay_p99_seconds')!;
-  t.ok(p99After < p99, `the loop-delay window restarts at each scrape (${p99After} < ${p99})`);
+  const maxAfter = value(after, 'talkbridge_event_loop_delay_max_seconds')!;
+  t.ok(maxAfter < max, `the loop-delay window restarts at each scrape (${maxAfter} < ${max})`);
 
   base.client.connected = false;
   await sleep(10);

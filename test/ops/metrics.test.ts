@@ -86,9 +86,14 @@ t.test('/metrics: names, types, and values that follow bridge and channel events
   hf.transmit({ direction: 'channel-to-radio', channel: 'base', stream: 's1', talker: 'Alice', since: Date.now() });
   base.session.counters['packet-short'] = 3;
   base.session.counters.control = 1;
-  // A 100 ms stall: far above what a loaded CI machine adds by itself.
-  const until = Date.now() + 100;
-  while (Date.now() < until);
+  // A 100 ms stall in a task of its own (far above what a loaded CI machine adds by itself).
+  await new Promise<void>((resolve) =>
+    setTimeout(() => {
+      const until = Date.now() + 100;
+      while (Date.now() < until);
+      resolve();
+    }, 20),
+  );
   await sleep(60);
   const during = await scrape();
   t.equal(value(during, 'talkbridge_ptt', { radio: 'hf' }), 1, 'PTT on while transmitting');

@@ -14,7 +14,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launchChromium } from './chromium.mjs';
+import { hookedPage, launchChromium } from './chromium.mjs';
 import { pino } from 'pino';
 import { startDaemon } from '../gateway/dist/app/daemon.js';
 import { ConfigSchema } from '../gateway/dist/config/schema.js';
@@ -49,18 +49,7 @@ const daemon = await startDaemon(ConfigSchema.parse({ embeddedBroker: { port: mq
 const mqttUrl = `mqtt://127.0.0.1:${mqttPort}`;
 const userDir = mkdtempSync(path.join(os.tmpdir(), 'tb-bench-web-'));
 const context = await launchChromium({ micFile: speech, dir: userDir });
-await context.addInitScript(() => (window.__talkbridgeTest = {}));
-const page = context.pages()[0] ?? (await context.newPage());
-const state = () => page.evaluate(() => window.__talkbridgeTest.state());
-async function until(pred, what, ms = 15000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const s = await state();
-    if (pred(s)) return s;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(s)}`);
-    await sleep(50);
-  }
-}
+const { page, state, until } = await hookedPage(context);
 
 try {
   await page.goto(`http://127.0.0.1:${httpPort}/#channel=base&name=bench`);

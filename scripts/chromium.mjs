@@ -35,3 +35,23 @@ export function launchChromium({ micFile, viewport, deviceScaleFactor, dir = mkd
     permissions: ['microphone'],
   });
 }
+
+/**
+ * The page of a context, with the client's test hook installed before its scripts run, and a
+ * poll for a state of the page (window.__talkbridgeTest.state()).
+ */
+export async function hookedPage(context) {
+  await context.addInitScript(() => (window.__talkbridgeTest = {}));
+  const page = context.pages()[0] ?? (await context.newPage());
+  const state = () => page.evaluate(() => window.__talkbridgeTest.state());
+  async function until(pred, what, ms = 15000) {
+    const end = Date.now() + ms;
+    for (;;) {
+      const s = await state();
+      if (pred(s)) return s;
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(s)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return { page, state, until };
+}

@@ -8,7 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launchChromium } from './chromium.mjs';
+import { hookedPage, launchChromium } from './chromium.mjs';
 import { pino } from 'pino';
 import { startDaemon } from '../gateway/dist/app/daemon.js';
 import { ConfigSchema } from '../gateway/dist/config/schema.js';
@@ -47,18 +47,7 @@ const radioOver = (seconds) =>
   sendPcm(radio.session, encoder, { sampleRate: pcm.sampleRate, samples: pcm.samples.subarray(0, Math.round(pcm.sampleRate * seconds)) }, { framesPerPacket: 2, frameMs: 20, fast: false });
 
 const context = await launchChromium({ micFile: speech, viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
-await context.addInitScript(() => (window.__talkbridgeTest = {}));
-const page = context.pages()[0] ?? (await context.newPage());
-const state = () => page.evaluate(() => window.__talkbridgeTest.state());
-async function until(pred, what, ms = 10000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const s = await state();
-    if (pred(s)) return s;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(s)}`);
-    await sleep(50);
-  }
-}
+const { page, state, until } = await hookedPage(context);
 const shots = [];
 async function shot(name, o = {}) {
   const file = path.join(outDir, `${name}.png`);

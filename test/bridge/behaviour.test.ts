@@ -122,6 +122,29 @@ t.test('half duplex, preempt policy: a network over stops forwarding the radio a
   t.match(other.overs, [{ name: 'gw-b', reason: 'preempted' }], 'the radio over on "other" ended as preempted');
 });
 
+t.test('half duplex, wait policy: a network over is held while the radio receives, then transmitted whole', async (t) => {
+  const { broker, ether } = await setup(t);
+  const b = await gateway(t, broker, ether, 'gw-b', { transmit: 'other', monitor: ['link'], config: { busyPolicy: 'wait' } });
+  await sleep(300);
+  ether.transmit(resampleAll(speech.samples, 16000, 48000).subarray(0, 48000 * 3));
+  await sleep(500);
+  t.equal(b.bridge.state, 'rx', 'the radio is receiving');
+  const over = talk(t, broker, 1.5);
+  let keyedAt = 0;
+  b.radio.ptt.on('state', (k) => k && !keyedAt && (keyedAt = Date.now()));
+  const before = b.radio.output.written;
+  while (ether.busy) await sleep(10);
+  const quietAt = Date.now();
+  await over;
+  await sleep(2000);
+  t.ok(keyedAt >= quietAt - 50, `keyed only once the radio was quiet (${keyedAt - quietAt} ms after)`);
+  const seconds = (b.radio.output.written - before) / 48000;
+  t.ok(seconds >= 1.4 && seconds < 2.5, `the whole held over went out (${seconds.toFixed(2)} s)`);
+  t.equal(b.bridge.counters.oversToRadio, 1);
+  t.equal(b.bridge.state, 'idle');
+  t.notOk(b.radio.ptt.keyed);
+});
+
 t.test('time-out timer: unkeys, says so on the channel, stays locked out until the channel is quiet', async (t) => {
   const { broker, ether } = await setup(t);
   const b = await gateway(t, broker, ether, 'gw-b', { config: { timeoutSeconds: 2 } });

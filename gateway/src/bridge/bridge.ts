@@ -91,6 +91,8 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   private lastChannelOverEnd = -Infinity;
   private lastId = -Infinity;
   private readonly skipped = new Set<string>();
+  /** busyPolicy "wait": a network over held while the radio receives. */
+  private held: { session: ChannelSession; info: TalkerInfo; pcm: Int16Array[]; samples: number; ended: boolean } | null = null;
 
   constructor(private readonly o: BridgeOptions) {
     super();
@@ -212,6 +214,7 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     if (!open) {
       if (this.st === 'rx') this.endRx('done');
       this.rxSuppressed = false;
+      this.releaseHeld();
       return;
     }
     this.tryRx();
@@ -320,6 +323,10 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     if (this.st === 'rx' || (this.st === 'idle' && this.o.radio.cos.carrier)) {
       if (this.c.busyPolicy === 'preempt') {
         if (this.st === 'rx') this.endRx('preempted');
+      } else if (this.c.busyPolicy === 'wait' && !this.held) {
+        this.held = { session: s, info, pcm: [], samples: 0, ended: false };
+        this.log.info({ event: 'tx-held', radio: this.radio, stream: info.stream }, `${this.radio}: radio is receiving: ${desc} held until it is quiet`);
+        return;
       } else {
         this.counters.refusedBusy++;
         this.skip(info.stream, `radio is receiving: ${desc} not transmitted`);
@@ -331,6 +338,19 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
       return;
     }
     this.startTx(s, info);
+  }
+
+  /** The radio is quiet: transmit the held over, from its start, then whatever of it is still live. */
+  private releaseHeld(): void {
+    const h = this.held;
+    if (!h || this.st !== 'idle') return;
+    this.held = null;
+    if (h.pcm.length === 0 && h.ended) return;
+    this.startTx(h.session, h.info);
+    for (const pcm of h.pcm) this.play(pcm);
+    // Starvation counts from the end of what is already queued.
+    this.lastValid = this.txStartAt + (h.samples * 1000) / this.rate;
+    if (h.ended) this.endTx('held over played');
   }
 
   private skip(stream: string, why: string): void {
@@ -400,6 +420,17 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   }
 
   private onChannelAudio(f: AudioFrame): void {
+    const h = this.held;
+    if (h && f.stream === h.info.stream) {
+      h.pcm.push(f.pcm);
+      h.samples += f.pcm.length;
+      if (h.samples > this.c.waitMaxSeconds * this.rate) {
+        this.held = null;
+        this.counters.refusedBusy++;
+        this.skip(f.stream, `held over longer than ${this.c.waitMaxSeconds} s: dropped`);
+      }
+      return;
+    }
     if (f.stream !== this.txStream || this.st !== 'tx') return;
     if (!f.concealed) this.lastValid = performance.now();
     this.play(f.pcm);
@@ -427,14 +458,17 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
 
   private onChannelOverEnd(s: ChannelSession, rep: OverReport, monitored: boolean): void {
     if (!rep.self) this.lastChannelOverEnd = performance.now();
+    if (this.held?.info.stream === rep.stream) this.held.ended = true;
     if (monitored && rep.stream === this.txStream) this.endTx(`over ended (${rep.reason})`);
   }
 
   private endTx(reason: string): void {
     if (this.st !== 'tx') return;
     if (this.txFlushTimer) {
-      clearTimeout(this.txFlushTimer);
-      this.flushTx();
+      // Audio still held for the TX delay: the over ends once it has gone out.
+      const stream = this.txStream;
+      setTimeout(() => this.txStream === stream && this.endTx(reason), Math.max(0, this.txStartAt - performance.now()) + 1);
+      return;
     }
     const info = this.txInfo!;
     this.txStream = null;

@@ -17,8 +17,13 @@ export const BridgeSchema = z
     cosHoldoffMs: z.number().int().min(0).max(5000).default(250),
     /** A carrier that rises within this long after an over ended on the channel is not forwarded (another gateway's hang/tail) (ms). */
     echoGuardMs: z.number().int().min(0).max(10000).default(1500),
-    /** A network over arriving while the radio receives: "busy" = not transmitted, "preempt" = stop forwarding and transmit it. */
-    busyPolicy: z.enum(['busy', 'preempt']).default('busy'),
+    /**
+     * A network over arriving while the radio receives: "busy" = not transmitted, "wait" = held and
+     * transmitted once the radio is quiet, "preempt" = stop forwarding the radio and transmit it.
+     */
+    busyPolicy: z.enum(['busy', 'wait', 'preempt']).default('busy'),
+    /** With busyPolicy "wait": most audio held for later (s); beyond it the over is dropped. */
+    waitMaxSeconds: z.number().int().min(1).max(600).default(60),
     /** Longest radio over forwarded to the channel (s): a stuck squelch must not hold a channel. */
     rxTimeoutSeconds: z.number().int().min(5).max(3600).default(120),
     courtesyTone: z.boolean().default(false),

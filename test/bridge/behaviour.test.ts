@@ -17,6 +17,7 @@ import { Bridge } from '../../gateway/src/bridge/bridge.js';
 import { BridgeSchema } from '../../gateway/src/bridge/schema.js';
 import type { OverReport } from '../../gateway/src/channel/session.js';
 import { Ether } from './ether.js';
+import { cw } from '../../gateway/src/dsp/tones.js';
 
 const silent = pino({ level: 'silent' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -142,6 +143,25 @@ t.test('half duplex, wait policy: a network over is held while the radio receive
   t.ok(seconds >= 1.4 && seconds < 2.5, `the whole held over went out (${seconds.toFixed(2)} s)`);
   t.equal(b.bridge.counters.oversToRadio, 1);
   t.equal(b.bridge.state, 'idle');
+  t.notOk(b.radio.ptt.keyed);
+});
+
+t.test('courtesy tone, CW ID and an announcement go out in the hang, before the unkey', async (t) => {
+  const { broker, ether } = await setup(t);
+  const b = await gateway(t, broker, ether, 'gw-b', {
+    config: { hangMs: 200, courtesyTone: true, cwId: { callsign: 'N0CALL', wpm: 40 }, announcement: { file: path.join(FIXTURES, 'speech-44k1-stereo.wav') } },
+  });
+  await sleep(200);
+  let keyedFor = 0;
+  let keyedAt = 0;
+  b.radio.ptt.on('state', (k) => (k ? (keyedAt = Date.now()) : (keyedFor = Date.now() - keyedAt)));
+  const before = b.radio.output.written;
+  await talk(t, broker, 1);
+  while (b.radio.ptt.keyed || !keyedFor) await sleep(50);
+  const seconds = (b.radio.output.written - before) / 48000;
+  const expected = 1 + 0.16 + cw('DE N0CALL', 48000, { wpm: 40 }).length / 48000 + 2;
+  t.ok(Math.abs(seconds - expected) < 0.3, `over, tone, CW ID and announcement went out (${seconds.toFixed(2)} s of audio, ${expected.toFixed(2)} expected)`);
+  t.ok(keyedFor >= seconds * 1000, `keyed through all of it (${keyedFor} ms)`);
   t.notOk(b.radio.ptt.keyed);
 });
 

@@ -24,6 +24,8 @@ import { type Stage, chain, toFloat, toInt16 } from '../dsp/stage.js';
 import { dcBlock, deemphasis, highpass } from '../dsp/filters.js';
 import { agc, AGC_DEFAULTS, limiter } from '../dsp/dynamics.js';
 import { courtesyTone, cw } from '../dsp/tones.js';
+import { readWav } from '../audio/wav.js';
+import { resampleAll } from '../audio/resample.js';
 import type { BridgeConfig } from './schema.js';
 import type { BridgeCounters, BridgeEvents, BridgeState, BridgeStatus, BridgeView, OverInfo } from './types.js';
 
@@ -90,6 +92,8 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   private holdoffUntil = 0;
   private lastChannelOverEnd = -Infinity;
   private lastId = -Infinity;
+  private lastAnnouncement = -Infinity;
+  private announcement: Float32Array | null = null;
   private readonly skipped = new Set<string>();
   /** busyPolicy "wait": a network over held while the radio receives. */
   private held: { session: ChannelSession; info: TalkerInfo; pcm: Int16Array[]; samples: number; ended: boolean } | null = null;
@@ -136,6 +140,11 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
 
   async start(): Promise<void> {
     const r = this.o.radio;
+    if (this.c.announcement.file) {
+      // Read now, so a missing or broken file stops the start with its name, not a later over.
+      const a = await readWav(this.c.announcement.file);
+      this.announcement = toFloat(resampleAll(a.samples, a.sampleRate, r.output.sampleRate));
+    }
     // PTT first, idle, before anything could want to key it.
     await r.ptt.open();
     this.offs.push(
@@ -482,6 +491,11 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     const now = performance.now();
     const id = this.c.cwId.callsign && now - this.lastId >= this.c.cwId.intervalMinutes * 60000 ? this.c.cwId.callsign : null;
     if (this.c.courtesyTone) extraMs += this.playTone(courtesyTone(rate));
+    if (this.announcement && now - this.lastAnnouncement >= this.c.announcement.intervalMinutes * 60000) {
+      this.lastAnnouncement = now;
+      extraMs += this.playTone(this.announcement.slice());
+      this.log.info({ event: 'announcement', radio: this.radio, file: this.c.announcement.file }, `${this.radio}: announcement`);
+    }
     if (id) {
       this.lastId = now;
       extraMs += this.playTone(cw(`DE ${id}`, rate, { wpm: this.c.cwId.wpm }));

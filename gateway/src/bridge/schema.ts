@@ -35,6 +35,13 @@ export const BridgeSchema = z
         wpm: z.number().int().min(5).max(40).default(20),
       })
       .prefault({}),
+    /** A recorded announcement (WAV), transmitted at the end of a transmission at most every intervalMinutes. */
+    announcement: z
+      .strictObject({
+        file: z.string().min(1).nullable().default(null),
+        intervalMinutes: z.number().min(1).max(1440).default(30),
+      })
+      .prefault({}),
     rxAudio: z
       .strictObject({
         /** High-pass corner keeping CTCSS tones off the channel (Hz); 0 disables. */

@@ -182,3 +182,14 @@ t.test('service worker: once opened, the app opens again with the gateway gone',
   t.pass('the Opus WASM came from the cache too');
   t.pass('page, scripts and styles came from the cache');
 });
+
+t.test('a gateway notice (time-out) is shown to the person at the page', async (t) => {
+  const gw = await startGateway();
+  t.teardown(() => gw.stop());
+  const b = await launch();
+  t.teardown(() => b.close());
+  await joinPage(b.page, gw.web, { name: 'Eve' });
+  gw.daemon.channels[0]!.session.notice('timeout', 'vhf: transmitter timed out after 120 s; locked out until the channel is quiet');
+  await b.page.locator('#banner', { hasText: 'vhf: transmitter timed out after 120 s' }).waitFor({ timeout: 5000 });
+  t.pass('the banner shows the notice');
+});

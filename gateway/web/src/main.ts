@@ -308,6 +308,8 @@ async function join(params: JoinParams): Promise<void> {
       render();
     }),
     session.on('presence', () => renderPresence()),
+    // A gateway's notice (its transmitter timed out…) is for everyone on the channel to see.
+    session.on('notice', (_sender: string, _code: string, text: string) => banner(text, 'warn')),
     session.on('overStart', (i: TalkerInfo) => {
       audio.overStart();
       overs.push({ stream: i.stream, name: i.name, source: sourceLabel(i.source), at: new Date(), chunks: [], samples: 0, report: null });

@@ -63,12 +63,16 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         host: config.http.host,
         port: config.http.port,
         routes: [
-          (req, res) =>
-            req.url === '/healthz' &&
-            json(res, channels.every((c) => c.client.connected) ? 200 : 503, {
-              status: channels.every((c) => c.client.connected) ? 'ok' : 'degraded',
+          (req, res) => {
+            if (req.url !== '/healthz') return false;
+            // The same judgement as the systemd watchdog: every channel connected, every radio's audio usable.
+            const ok = monitor ? monitor.healthy() : channels.every((c) => c.client.connected);
+            return json(res, ok ? 200 : 503, {
+              status: ok ? 'ok' : 'degraded',
               channels: channels.map((c) => ({ channel: c.session.topics.channel, connected: c.client.connected, talking: c.session.holder?.name ?? null })),
-            }),
+              radios: monitor ? monitor.snapshot().radios.map((r) => ({ radio: r.radio, state: r.state, ptt: r.ptt, audioOk: r.audioOk })) : [],
+            });
+          },
           (req, res) => monitor?.metricsRoute(req, res) ?? false,
           staticFiles(WEB_ROOT, {
             missingIndex:

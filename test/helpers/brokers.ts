@@ -49,9 +49,13 @@ async function waitForPort(port: number, ms: number): Promise<void> {
 }
 
 export async function startMosquitto(extraConf = ''): Promise<TestBroker> {
+  return startMosquittoOn(await freePort(), extraConf);
+}
+
+/** Mosquitto on a given port (a test that needs the broker to appear where a client already waits). */
+export async function startMosquittoOn(port: number, extraConf = ''): Promise<TestBroker> {
   const bin = mosquittoPath();
   if (!bin) throw new Error('mosquitto is not installed (apt-get install mosquitto); `npm test` installs it when run as root');
-  const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tb-mosq-'));
   const conf = path.join(dir, 'mosquitto.conf');
   writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nmax_queued_messages 1000\n${extraConf}\n`);

@@ -68,3 +68,28 @@ t.test('a bad config stops the daemon before it starts, listing every problem', 
   t.match(r.stderr, /codec\.bitrate/);
   t.match(r.stderr, /http\.port/);
 });
+
+t.test('a daemon started before its broker keeps waiting (no crash from abandoned attempts), then joins', async (t) => {
+  const port = await freePort();
+  const env = {
+    TALKBRIDGE_BROKER_URL: `mqtt://127.0.0.1:${port}`,
+    TALKBRIDGE_EMBEDDED_BROKER_ENABLED: 'false',
+    TALKBRIDGE_HTTP_ENABLED: 'false',
+    TALKBRIDGE_BROKER_CONNECT_TIMEOUT_MS: '600',
+    TALKBRIDGE_BROKER_RECONNECT_MS: '200',
+  };
+  const d = startCli(['run'], { env });
+  t.teardown(() => d.proc.kill('SIGKILL'));
+  await d.waitFor(/"state":"waiting"/);
+  // Several attempts fail and their CONNACK timers (600 ms) run out while we wait.
+  await new Promise((r) => setTimeout(r, 2500));
+  t.equal(d.proc.exitCode, null, 'still running');
+  const { startMosquittoOn } = await import('../helpers/brokers.js');
+  const broker = await startMosquittoOn(port);
+  t.teardown(() => broker.stop());
+  await d.waitFor(/"event":"ready"/, 15000);
+  d.proc.kill('SIGTERM');
+  const r = await d.result;
+  t.equal(r.code, 0);
+  t.notMatch(r.stdout, /"event":"crash"/);
+});

@@ -66,6 +66,9 @@ async function connectOnce(o: ConnectOptions): Promise<MqttClient> {
     const fail = (err: Error) => {
       clearTimeout(timer);
       client.removeAllListeners();
+      // MQTT.js may still fire its own CONNACK timer on the abandoned client: with no 'error'
+      // listener that would be an uncaught exception, minutes after we moved on.
+      client.on('error', () => {});
       client.end(true);
       const code = (err as NodeJS.ErrnoException).code;
       const why = code === 'ECONNREFUSED' ? 'connection refused (is the broker running?)' : code === 'ENOTFOUND' ? 'host not found' : err.message;

@@ -57,9 +57,13 @@ t.test('SIGKILL mid-over: the guard unkeys at once; reset afterwards leaves it i
   const { b, unkeyedAfter, fifo, config } = await keyedB(t);
   const at = Date.now();
   b.proc.kill('SIGKILL');
+  // The line must end unkeyed: the guard's release after the kill, or (on a starved CI machine) its
+  // watchdog having released it already — either way the last report is an unkey.
+  const idle = () => fifo.reports.at(-1)?.hex === UNKEY;
   const until = Date.now() + 3000;
-  while (!unkeyedAfter(at) && Date.now() < until) await sleep(5);
-  t.ok(unkeyedAfter(at), `unkeyed ${unkeyedAfter(at)!.at - at} ms after SIGKILL`);
+  while (!(unkeyedAfter(at) || idle()) && Date.now() < until) await sleep(5);
+  await sleep(300);
+  t.ok(idle(), `the line ends unkeyed (${unkeyedAfter(at) ? `released ${unkeyedAfter(at)!.at - at} ms after SIGKILL` : 'already released by the watchdog'})`);
   const before = fifo.reports.length;
   const r = await runCli(['reset', '--config', config]);
   t.equal(r.code, 0, `reset exits 0: ${r.stdout}${r.stderr}`);

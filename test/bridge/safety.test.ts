@@ -10,7 +10,8 @@ import { KEY, UNKEY, pttFifo, runGateway, tmp, writeConfig, sleep } from './help
 
 const SPEECH = path.join(FIXTURES, 'speech-16k.wav');
 
-async function keyedB(t: Test, extra = '') {
+/** watchdogMs: the default (150 ms) where the watchdog is under test; a looser one elsewhere, so a starved CI machine cannot trip it. */
+async function keyedB(t: Test, extra = '', watchdogMs?: number) {
   const broker = await startMosquitto();
   t.teardown(() => broker.stop());
   const dir = tmp();
@@ -20,7 +21,7 @@ async function keyedB(t: Test, extra = '') {
     id: 'gw-b',
     broker: broker.url,
     radio: `  - name: b
-    ptt: { type: cm108, device: ${fifo.path} }
+    ptt: { type: cm108, device: ${fifo.path}${watchdogMs ? `, watchdogMs: ${watchdogMs}` : ''} }
     audio: { sampleRate: 48000, output: { type: file, path: ${path.join(dir, 'out.wav')} } }`,
     extra,
   });
@@ -54,7 +55,7 @@ t.test('a frozen daemon (SIGSTOP) releases the transmitter within 200 ms', async
 });
 
 t.test('SIGKILL mid-over: the guard unkeys at once; reset afterwards leaves it idle', async (t) => {
-  const { b, unkeyedAfter, fifo, config } = await keyedB(t);
+  const { b, unkeyedAfter, fifo, config } = await keyedB(t, '', 1000);
   const at = Date.now();
   b.proc.kill('SIGKILL');
   // The line must end unkeyed: the guard's release after the kill, or (on a starved CI machine) its
@@ -73,7 +74,7 @@ t.test('SIGKILL mid-over: the guard unkeys at once; reset afterwards leaves it i
 });
 
 t.test('SIGTERM mid-over: unkeys, leaves the channel, exits 0', async (t) => {
-  const { b, unkeyedAfter } = await keyedB(t);
+  const { b, unkeyedAfter } = await keyedB(t, '', 1000);
   const at = Date.now();
   b.proc.kill('SIGTERM');
   const r = await b.result;
@@ -83,7 +84,7 @@ t.test('SIGTERM mid-over: unkeys, leaves the channel, exits 0', async (t) => {
 });
 
 t.test('broker killed mid-over: B unkeys on starvation; broker back: both recover without a restart', async (t) => {
-  const { broker, b, unkeyedAfter, fifo, send } = await keyedB(t);
+  const { broker, b, unkeyedAfter, fifo, send } = await keyedB(t, '', 1000);
   const at = Date.now();
   await broker.stop();
   const until = Date.now() + 3000;

@@ -23,7 +23,7 @@ t.test('speech into gateway A comes out of gateway B, keyed around it', async (t
       id: 'gw-b',
       broker: broker.url,
       radio: `  - name: b
-    ptt: { type: cm108, device: ${fifo.path} }
+    ptt: { type: cm108, device: ${fifo.path}, watchdogMs: 1000 }   # the watchdog has its own test (safety.test.ts)
     cos: { type: none }
     audio: { sampleRate: 48000, output: { type: file, path: ${out} } }`,
     }),

@@ -10,11 +10,11 @@
 // Needs `npm run build` first.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hookedPage, launchChromium } from './chromium.mjs';
+import { freePort, sleep } from './net.mjs';
 import { pino } from 'pino';
 import { startDaemon } from '../gateway/dist/app/daemon.js';
 import { ConfigSchema } from '../gateway/dist/config/schema.js';
@@ -25,16 +25,6 @@ const speech = path.join(root, 'test/fixtures/speech-16k.wav');
 const i = process.argv.indexOf('--overs');
 const OVERS = i > 0 ? Math.max(1, Number(process.argv[i + 1]) || 5) : 5;
 const HOLD_MS = 3000;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const freePort = () =>
-  new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = s.address().port;
-      s.close(() => resolve(p));
-    });
-  });
 function cli(args) {
   const p = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

@@ -4,11 +4,11 @@
 // on free loopback ports, Debian's headless Chromium with a fake microphone, and a simulated radio
 // talker on the channel. Needs `npm run build` first (it uses gateway/dist and gateway/web/dist).
 import { mkdirSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hookedPage, launchChromium } from './chromium.mjs';
+import { freePort, sleep } from './net.mjs';
 import { pino } from 'pino';
 import { startDaemon } from '../gateway/dist/app/daemon.js';
 import { ConfigSchema } from '../gateway/dist/config/schema.js';
@@ -20,16 +20,6 @@ import { readWav } from '../gateway/dist/audio/wav.js';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outDir = path.join(root, 'docs/screenshots');
 const speech = path.join(root, 'test/fixtures/speech-16k.wav');
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const freePort = () =>
-  new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = s.address().port;
-      s.close(() => resolve(p));
-    });
-  });
 
 mkdirSync(outDir, { recursive: true });
 const [mqttPort, httpPort] = [await freePort(), await freePort()];

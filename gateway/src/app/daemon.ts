@@ -13,6 +13,7 @@ import { UserError } from '../core/errors.js';
 import { Bridge } from '../bridge/bridge.js';
 import { createEncoder } from '../codec/opus-node.js';
 import { connect, disconnect } from '../net/connect.js';
+import { brokerConnection } from '../net/schema.js';
 import { type Monitor, startMonitor, statusClientId, statusWill } from './status.js';
 import { type Notifier, createNotifier } from './sd-notify.js';
 
@@ -91,12 +92,12 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     const brokerUrl = config.broker.url ?? (broker ? `mqtt://${localHost(broker.tcp!.host)}:${broker.tcp!.port}` : null);
     if (!brokerUrl) throw new UserError('no broker: set broker.url or enable embeddedBroker');
 
+    const connection = brokerConnection(config.broker, brokerUrl);
     for (const c of config.channels) {
       const clog = log.child({ module: 'channel', channel: c.name });
       const ch = await openChannel({
         url: brokerUrl,
-        username: config.broker.username,
-        password: config.broker.password,
+        connection,
         prefix: config.broker.topicPrefix,
         channel: c.name,
         name: config.gateway.name,
@@ -104,9 +105,6 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         source: 'radio',
         silenceMs: config.floor.silenceMs,
         jitter: config.jitter,
-        keepaliveSeconds: config.broker.keepaliveSeconds,
-        connectTimeoutMs: config.broker.connectTimeoutMs,
-        reconnectMs: config.broker.reconnectMs,
         onRetry: (err, attempt, next) => clog.warn({ event: 'broker', state: 'waiting', attempt, retryMs: next, err: err.message }, `${err.message}; retrying in ${(next / 1000).toFixed(1)} s`),
       });
       channels.push(ch);
@@ -154,13 +152,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     // Gateway status: its own connection, whose Last Will says offline.
     const id = { prefix: config.broker.topicPrefix, gatewayId: config.gateway.id, name: config.gateway.name, version: SOFTWARE };
     const statusClient = await connect({
-      url: brokerUrl,
+      ...connection,
       clientId: statusClientId(id.gatewayId),
-      username: config.broker.username,
-      password: config.broker.password,
-      keepaliveSeconds: config.broker.keepaliveSeconds,
-      connectTimeoutMs: config.broker.connectTimeoutMs,
-      reconnectMs: config.broker.reconnectMs,
       will: statusWill(id),
     });
     stack.push(() => disconnect(statusClient));

@@ -5,19 +5,12 @@
  */
 import { z } from 'zod';
 import { BridgeSchema } from '../bridge/schema.js';
-import { DEFAULT_PREFIX, normalizeChannel, validatePrefix, validateSender } from '../channel/topics.js';
+import { normalizeChannel, validateSender } from '../channel/topics.js';
+import { check } from './common.js';
 import { RadioEntrySchema, resolveRadio } from '../radio/profiles.js';
-
-const check = (fn: (s: string) => unknown) => (s: string, ctx: z.RefinementCtx) => {
-  try {
-    fn(s);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-  }
-};
-
-const port = z.number().int().min(1).max(65535);
-const host = z.string().min(1);
+import { BrokerSchema } from '../net/schema.js';
+import { EmbeddedBrokerSchema } from '../broker/schema.js';
+import { HttpSchema } from '../http/schema.js';
 
 export const ChannelSchema = z.strictObject({
   name: z.string().superRefine(check(normalizeChannel)).transform(normalizeChannel),
@@ -40,38 +33,9 @@ export const ConfigSchema = z.strictObject({
       name: z.string().min(1).max(64).default('talkbridge gateway'),
     })
     .prefault({}),
-  broker: z
-    .strictObject({
-      /** mqtt://, mqtts://, ws:// or wss:// URL; null = the embedded broker. */
-      url: z
-        .string()
-        .regex(/^(mqtts?|wss?):\/\/[^\s]+$/, 'must be an mqtt://, mqtts://, ws:// or wss:// URL')
-        .nullable()
-        .default(null),
-      username: z.string().optional(),
-      password: z.string().optional(),
-      topicPrefix: z.string().superRefine(check(validatePrefix)).default(DEFAULT_PREFIX),
-      keepaliveSeconds: z.number().int().min(5).max(600).default(30),
-      connectTimeoutMs: z.number().int().min(500).max(120000).default(10000),
-      reconnectMs: z.number().int().min(100).max(60000).default(1000),
-    })
-    .prefault({}),
-  embeddedBroker: z
-    .strictObject({
-      enabled: z.boolean().default(true),
-      /** 127.0.0.1 keeps it private; 0.0.0.0 serves a field kit's Wi-Fi. */
-      host: host.default('127.0.0.1'),
-      port: port.default(1883),
-    })
-    .prefault({}),
-  http: z
-    .strictObject({
-      enabled: z.boolean().default(true),
-      host: host.default('127.0.0.1'),
-      /** Serves the web client, /healthz and MQTT over WebSocket on /mqtt. */
-      port: port.default(8080),
-    })
-    .prefault({}),
+  broker: BrokerSchema,
+  embeddedBroker: EmbeddedBrokerSchema,
+  http: HttpSchema,
   channels: z.array(ChannelSchema).min(1).default([{ name: 'base' }]),
   codec: CodecSchema.prefault({}),
   jitter: z

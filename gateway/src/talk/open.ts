@@ -8,8 +8,11 @@ import { type ConnectOptions, connect, disconnect } from '../net/connect.js';
 
 export interface OpenOptions {
   url: string;
-  username?: string;
-  password?: string;
+  /**
+   * Everything else about reaching the broker (credentials, TLS, time-outs, retry); the channel
+   * adds its own client id and Last Will.
+   */
+  connection?: Partial<Omit<ConnectOptions, 'clientId' | 'will' | 'url'>>;
   prefix: string;
   channel: string;
   name: string;
@@ -18,9 +21,6 @@ export interface OpenOptions {
   sender?: string;
   silenceMs: number;
   jitter?: SessionOptions['jitter'];
-  keepaliveSeconds?: number;
-  connectTimeoutMs?: number;
-  reconnectMs?: number;
   onRetry?: ConnectOptions['onRetry'];
 }
 
@@ -37,14 +37,10 @@ export async function openChannel(o: OpenOptions): Promise<OpenChannel> {
   const wasm = await loadOpusWasm();
   const sender = o.sender ?? makeSenderId(o.name);
   const client = await connect({
+    ...o.connection,
     url: o.url,
     // One connection per channel (each has its own Last Will), so the client id names both.
     clientId: `tb-${sender}-${o.channel}`.slice(0, 64),
-    username: o.username,
-    password: o.password,
-    keepaliveSeconds: o.keepaliveSeconds,
-    connectTimeoutMs: o.connectTimeoutMs,
-    reconnectMs: o.reconnectMs,
     onRetry: o.onRetry,
     will: ChannelSession.willFor(o.prefix, o.channel, sender),
   });

@@ -12,6 +12,7 @@ import { type OpenChannel, SOFTWARE, openChannel } from '../talk/open.js';
 import { UserError } from '../core/errors.js';
 import { Bridge } from '../bridge/bridge.js';
 import { createEncoder } from '../codec/opus-node.js';
+import { createChannelCrypto } from '../crypto/channel-crypto.js';
 import { connect, disconnect } from '../net/connect.js';
 import { brokerConnection } from '../net/schema.js';
 import { type Monitor, startMonitor, statusClientId, statusWill } from './status.js';
@@ -95,7 +96,16 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     const connection = brokerConnection(config.broker, brokerUrl);
     for (const c of config.channels) {
       const clog = log.child({ module: 'channel', channel: c.name });
+      const crypto = await createChannelCrypto({
+        channel: c.name,
+        keys: c.keys,
+        passphrase: c.passphrase,
+        epoch: c.epoch,
+        maxSkewMs: config.encryption.maxClockSkewSeconds * 1000,
+        overlapMs: config.encryption.overlapMinutes * 60_000,
+      });
       const ch = await openChannel({
+        crypto,
         url: brokerUrl,
         connection,
         prefix: config.broker.topicPrefix,
@@ -116,7 +126,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       s.on('dropped', (reason, detail) => clog.debug({ event: 'dropped', reason, detail }, 'dropped input'));
       ch.client.on('offline', () => clog.warn({ event: 'broker', state: 'offline' }, 'broker connection lost, reconnecting'));
       ch.client.on('connect', () => clog.info({ event: 'broker', state: 'online' }, 'broker connected'));
-      clog.info({ event: 'joined', broker: brokerUrl, sender: s.sender }, `joined channel ${c.name} on ${brokerUrl}`);
+      clog.info(
+        { event: 'joined', broker: brokerUrl, sender: s.sender, encrypted: crypto !== null, epochs: crypto?.epochs ?? [] },
+        `joined channel ${c.name} on ${brokerUrl} (${crypto ? `end-to-end encrypted, key epoch ${crypto.sendEpoch}` : 'NOT encrypted: anyone on the broker can listen'})`,
+      );
     }
 
     const bridges: Bridge[] = [];

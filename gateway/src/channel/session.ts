@@ -19,8 +19,9 @@ import {
 } from './control.js';
 import { type Claim, Floor, type FloorChange } from './floor.js';
 import { JITTER_DEFAULTS, JitterBuffer, JitterEstimator, type JitterOptions, type OverStats } from './jitter.js';
-import { Codec, Flag, PacketError, decodePacket, encodePacket, newStreamId, packetMs } from './packet.js';
-import { ChannelTopics } from './topics.js';
+import { type AudioPacket, Codec, Flag, type PacketHeader, PacketError, decodePacket, encodePacket, newStreamId, packetMs } from './packet.js';
+import { ChannelTopics, type TopicKind } from './topics.js';
+import { type ChannelCrypto, ENVELOPE_V1 } from '../crypto/channel-crypto.js';
 
 /** The part of an MQTT.js client the session uses (the same class in Node and in browsers). */
 export interface PubSub {
@@ -91,6 +92,17 @@ export interface SessionOptions {
   createDecoder: (s: { sampleRate: 8000 | 12000 | 16000 | 24000 | 48000; frameMs: 2.5 | 5 | 10 | 20 | 40 | 60 }) => FrameDecoder;
   clock?: Clock;
   software?: string;
+  /**
+   * The channel's keys: with them everything this participant sends is encrypted, and anything
+   * that does not authenticate is dropped (docs/security.md). Without them the channel is clear.
+   */
+  crypto?: ChannelCrypto;
+}
+
+/** How a session puts messages on the wire: published at once on a clear channel, sealed in order on an encrypted one. */
+export interface Wire {
+  control(sender: string, m: ControlMessage): void;
+  audio(sender: string, header: Omit<PacketHeader, 'version' | 'frameCount' | 'keyEpoch'>, frames: readonly Uint8Array[]): void;
 }
 
 interface Incoming {
@@ -121,6 +133,12 @@ export class ChannelSession extends Emitter<SessionEvents> {
   private playTimer: ReturnType<typeof setTimeout> | null = null;
   private tickTimer: ReturnType<typeof setInterval> | null = null;
   private joined = false;
+  private readonly crypto: ChannelCrypto | null;
+  /** Encrypted input is opened asynchronously (WebCrypto) but must be handled in arrival order. */
+  private inbox: Promise<void> = Promise.resolve();
+  /** Sealing is asynchronous too; publishing stays in the order messages were made. */
+  private outbox: Promise<void> = Promise.resolve();
+  readonly wire: Wire;
   private readonly onMessage = (topic: string, payload: Uint8Array) => this.handle(topic, payload);
   private readonly onConnect = () => this.announce();
 
@@ -129,6 +147,47 @@ export class ChannelSession extends Emitter<SessionEvents> {
     this.topics = new ChannelTopics(opts.prefix, opts.channel);
     this.floor = new Floor({ silenceMs: opts.silenceMs });
     this.clock = opts.clock ?? systemClock;
+    this.crypto = opts.crypto ?? null;
+    if (this.crypto && this.crypto.channel !== this.topics.channel) throw new Error(`keys are for channel ${this.crypto.channel}, not ${this.topics.channel}`);
+    this.wire = {
+      control: (sender, m) => this.publishMessage('control', sender, encodeJson(m)),
+      audio: (sender, header, frames) => {
+        const topic = this.topics.topic('audio', sender);
+        if (!this.crypto) {
+          this.mqtt.publish(topic, encodePacket({ ...header, keyEpoch: 0 }, frames), { qos: 0, retain: false });
+          return;
+        }
+        const c = this.crypto;
+        this.sealed(() => c.sealAudio(sender, header, frames, this.clock.wall()), topic, 0);
+      },
+    };
+  }
+
+  /** Whether what this session sends is end-to-end encrypted. */
+  get encrypted(): boolean {
+    return this.crypto !== null;
+  }
+
+  private publishMessage(kind: 'control' | 'presence', sender: string, json: Uint8Array): void {
+    const topic = this.topics.topic(kind, sender);
+    const retain = kind === 'presence';
+    if (!this.crypto) {
+      this.mqtt.publish(topic, json, { qos: 1, retain });
+      return;
+    }
+    const c = this.crypto;
+    this.sealed(() => c.sealMessage(kind, sender, json, this.clock.wall()), topic, 1, retain);
+  }
+
+  private sealed(seal: () => Promise<Uint8Array>, topic: string, qos: 0 | 1, retain = false): void {
+    const sealing = seal();
+    this.outbox = this.outbox.then(async () => {
+      try {
+        this.mqtt.publish(topic, await sealing, { qos, retain });
+      } catch (err) {
+        this.count('seal', (err as Error).message);
+      }
+    });
   }
 
   get sender(): string {
@@ -166,6 +225,8 @@ export class ChannelSession extends Emitter<SessionEvents> {
     if (!this.joined) return;
     this.outgoing?.end('aborted');
     this.joined = false;
+    // What is still being sealed (the END of our over) goes out before we say goodbye.
+    await Promise.race([this.outbox, new Promise((r) => setTimeout(r, 1000))]);
     if (this.tickTimer) clearInterval(this.tickTimer);
     if (this.playTimer) clearTimeout(this.playTimer);
     this.tickTimer = this.playTimer = null;
@@ -187,7 +248,7 @@ export class ChannelSession extends Emitter<SessionEvents> {
   private announce(): void {
     if (!this.joined) return;
     const p: Presence = { v: 1, name: this.opts.name, source: this.opts.source, since: this.clock.wall(), software: this.opts.software ?? 'talkbridge' };
-    this.mqtt.publish(this.topics.topic('presence', this.sender), encodeJson(p), { qos: 1, retain: true });
+    this.publishMessage('presence', this.sender, encodeJson(p));
   }
 
   private count(reason: string, detail = ''): void {
@@ -203,21 +264,73 @@ export class ChannelSession extends Emitter<SessionEvents> {
       if (topic.startsWith(this.topics.base + '/')) this.count('topic', topic);
       return;
     }
-    if (t.kind === 'presence') {
-      const p = parsePresence(payload);
-      if (!p.ok) return this.count('presence', p.reason);
-      if (p.value) this.presence.set(t.sender, p.value);
-      else this.presence.delete(t.sender);
-      this.emit('presence', t.sender, p.value);
+    // Our own echo is never played, never re-sent; our presence is ours to know already.
+    if (t.sender === this.sender && t.kind !== 'presence') return;
+    if (this.crypto) {
+      // Copy: MQTT.js may reuse the buffer before the queued work runs.
+      const data = payload.slice();
+      this.inbox = this.inbox.then(() => this.handleSecure(t.kind, t.sender, data)).catch((err) => this.count('internal', (err as Error).message));
       return;
     }
-    if (t.sender === this.sender) return; // our own echo: never played, never re-sent
+    if (t.kind === 'presence') return this.onPresence(t.sender, payload);
     if (t.kind === 'control') {
+      if (payload[0] === ENVELOPE_V1) return this.count('encrypted', 'no key for this channel');
       const m = parseControl(payload);
       if (!m.ok) return this.count('control', m.reason);
       return this.onControl(t.sender, m.value);
     }
-    this.onAudio(t.sender, payload);
+    let p;
+    try {
+      p = decodePacket(payload);
+    } catch (err) {
+      return this.count(err instanceof PacketError ? `packet-${err.reason}` : 'packet', (err as Error).message);
+    }
+    if (p.flags & Flag.ENCRYPTED) return this.count('encrypted', 'no key for this channel');
+    this.onAudio(t.sender, p);
+  }
+
+  private onPresence(sender: string, payload: Uint8Array): void {
+    const p = parsePresence(payload);
+    if (!p.ok) return this.count('presence', p.reason);
+    if (p.value) this.presence.set(sender, p.value);
+    else this.presence.delete(sender);
+    this.emit('presence', sender, p.value);
+  }
+
+  /** Everything on an encrypted channel: authenticated, checked for replay, then handled as clear input. */
+  private async handleSecure(kind: TopicKind, sender: string, payload: Uint8Array): Promise<void> {
+    if (!this.joined) return;
+    const c = this.crypto!;
+    const now = this.clock.wall();
+    if (kind === 'presence') {
+      // An empty retained message is how a Last Will clears presence; it carries nothing to protect.
+      if (payload.length === 0) return this.onPresence(sender, payload);
+      const r = await c.openMessage('presence', sender, payload, now);
+      if (!r.ok) return this.count(r.reason, r.detail);
+      if (r.value.length === 0) return this.count('presence', 'empty inside the envelope');
+      return this.onPresence(sender, r.value);
+    }
+    if (kind === 'control') {
+      const r = await c.openMessage('control', sender, payload, now);
+      if (!r.ok) return this.count(r.reason, r.detail);
+      const m = parseControl(r.value);
+      if (!m.ok) return this.count('control', m.reason);
+      if (m.value.type === 'start') {
+        const v = c.replay.overStart(sender, m.value.stream, m.value.t, now);
+        if (v) return this.count(v, `start of ${m.value.stream} from ${sender}`);
+      }
+      return this.onControl(sender, m.value);
+    }
+    let p;
+    try {
+      p = decodePacket(payload);
+    } catch (err) {
+      return this.count(err instanceof PacketError ? `packet-${err.reason}` : 'packet', (err as Error).message);
+    }
+    const r = await c.openAudio(sender, p, now);
+    if (!r.ok) return this.count(r.reason, r.detail);
+    p.frames = r.value;
+    this.onAudio(sender, p);
   }
 
   private onControl(sender: string, m: ControlMessage): void {
@@ -245,14 +358,8 @@ export class ChannelSession extends Emitter<SessionEvents> {
     }
   }
 
-  private onAudio(sender: string, payload: Uint8Array): void {
-    let p;
-    try {
-      p = decodePacket(payload);
-    } catch (err) {
-      return this.count(err instanceof PacketError ? `packet-${err.reason}` : 'packet', (err as Error).message);
-    }
-    if (p.flags & Flag.ENCRYPTED) return this.count('encrypted', 'no key for this channel');
+  /** A packet that parsed (and, on an encrypted channel, authenticated). */
+  private onAudio(sender: string, p: AudioPacket): void {
     if (p.codec !== Codec.OPUS) return this.count('codec', String(p.codec));
     if (this.floor.isEnded(p.streamId)) return this.count('ended-stream', p.streamId);
     const now = this.clock.now();
@@ -399,8 +506,7 @@ export class ChannelSession extends Emitter<SessionEvents> {
 
   /** Tells everyone on the channel something they must know (a gateway timed out, lost its radio). */
   notice(code: string, text: string): void {
-    const m: ControlMessage = { v: 1, type: 'notice', code, text: text.slice(0, 200) };
-    this.mqtt.publish(this.topics.topic('control', this.sender), encodeJson(m), { qos: 1, retain: false });
+    this.wire.control(this.sender, { v: 1, type: 'notice', code, text: text.slice(0, 200) });
   }
 
   /**
@@ -414,7 +520,7 @@ export class ChannelSession extends Emitter<SessionEvents> {
     const stream = newStreamId();
     const t = this.clock.wall();
     const info: TalkerInfo = { stream, sender: this.sender, name: this.opts.name, source: this.opts.source, t, self: true };
-    const over = new OutgoingOver(this.mqtt, this.topics, info, o.sampleRate, o.frameMs, o.framesPerPacket, () => {
+    const over = new OutgoingOver(this.wire, info, o.sampleRate, o.frameMs, o.framesPerPacket, () => {
       this.outgoing = null;
       this.apply(this.floor.release(stream));
     });
@@ -431,7 +537,7 @@ export class ChannelSession extends Emitter<SessionEvents> {
       frameMs: o.frameMs,
       framesPerPacket: o.framesPerPacket,
     };
-    this.mqtt.publish(this.topics.topic('control', this.sender), encodeJson(start), { qos: 1, retain: false });
+    this.wire.control(this.sender, start);
     this.apply(this.floor.claim({ stream, sender: this.sender, t, priority: o.priority ?? 0 }, this.clock.now()));
     return over;
   }
@@ -446,8 +552,7 @@ export class OutgoingOver extends Emitter<OutgoingEvents> {
   readonly stream: string;
 
   constructor(
-    private readonly mqtt: PubSub,
-    private readonly topics: ChannelTopics,
+    private readonly wire: Wire,
     readonly info: TalkerInfo,
     readonly sampleRate: number,
     readonly frameMs: number,
@@ -475,13 +580,13 @@ export class OutgoingOver extends Emitter<OutgoingEvents> {
   send(frames: readonly Uint8Array[], last = false): boolean {
     if (this.ended) return false;
     if (frames.length !== this.framesPerPacket) throw new RangeError(`an over carries ${this.framesPerPacket} frames per packet, got ${frames.length}`);
-    const pkt = encodePacket(
+    this.wire.audio(
+      this.info.sender,
       {
         flags: (this.seq === 0 ? Flag.START : 0) | (last ? Flag.END : 0),
         codec: Codec.OPUS,
         sampleRate: this.sampleRate,
         frameMs: this.frameMs,
-        keyEpoch: 0,
         streamId: this.stream,
         seq: this.seq,
         timestamp: this.timestampOf(this.seq),
@@ -489,7 +594,6 @@ export class OutgoingOver extends Emitter<OutgoingEvents> {
       frames,
     );
     this.seq++;
-    this.mqtt.publish(this.topics.topic('audio', this.info.sender), pkt, { qos: 0, retain: false });
     if (last) this.end('done');
     return true;
   }
@@ -497,8 +601,7 @@ export class OutgoingOver extends Emitter<OutgoingEvents> {
   end(reason: EndReason = 'done'): void {
     if (this.ended) return;
     this.ended = true;
-    const m: ControlMessage = { v: 1, type: 'end', stream: this.stream, reason, packets: this.seq };
-    this.mqtt.publish(this.topics.topic('control', this.info.sender), encodeJson(m), { qos: 1, retain: false });
+    this.wire.control(this.info.sender, { v: 1, type: 'end', stream: this.stream, reason, packets: this.seq });
     this.onDone();
     this.emit('end', reason, this.seq);
   }

@@ -18,6 +18,7 @@ const loaders: Record<string, () => Promise<Command>> = {
   levels: async () => (await import('./commands/levels.js')).levels,
   reset: async () => (await import('./commands/reset.js')).reset,
   status: async () => (await import('./commands/status.js')).status,
+  channel: async () => (await import('./commands/channel.js')).channel,
 };
 
 async function mainHelp(): Promise<string> {

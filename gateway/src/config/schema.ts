@@ -3,7 +3,9 @@
  * from here (docs/config.md documents it; `talkbridge check-config --print-defaults` prints it).
  * Objects are strict so a misspelt key is an error, not a silently ignored setting.
  */
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { parseKey } from '../crypto/keys.js';
 import { BridgeSchema } from '../bridge/schema.js';
 import { normalizeChannel, validateSender } from '../channel/topics.js';
 import { check } from './common.js';
@@ -12,9 +14,66 @@ import { BrokerSchema } from '../net/schema.js';
 import { EmbeddedBrokerSchema } from '../broker/schema.js';
 import { HttpSchema } from '../http/schema.js';
 
-export const ChannelSchema = z.strictObject({
-  name: z.string().superRefine(check(normalizeChannel)).transform(normalizeChannel),
+const keyText = z.string().superRefine(check(parseKey)).transform((k) => k.trim());
+/** A secret read from a file (systemd credentials, a USB stick): surrounding whitespace is not part of it. */
+const secretFile = z.string().min(1).transform((path, ctx) => {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+    return z.NEVER;
+  }
 });
+
+/**
+ * A talk channel, and its end-to-end encryption keys (docs/security.md). With a key (or a
+ * passphrase) the channel is encrypted; without, it is clear. Output: `keys` holds every key as
+ * text (`<epoch>.<base64url>`), the one to send with first being the highest epoch.
+ */
+export const ChannelSchema = z
+  .strictObject({
+    name: z.string().superRefine(check(normalizeChannel)).transform(normalizeChannel),
+    /** `<epoch>.<base64url>` as `talkbridge channel new` prints it. */
+    key: keyText.optional(),
+    keyFile: secretFile.optional(),
+    /** Keys of earlier epochs, still accepted during a rotation's overlap. */
+    previousKeys: z.array(keyText).default([]),
+    /** A shared passphrase instead of a key (PBKDF2, docs/security.md); weaker, but can be typed. */
+    passphrase: z.string().min(12, 'a channel passphrase must have at least 12 characters').optional(),
+    passphraseFile: secretFile.optional(),
+    /** Key epoch of the passphrase-derived key. */
+    epoch: z.number().int().min(0).max(65535).default(1),
+  })
+  .superRefine((c, ctx) => {
+    const given = (['key', 'keyFile', 'passphrase', 'passphraseFile'] as const).filter((k) => c[k] !== undefined);
+    if (given.length > 1) ctx.addIssue({ code: 'custom', message: `give only one of ${given.join(', ')}`, path: [given[1]!] });
+    if (c.keyFile !== undefined) {
+      try {
+        parseKey(c.keyFile);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `keyFile: ${(err as Error).message}`, path: ['keyFile'] });
+      }
+    }
+    if (c.passphraseFile !== undefined && c.passphraseFile.length < 12) ctx.addIssue({ code: 'custom', message: 'the passphrase in passphraseFile must have at least 12 characters', path: ['passphraseFile'] });
+    if (given.length === 0 && c.previousKeys.length) ctx.addIssue({ code: 'custom', message: 'previousKeys needs a current key', path: ['previousKeys'] });
+  })
+  .transform((c) => ({
+    name: c.name,
+    keys: [c.key ?? c.keyFile, ...c.previousKeys].filter((k): k is string => k !== undefined),
+    passphrase: c.passphrase ?? c.passphraseFile ?? null,
+    epoch: c.epoch,
+  }));
+
+export const EncryptionSchema = z
+  .strictObject({
+    /** Refuse to start with a channel that has no key: no team talks in clear by accident. */
+    required: z.boolean().default(false),
+    /** Encrypted audio captured further than this from our clock is refused as stale (0 = off, for kits without a trusted clock). */
+    maxClockSkewSeconds: z.number().int().min(0).max(86400).default(300),
+    /** After a newer key epoch is in use, older keys stay valid this long. */
+    overlapMinutes: z.number().min(0).max(10080).default(10),
+  })
+  .prefault({});
 
 export const CodecSchema = z.strictObject({
   sampleRate: z.union([z.literal(8000), z.literal(12000), z.literal(16000), z.literal(24000), z.literal(48000)], { error: 'must be 8000, 12000, 16000, 24000 or 48000' }).default(16000),
@@ -36,7 +95,8 @@ export const ConfigSchema = z.strictObject({
   broker: BrokerSchema,
   embeddedBroker: EmbeddedBrokerSchema,
   http: HttpSchema,
-  channels: z.array(ChannelSchema).min(1).default([{ name: 'base' }]),
+  channels: z.array(ChannelSchema).min(1).prefault([{ name: 'base' }]),
+  encryption: EncryptionSchema,
   codec: CodecSchema.prefault({}),
   jitter: z
     .strictObject({
@@ -74,6 +134,11 @@ export const ConfigSchema = z.strictObject({
   bridge: BridgeSchema,
 })
   .superRefine((c, ctx) => {
+    if (c.encryption.required) {
+      c.channels.forEach((ch, i) => {
+        if (!ch.keys.length && !ch.passphrase) ctx.addIssue({ code: 'custom', message: `channel "${ch.name}" has no key, and encryption.required is set`, path: ['channels', i] });
+      });
+    }
     const channels = new Set(c.channels.map((x) => x.name));
     const radios = new Set(c.radios.map((r) => r.name));
     c.bridge.links.forEach((l, i) => {

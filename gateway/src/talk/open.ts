@@ -3,6 +3,7 @@ import type { MqttClient } from 'mqtt';
 import { ChannelSession, type SessionOptions } from '../channel/session.js';
 import { makeSenderId } from '../channel/topics.js';
 import type { Source } from '../channel/control.js';
+import type { ChannelCrypto } from '../crypto/channel-crypto.js';
 import { loadOpusWasm } from '../codec/opus-node.js';
 import { type ConnectOptions, connect, disconnect } from '../net/connect.js';
 
@@ -21,6 +22,8 @@ export interface OpenOptions {
   sender?: string;
   silenceMs: number;
   jitter?: SessionOptions['jitter'];
+  /** The channel's keys (encrypted channel), or none (clear). */
+  crypto?: ChannelCrypto | null;
   onRetry?: ConnectOptions['onRetry'];
 }
 
@@ -53,6 +56,7 @@ export async function openChannel(o: OpenOptions): Promise<OpenChannel> {
     silenceMs: o.silenceMs,
     jitter: o.jitter,
     software: SOFTWARE,
+    crypto: o.crypto ?? undefined,
     createDecoder: (s) => wasm.createDecoder(s),
   });
   try {

@@ -5,7 +5,7 @@ import type { OverReport } from '../../channel/session.js';
 import { writeWav } from '../../audio/wav.js';
 import { openChannel } from '../../talk/open.js';
 import { type Command, UsageError, intFlag, numFlag, urlFlag } from '../command.js';
-import { channelArg, channelFlag, commonFlags, connectFlags, prefixFlag } from './shared.js';
+import { applyInvite, channelArg, channelFlag, commonFlags, connectFlags, cryptoFromFlags, explainCryptoDrops, keyFlags, prefixFlag } from './shared.js';
 
 export function overLine(n: number, r: OverReport, file: string | null): string {
   const s = r.stats;
@@ -34,10 +34,12 @@ export const listen: Command = {
     timeout: { type: 'string', arg: 'SECONDS', help: 'stop after this long (0 = never)', default: '0' },
     name: { type: 'string', short: 'n', arg: 'NAME', help: 'name shown in presence', default: 'talkbridge-listener' },
     latency: { type: 'boolean', help: 'also print per-packet capture-to-playout latency (p50/p95/max)' },
+    ...keyFlags,
     ...prefixFlag,
     ...commonFlags,
   },
   async run(flags) {
+    applyInvite(flags);
     const url = urlFlag(flags, 'broker');
     const channel = channelArg(flags);
     const overs = intFlag(flags, 'overs', 0, 1_000_000)!;
@@ -54,9 +56,11 @@ export const listen: Command = {
         throw new UsageError(`--out: cannot create folder ${out}: ${err.code}`);
       });
     }
-    const ch = await openChannel({ url, prefix: String(flags.prefix ?? DEFAULT_PREFIX), channel, name: String(flags.name), source: 'cli', silenceMs: 1000 });
+    const crypto = await cryptoFromFlags(flags, channel);
+    const ch = await openChannel({ url, prefix: String(flags.prefix ?? DEFAULT_PREFIX), channel, name: String(flags.name), source: 'cli', silenceMs: 1000, crypto });
     const quiet = Boolean(flags.quiet);
-    if (!quiet) process.stderr.write(`listening on channel ${channel} at ${url} (Ctrl-C to stop)\n`);
+    explainCryptoDrops(ch.session, (l) => process.stderr.write(l));
+    if (!quiet) process.stderr.write(`listening on channel ${channel} at ${url}${crypto ? ' (end-to-end encrypted)' : ''} (Ctrl-C to stop)\n`);
     let count = 0;
     let chunks: Int16Array[] = [];
     let rate = 16000;

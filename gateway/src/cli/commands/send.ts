@@ -5,7 +5,7 @@ import { readWav } from '../../audio/wav.js';
 import { openChannel } from '../../talk/open.js';
 import { sendPcm } from '../../talk/send.js';
 import { type Command, UsageError, intFlag, urlFlag } from '../command.js';
-import { channelArg, channelFlag, commonFlags, connectFlags, prefixFlag } from './shared.js';
+import { applyInvite, channelArg, channelFlag, commonFlags, connectFlags, cryptoFromFlags, keyFlags, prefixFlag } from './shared.js';
 
 const codecDefaults = CodecSchema.parse({});
 
@@ -25,10 +25,12 @@ export const send: Command = {
     'frames-per-packet': { type: 'string', arg: 'N', help: 'Opus frames per packet, 1-3: 1 = lowest latency, 3 = fewest bytes', default: String(codecDefaults.framesPerPacket) },
     bitrate: { type: 'string', arg: 'BPS', help: 'Opus bitrate in bit/s (6000-64000)', default: String(codecDefaults.bitrate) },
     priority: { type: 'string', arg: 'N', help: 'floor priority 0-255; a higher one wins when two start together', default: '0' },
+    ...keyFlags,
     ...prefixFlag,
     ...commonFlags,
   },
   async run(flags, [file]) {
+    applyInvite(flags);
     const url = urlFlag(flags, 'broker');
     const fpp = intFlag(flags, 'frames-per-packet', 1, 3)!;
     const bitrate = intFlag(flags, 'bitrate', 6000, 64000)!;
@@ -38,7 +40,8 @@ export const send: Command = {
     if (name.length === 0 || name.length > 64) throw new UsageError('--name must be 1-64 characters');
     const pcm = await readWav(file!);
     const encoder = await createEncoder({ ...codecDefaults, bitrate });
-    const ch = await openChannel({ url, prefix: String(flags.prefix ?? DEFAULT_PREFIX), channel, name, source: 'cli', silenceMs: 1000 });
+    const crypto = await cryptoFromFlags(flags, channel);
+    const ch = await openChannel({ url, prefix: String(flags.prefix ?? DEFAULT_PREFIX), channel, name, source: 'cli', silenceMs: 1000, crypto });
     const abort = new AbortController();
     const onSig = () => abort.abort();
     process.once('SIGINT', onSig);

@@ -14,7 +14,11 @@ export const commonFlags: Record<string, Flag> = {
   quiet: { type: 'boolean', short: 'q', help: 'print nothing but errors' },
 };
 
+import { readFileSync } from 'node:fs';
 import { normalizeChannel } from '../../channel/topics.js';
+import type { ChannelSession } from '../../channel/session.js';
+import { type ChannelCrypto, createChannelCrypto } from '../../crypto/channel-crypto.js';
+import { KeyError } from '../../crypto/keys.js';
 import { UsageError } from '../command.js';
 
 export function channelArg(flags: Record<string, unknown>): string {
@@ -25,4 +29,71 @@ export function channelArg(flags: Record<string, unknown>): string {
   } catch (err) {
     throw new UsageError(`--channel: ${(err as Error).message}`);
   }
+}
+
+export const keyFlags: Record<string, Flag> = {
+  key: { type: 'string', short: 'k', arg: 'KEY', help: 'channel key (epoch.base64url, from `talkbridge channel new`); visible in `ps` — prefer --key-file' },
+  'key-file': { type: 'string', arg: 'FILE', help: 'file holding the channel key' },
+  'passphrase-file': { type: 'string', arg: 'FILE', help: 'file holding the channel passphrase (instead of a key)' },
+  invite: { type: 'string', arg: 'LINK', help: 'invite link (from `talkbridge channel new`): fills in broker, channel, prefix and key' },
+};
+
+/**
+ * An invite link carries what a browser needs in its fragment (#broker=…&channel=…&key=…&prefix=…);
+ * the CLI takes the same link, so one message joins a phone and a laptop alike. Flags given
+ * explicitly win over the invite.
+ */
+export function applyInvite(flags: Record<string, unknown>): void {
+  if (typeof flags.invite !== 'string') return;
+  let hash: string;
+  try {
+    hash = new URL(flags.invite).hash;
+  } catch {
+    throw new UsageError('--invite: not a link (expected https://…/#broker=…&channel=…&key=…)');
+  }
+  const q = new URLSearchParams(hash.replace(/^#/, ''));
+  if (!q.get('channel')) throw new UsageError('--invite: the link names no channel');
+  for (const [param, flag] of [['broker', 'broker'], ['channel', 'channel'], ['key', 'key'], ['prefix', 'prefix']] as const) {
+    const v = q.get(param);
+    if (v && (flags[flag] === undefined || (flag === 'prefix' && flags.prefix === DEFAULT_PREFIX))) flags[flag] = v;
+  }
+}
+
+/** The channel's keys from --key / --key-file / --passphrase-file, or null for a clear channel. */
+export async function cryptoFromFlags(flags: Record<string, unknown>, channel: string): Promise<ChannelCrypto | null> {
+  const given = ['key', 'key-file', 'passphrase-file'].filter((f) => typeof flags[f] === 'string');
+  if (given.length > 1) throw new UsageError(`give only one of --${given.join(', --')}`);
+  const read = (f: string) => {
+    try {
+      return readFileSync(String(flags[f]), 'utf8').trim();
+    } catch (err) {
+      throw new UsageError(`--${f}: cannot read ${flags[f]}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  try {
+    if (typeof flags.key === 'string') return await createChannelCrypto({ channel, keys: [flags.key] });
+    if (typeof flags['key-file'] === 'string') return await createChannelCrypto({ channel, keys: [read('key-file')] });
+    if (typeof flags['passphrase-file'] === 'string') return await createChannelCrypto({ channel, passphrase: read('passphrase-file') });
+  } catch (err) {
+    if (err instanceof KeyError) throw new UsageError(`--${given[0]}: ${err.message}`);
+    throw err;
+  }
+  return null;
+}
+
+/** Says once, in words, why an encrypted channel stays silent (no key, wrong key). */
+export function explainCryptoDrops(session: ChannelSession, write: (line: string) => void): void {
+  const said = new Set<string>();
+  session.on('dropped', (reason) => {
+    const why =
+      reason === 'encrypted' ? `channel ${session.topics.channel} is end-to-end encrypted and no key was given (--key-file, --invite)`
+      : reason === 'auth' ? `packets on channel ${session.topics.channel} fail authentication: wrong key? (or someone is injecting)`
+      : reason === 'unknown-epoch' ? `packets on channel ${session.topics.channel} use a key epoch we have no key for (was the key rotated?)`
+      : reason === 'unencrypted' ? `someone is sending in clear on encrypted channel ${session.topics.channel}: ignored`
+      : null;
+    if (why && !said.has(reason)) {
+      said.add(reason);
+      write(`talkbridge: ${why}\n`);
+    }
+  });
 }

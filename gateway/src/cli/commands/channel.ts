@@ -1,0 +1,97 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { DEFAULT_PREFIX, normalizeChannel, validatePrefix } from '../../channel/topics.js';
+import { type ChannelKey, KeyError, formatKey, generateKey, parseKey } from '../../crypto/keys.js';
+import { type Command, UsageError, intFlag } from '../command.js';
+
+/**
+ * The invite link: the web client's address with everything needed to join in the fragment. A
+ * fragment never leaves the browser in an HTTP request, so the key stays out of server and proxy logs.
+ */
+export function inviteLink(o: { web: string; channel: string; key: ChannelKey; broker?: string; prefix?: string }): string {
+  const q = new URLSearchParams();
+  if (o.broker) q.set('broker', o.broker);
+  q.set('channel', o.channel);
+  if (o.prefix && o.prefix !== DEFAULT_PREFIX) q.set('prefix', o.prefix);
+  q.set('key', formatKey(o.key));
+  const u = new URL(o.web);
+  u.hash = q.toString();
+  return u.toString();
+}
+
+export const channel: Command = {
+  name: 'channel',
+  summary: 'Create an end-to-end encrypted channel: a new random key, its invite link and QR code.',
+  usage: 'channel new NAME [--web URL] [--broker URL] [--epoch N] [--key-file FILE] [--no-qr]\n       talkbridge channel invite NAME --key-file FILE [--web URL] [--broker URL]',
+  details:
+    '`new` makes a random 256-bit key. Put it in the gateway config (channels[].key or keyFile) and give the\n' +
+    'invite link or QR code to the team: the link opens the web client (--web, where the gateway serves it)\n' +
+    'and joins the channel; `talkbridge send/listen --invite LINK` take it too. Anyone holding the link can\n' +
+    'listen and talk, so share it like a password. To rotate (someone left), run `new` with a higher --epoch,\n' +
+    'keep the old key in previousKeys for the overlap, and hand out the new invite. `invite` prints the link\n' +
+    'again for an existing key.',
+  positionals: [2, 2],
+  flags: {
+    web: { type: 'string', arg: 'URL', help: 'address of the web client the link opens', default: 'http://localhost:8080/' },
+    broker: { type: 'string', short: 'b', arg: 'URL', help: 'ws:// or wss:// broker for browsers (default: the gateway that serves the page)' },
+    prefix: { type: 'string', arg: 'TOPIC', help: 'topic prefix', default: DEFAULT_PREFIX },
+    epoch: { type: 'string', arg: 'N', help: 'key epoch, 0-65535 (raise it to rotate a key)', default: '1' },
+    'key-file': { type: 'string', arg: 'FILE', help: 'new: write the key here (mode 0600, never overwritten); invite: read it from here' },
+    'no-qr': { type: 'boolean', help: 'do not draw the QR code' },
+  },
+  async run(flags, [verb, rawName]) {
+    if (verb !== 'new' && verb !== 'invite') throw new UsageError(`unknown channel action "${verb}" (new or invite)`);
+    let name: string;
+    try {
+      name = normalizeChannel(rawName!);
+      validatePrefix(String(flags.prefix));
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    let web: string;
+    try {
+      const u = new URL(String(flags.web));
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error();
+      web = u.toString();
+    } catch {
+      throw new UsageError(`--web: "${String(flags.web)}" is not an http:// or https:// address`);
+    }
+    const broker = typeof flags.broker === 'string' ? flags.broker : undefined;
+    if (broker && !/^wss?:\/\/\S+$/.test(broker)) throw new UsageError('--broker: browsers reach brokers over WebSocket only: give a ws:// or wss:// URL');
+    const file = typeof flags['key-file'] === 'string' ? flags['key-file'] : null;
+
+    let key: ChannelKey;
+    if (verb === 'new') {
+      key = generateKey(intFlag(flags, 'epoch', 0, 65535)!);
+      if (file) {
+        try {
+          writeFileSync(file, formatKey(key) + '\n', { mode: 0o600, flag: 'wx' });
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          throw new UsageError(code === 'EEXIST' ? `--key-file: ${file} exists; not overwriting a key (remove it first)` : `--key-file: cannot write ${file}: ${code}`);
+        }
+      }
+    } else {
+      if (!file) throw new UsageError('invite needs --key-file FILE');
+      try {
+        key = parseKey(readFileSync(file, 'utf8'));
+      } catch (err) {
+        if (err instanceof KeyError) throw new UsageError(`--key-file ${file}: ${err.message}`);
+        throw new UsageError(`--key-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code}`);
+      }
+    }
+    const link = inviteLink({ web, channel: name, key, broker, prefix: String(flags.prefix) });
+    const out: string[] = [];
+    if (verb === 'new') {
+      out.push(`channel ${name}: new key, epoch ${key.epoch}`, '');
+      out.push('Gateway config (docs/config.md):', '  channels:', `    - name: ${name}`);
+      out.push(file ? `      keyFile: ${file}` : `      key: "${formatKey(key)}"`, '');
+    }
+    out.push('Invite link (anyone holding it can listen and talk; share it like a password):', `  ${link}`, '');
+    process.stdout.write(out.join('\n') + '\n');
+    if (!flags['no-qr']) {
+      const qr = await import('qrcode');
+      process.stdout.write((await qr.toString(link, { type: 'terminal', small: true, errorCorrectionLevel: 'M' })) + '\n');
+    }
+    return 0;
+  },
+};

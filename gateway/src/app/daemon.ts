@@ -32,6 +32,8 @@ export interface Daemon {
 // gateway/web/dist, the same from gateway/src/app and gateway/dist/app.
 const WEB_ROOT = fileURLToPath(new URL('../../web/dist/', import.meta.url));
 
+const SECURITY_DROPS = new Set(['encrypted', 'auth', 'unknown-epoch', 'old-epoch', 'replay', 'stale', 'sender-mismatch', 'unencrypted', 'envelope']);
+
 function localHost(host: string): string {
   return host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
 }
@@ -64,6 +66,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       http = await startHttpServer({
         host: config.http.host,
         port: config.http.port,
+        tls: config.http.tls,
+        redirectPort: config.http.redirectPort,
+        log: log.child({ module: 'http' }),
         routes: [
           (req, res) => {
             if (req.url !== '/healthz') return false;
@@ -86,8 +91,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       });
       stack.push(() => http!.close());
       if (broker) broker.attachWebSocket(http.server, '/mqtt');
-      const base = `http://${http.address.host}:${http.address.port}`;
-      log.info({ event: 'listening', service: 'http', url: base, websocket: broker ? `ws://${http.address.host}:${http.address.port}/mqtt` : null }, `web on ${base}${broker ? `, MQTT over WebSocket on ws://${http.address.host}:${http.address.port}/mqtt` : ''}`);
+      const base = http.url;
+      const ws = broker ? `${base.replace(/^http/, 'ws')}/mqtt` : null;
+      log.info({ event: 'listening', service: 'http', url: base, websocket: ws, open: http.openAt }, `web on ${base}${ws ? `, MQTT over WebSocket on ${ws}` : ''}${http.openAt[0] !== `${base}/` ? ` — open ${http.openAt.join(' or ')}` : ''}`);
+      if (http.redirect) log.info({ event: 'listening', service: 'http-redirect', port: http.redirect.port }, `team CA and redirect to HTTPS on http://${http.redirect.host}:${http.redirect.port}/ (phones: open it to install the CA)`);
     }
 
     const brokerUrl = config.broker.url ?? (broker ? `mqtt://${localHost(broker.tcp!.host)}:${broker.tcp!.port}` : null);
@@ -123,7 +130,16 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       s.on('overStart', (i) => clog.info({ event: 'over-start', stream: i.stream, talker: i.name, sender: i.sender, source: i.source }, `over from ${i.name}`));
       s.on('overEnd', (r) => clog.info({ event: 'over-end', stream: r.stream, talker: r.name, reason: r.reason, seconds: r.durationMs / 1000, ...r.stats }, `over from ${r.name} ended (${r.reason})`));
       s.on('presence', (sender, p) => clog.info({ event: 'presence', sender, online: p !== null, name: p?.name }, p ? `${p.name} joined` : `${sender} left`));
-      s.on('dropped', (reason, detail) => clog.debug({ event: 'dropped', reason, detail }, 'dropped input'));
+      // Input refused by the encryption layer means a wrong key, a stale clock or someone injecting:
+      // the operator must see it, but a flood must not flood the log (once a minute per reason).
+      const warned = new Map<string, number>();
+      s.on('dropped', (reason, detail) => {
+        if (!SECURITY_DROPS.has(reason)) return clog.debug({ event: 'dropped', reason, detail }, 'dropped input');
+        const now = Date.now();
+        if (now - (warned.get(reason) ?? 0) < 60_000) return;
+        warned.set(reason, now);
+        clog.warn({ event: 'dropped', reason, detail, total: s.counters[reason] }, `refused input on channel ${c.name}: ${reason} (${detail})`);
+      });
       ch.client.on('offline', () => clog.warn({ event: 'broker', state: 'offline' }, 'broker connection lost, reconnecting'));
       ch.client.on('connect', () => clog.info({ event: 'broker', state: 'online' }, 'broker connected'));
       clog.info(

@@ -11,6 +11,7 @@ import { normalizeChannel, validateSender } from '../channel/topics.js';
 import { check } from './common.js';
 import { RadioEntrySchema, resolveRadio } from '../radio/profiles.js';
 import { BrokerSchema } from '../net/schema.js';
+import { UplinkSchema } from '../net/uplink-schema.js';
 import { EmbeddedBrokerSchema } from '../broker/schema.js';
 import { HttpSchema } from '../http/schema.js';
 
@@ -93,6 +94,8 @@ export const ConfigSchema = z.strictObject({
     })
     .prefault({}),
   broker: BrokerSchema,
+  /** A field kit's bridge to an upstream broker (net/uplink.ts); null = none. */
+  uplink: UplinkSchema,
   embeddedBroker: EmbeddedBrokerSchema,
   http: HttpSchema,
   channels: z.array(ChannelSchema).min(1).prefault([{ name: 'base' }]),
@@ -136,7 +139,7 @@ export const ConfigSchema = z.strictObject({
   .superRefine((c, ctx) => {
     if (c.encryption.required) {
       c.channels.forEach((ch, i) => {
-        if (!ch.keys.length && !ch.passphrase) ctx.addIssue({ code: 'custom', message: `channel "${ch.name}" has no key, and encryption.required is set`, path: ['channels', i] });
+        if (!ch.keys?.length && !ch.passphrase) ctx.addIssue({ code: 'custom', message: `channel "${ch.name}" has no key, and encryption.required is set`, path: ['channels', i] });
       });
     }
     const channels = new Set(c.channels.map((x) => x.name));

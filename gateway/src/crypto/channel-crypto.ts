@@ -180,6 +180,7 @@ export class ChannelCrypto {
     }
     const start = p.timestamp - Math.round(p.seq * p.frameMs * p.frameCount);
     const r = this.replay.packet(sender, p.streamId, start, p.seq, p.timestamp, now);
+    if (r === 'stale') return { ok: false, reason: r, detail: `${sender}'s audio was captured ${((now - p.timestamp) / 1000).toFixed(0)} s from our clock: is one clock wrong?` };
     if (r) return { ok: false, reason: r, detail: `${p.streamId}/${p.seq} from ${sender}` };
     this.sawEpoch(p.keyEpoch, now);
     return { ok: true, value: frames };

@@ -18,6 +18,10 @@ export const checkConfig: Command = {
     } else if (flags.print) {
       const shown = structuredClone(config);
       if (shown.broker.password !== undefined) shown.broker.password = '(hidden)';
+      for (const c of shown.channels) {
+        c.keys = c.keys.map((k) => `${k.split('.')[0]}.(hidden)`);
+        if (c.passphrase !== null) c.passphrase = '(hidden)';
+      }
       process.stdout.write(stringify(shown));
     } else {
       process.stdout.write(`${file}: ok (${config.channels.length} channel${config.channels.length === 1 ? '' : 's'}: ${config.channels.map((c) => c.name).join(', ')})\n`);

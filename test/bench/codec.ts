@@ -10,6 +10,9 @@ import { encodeWav, readWav } from '../../gateway/src/audio/wav.js';
 import { createDecoder, createEncoder, loadOpusWasm } from '../../gateway/src/codec/opus-node.js';
 import { toFrames } from '../../gateway/src/talk/send.js';
 import { FIXTURES } from '../helpers/cli.js';
+import { ChannelCrypto } from '../../gateway/src/crypto/channel-crypto.js';
+import { generateKey } from '../../gateway/src/crypto/keys.js';
+import { Codec, decodePacket, newStreamId } from '../../gateway/src/channel/packet.js';
 
 const settings = { sampleRate: 16000 as const, frameMs: 20 as const, bitrate: 16000, complexity: 9 };
 
@@ -59,8 +62,27 @@ export async function benchCodec(): Promise<Record<string, number | string>> {
   const native = await run('native encode + WASM decode', () => createEncoder(settings));
   const wasm = await run('WASM encode + WASM decode', async () => (await loadOpusWasm()).createEncoder(settings));
 
+  // End-to-end encryption: seal (sender) + open (receiver) every 2-frame packet of the same audio.
+  const enc = await createEncoder(settings);
+  const opus = frames.map((f) => enc.encode(f));
+  const tx = new ChannelCrypto({ channel: 'bench', keys: [generateKey(1)] });
+  const rx = new ChannelCrypto({ channel: 'bench', keys: [{ epoch: 1, raw: (tx as unknown as { o: { keys: Array<{ raw: Uint8Array }> } }).o.keys[0]!.raw }], maxSkewMs: 0 });
+  let aeadBest = Infinity;
+  for (let round = 0; round < 3; round++) {
+    const t0 = process.cpuUsage();
+    const stream = newStreamId();
+    for (let i = 0, seq = 0; i + 1 < opus.length; i += 2, seq++) {
+      const pkt = await tx.sealAudio('bench', { flags: 0, codec: Codec.OPUS, sampleRate: 16000, frameMs: 20, streamId: stream, seq, timestamp: seq * 40 }, [opus[i]!, opus[i + 1]!], 0);
+      const r = await rx.openAudio('bench', decodePacket(pkt), 0);
+      if (!r.ok) throw new Error(`bench packet refused: ${r.reason}`);
+    }
+    const d = process.cpuUsage(t0);
+    aeadBest = Math.min(aeadBest, (d.user + d.system) / 1e6);
+  }
+
   const out: Record<string, number | string> = {
     audioSeconds: seconds,
+    'AES-256-GCM seal+open (2 frames/packet) CPU-s per audio-s': aeadBest / seconds,
     'talkbridge encode CPU-s per audio-s': native.enc,
     'talkbridge decode CPU-s per audio-s': native.dec,
     'talkbridge encode+decode CPU-s per audio-s': native.total,

@@ -9,6 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import { startMosquitto, freePort } from '../helpers/brokers.js';
 import { FIXTURES, runCli, startCli } from '../helpers/cli.js';
+import { formatKey, generateKey } from '../../gateway/src/crypto/keys.js';
 
 async function countingProxy(target: number): Promise<{ port: number; bytes: () => number; close: () => void }> {
   let up = 0;
@@ -35,17 +36,19 @@ export async function benchLatency(): Promise<Array<Record<string, number | stri
   const broker = await startMosquitto();
   const rows: Array<Record<string, number | string>> = [];
   try {
-    for (const fpp of [1, 2, 3]) {
+    const key = formatKey(generateKey(1));
+    for (const [fpp, encrypted] of [[1, false], [2, false], [3, false], [2, true]] as const) {
+      const keyArgs = encrypted ? ['--key', key] : [];
       const proxy = await countingProxy(broker.port);
       const dir = mkdtempSync(path.join(os.tmpdir(), 'tb-lat-'));
       // Three overs per setting, so the jitter buffer's learning across overs shows.
-      const listener = startCli(['listen', '--broker', broker.url, '--channel', `lat${fpp}`, '--out', dir, '--overs', '3', '--timeout', '60', '--latency']);
+      const listener = startCli(['listen', '--broker', broker.url, '--channel', `lat${fpp}`, '--out', dir, '--overs', '3', '--timeout', '60', '--latency', ...keyArgs]);
       await listener.waitFor(/listening on channel/);
       let packets = 0;
       let seconds = 0;
       const base = proxy.bytes();
       for (let i = 0; i < 3; i++) {
-        const s = await runCli(['send', '--broker', `mqtt://127.0.0.1:${proxy.port}`, '--channel', `lat${fpp}`, '--name', 'bench', '--frames-per-packet', String(fpp), path.join(FIXTURES, 'speech-16k.wav')]);
+        const s = await runCli(['send', '--broker', `mqtt://127.0.0.1:${proxy.port}`, '--channel', `lat${fpp}`, '--name', 'bench', '--frames-per-packet', String(fpp), ...keyArgs, path.join(FIXTURES, 'speech-16k.wav')]);
         const m = s.stdout.match(/sent ([\d.]+) s in (\d+) packets/);
         if (!m) throw new Error(`send failed: ${s.stderr}`);
         seconds += Number(m[1]);
@@ -60,6 +63,7 @@ export async function benchLatency(): Promise<Array<Record<string, number | stri
       const ipOverhead = 52 * packets;
       rows.push({
         framesPerPacket: fpp,
+        channel: encrypted ? 'encrypted' : 'clear',
         'latency p50 ms': Number(lat?.[1]),
         'latency p95 ms': Number(lat?.[2]),
         'latency max ms': Number(lat?.[3]),

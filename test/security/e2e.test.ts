@@ -241,9 +241,14 @@ radios:
   t.teardown(() => gw.proc.kill('SIGKILL'));
   await gw.waitFor(/"event":"ready"/, 15000);
   const rec = await recorder(broker, 'talkbridge/v1/base/+/+');
+  const status = await recorder(broker, 'talkbridge/v1/_gateways/#');
   t.equal((await runCli(['send', '-b', broker.url, '-c', 'base', '--key-file', keyFile, '-n', 'genuine', SPEECH])).code, 0);
   await gw.waitFor(/"event":"ptt".*"on":false/, 15000);
   await rec.close();
+  await status.close();
+  const docs = status.msgs.map((m) => m.payload.toString());
+  t.ok(docs.some((d) => d.includes('"talker":"(sealed)"')), 'the retained gateway status shows an over on the radio…');
+  t.notOk(docs.some((d) => d.includes('genuine')), '…without naming the talker (the status topic is in clear)');
   const keyUps = () => fifo.reports.filter((r) => r.hex === KEY).length;
   t.equal(keyUps(), 1, 'a genuine encrypted over keys the radio once');
   t.equal(fifo.reports.at(-1)?.hex, UNKEY, 'and unkeys after it');

@@ -29,6 +29,8 @@ export function statusFilter(prefix: string, gatewayId?: string): string {
   return gatewayId ? statusTopic(prefix, gatewayId) : `${validatePrefix(prefix)}/${STATUS_SEGMENT}/+/status`;
 }
 
+const SEALED = '(sealed)';
+
 /** A client id no channel connection can take: channel names cannot contain ':'. */
 export function statusClientId(gatewayId: string): string {
   return `tb-${validateSender(gatewayId)}:status`.slice(0, 64);
@@ -63,8 +65,12 @@ export interface RadioStatusJson {
 export interface ChannelStatusJson {
   channel: string;
   connected: boolean;
-  /** Display name of whoever holds the floor, null when the channel is quiet. */
+  /** The broker URL this channel is on (or last was, while reconnecting). */
+  broker?: string | null;
+  /** Display name of whoever holds the floor ("(sealed)" on an encrypted channel), null when the channel is quiet. */
   talking: string | null;
+  /** End-to-end encrypted (docs/security.md). */
+  encrypted?: boolean;
 }
 
 export interface GatewayStatusJson {
@@ -162,6 +168,9 @@ export function startMonitor(o: MonitorOptions): Monitor {
       return s;
     });
 
+  // The status document is retained in clear on the broker: on an encrypted channel it must not
+  // name who is talking (the channel itself hides names from the broker).
+  const sealed = new Set(o.channels.filter((c) => (c.session as { encrypted?: boolean }).encrypted).map((c) => c.session.topics.channel));
   const snapshot = (): GatewayStatusJson => ({
     v: 1,
     online: true,
@@ -176,12 +185,20 @@ export function startMonitor(o: MonitorOptions): Monitor {
       ptt: s.ptt,
       cos: s.cos,
       audioOk: s.audioOk,
-      over: s.over,
+      over: s.over && sealed.has(s.over.channel) ? { ...s.over, talker: SEALED } : s.over,
       rx: levelsJson(s.rxLevels),
       tx: levelsJson(s.txLevels),
       counters: { ...o.bridges[i]!.counters },
     })),
-    channels: o.channels.map((c) => ({ channel: c.session.topics.channel, connected: c.client.connected, talking: c.session.holder?.name ?? null })),
+    channels: o.channels.map((c) => ({
+      channel: c.session.topics.channel,
+      connected: c.client.connected,
+      broker: brokerOf(c.client),
+      encrypted: sealed.has(c.session.topics.channel),
+      talking: c.session.holder ? (sealed.has(c.session.topics.channel) ? SEALED : c.session.holder.name) : null,
+    })),
+    ...(o.client ? { broker: brokerOf(o.client) } : {}),
+    ...(o.uplink ? { uplink: o.uplink() } : {}),
   });
 
   // Without a connection the samples still keep healthy() and /metrics current.

@@ -9,6 +9,8 @@ export interface Flag {
   arg?: string;
   help: string;
   default?: string | boolean;
+  /** May be given more than once; the command sees the values joined by commas. */
+  multiple?: boolean;
 }
 
 export interface Command {
@@ -44,8 +46,8 @@ export function helpText(c: Command): string {
 }
 
 export function parse(c: Command, argv: string[]): { flags: Record<string, string | boolean | undefined>; positionals: string[]; help: boolean } {
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
-  for (const [name, f] of Object.entries(c.flags)) options[name] = { type: f.type, ...(f.short ? { short: f.short } : {}) };
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = { help: { type: 'boolean', short: 'h' } };
+  for (const [name, f] of Object.entries(c.flags)) options[name] = { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}) };
   let r;
   try {
     r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
@@ -55,7 +57,10 @@ export function parse(c: Command, argv: string[]): { flags: Record<string, strin
     throw new UsageError(`${first} (see talkbridge ${c.name} --help)`);
   }
   const flags: Record<string, string | boolean | undefined> = {};
-  for (const [name, f] of Object.entries(c.flags)) flags[name] = (r.values[name] as string | boolean | undefined) ?? f.default;
+  for (const [name, f] of Object.entries(c.flags)) {
+    const v = r.values[name] as string | boolean | string[] | undefined;
+    flags[name] = (Array.isArray(v) ? v.join(',') : v) ?? f.default;
+  }
   if (r.values.help) return { flags, positionals: r.positionals, help: true };
   const [min, max] = c.positionals;
   if (r.positionals.length < min) throw new UsageError(`missing argument (usage: talkbridge ${c.usage})`);

@@ -18,6 +18,7 @@ const loaders: Record<string, () => Promise<Command>> = {
   levels: async () => (await import('./commands/levels.js')).levels,
   reset: async () => (await import('./commands/reset.js')).reset,
   status: async () => (await import('./commands/status.js')).status,
+  tls: async () => (await import('./commands/tls.js')).tls,
   channel: async () => (await import('./commands/channel.js')).channel,
 };
 

@@ -1,49 +1,113 @@
 /**
- * The gateway's one HTTP port: the web client (static files), /healthz, and MQTT over WebSocket
+ * The gateway's one web port: the web client (static files), /healthz, and MQTT over WebSocket
  * (/mqtt, attached by the embedded broker). Kept on node:http — a handful of routes need no framework.
+ * With TLS it speaks HTTPS (and the WebSocket becomes wss on the same port), and an optional
+ * plain-HTTP port hands phones the team CA and redirects everything else (redirect.ts).
  */
 import http from 'node:http';
-import { listenError } from '../broker/embedded.js';
+import https from 'node:https';
+import type net from 'node:net';
+import { UserError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { type TlsMaterial, type TlsPaths, TlsFileError, altNames, loadTls } from './tls.js';
+import { caRoute, startRedirectServer } from './redirect.js';
+import { closer, listen } from './listen.js';
 
 export type Route = (req: http.IncomingMessage, res: http.ServerResponse) => boolean | Promise<boolean>;
 
 export interface HttpServer {
+  /** An https.Server when TLS is on (it is an http.Server to everything that attaches to it). */
   server: http.Server;
   address: { host: string; port: number };
+  /** `https://host:port` or `http://host:port`. */
+  url: string;
+  /** Where browsers should go: the certificate's names and addresses when bound to all interfaces. */
+  openAt: string[];
+  tls: TlsMaterial | null;
+  /** Where the plain-HTTP port (CA + redirect) listens, when it does. */
+  redirect: { host: string; port: number } | null;
   close(): Promise<void>;
 }
 
-export async function startHttpServer(o: { host: string; port: number; routes: Route[] }): Promise<HttpServer> {
-  const server = http.createServer(async (req, res) => {
+export interface HttpOptions {
+  host: string;
+  port: number;
+  routes: Route[];
+  tls?: TlsPaths | null;
+  redirectPort?: number | null;
+  log?: Logger;
+}
+
+export function handler(routes: Route[]): http.RequestListener {
+  return async (req, res) => {
     try {
-      for (const route of o.routes) if (await route(req, res)) return;
+      for (const route of routes) if (await route(req, res)) return;
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found\n');
     } catch {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
       res.end('internal error\n');
     }
-  });
-  // closeAllConnections() does not see sockets upgraded to WebSocket (MQTT from browsers): without
-  // this, close() would wait for every connected browser to go away by itself.
-  const sockets = new Set<import('node:net').Socket>();
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.once('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(listenError('HTTP server', o.host, o.port, err)));
-    server.listen(o.port, o.host, () => resolve());
-  });
-  const addr = server.address() as import('node:net').AddressInfo;
+  };
+}
+
+/**
+ * A phone that has not installed the team CA aborts the handshake; that is the first thing to
+ * look for when "the page does not open", so it is logged — once a minute per address, since a
+ * browser retries on every page load.
+ */
+function tlsErrorLogger(log: Logger | undefined, caUrl: string | null): (err: Error & { code?: string }, socket: net.Socket) => void {
+  const last = new Map<string, number>();
+  return (err, socket) => {
+    if (!log) return;
+    const who = socket.remoteAddress ?? '?';
+    const now = Date.now();
+    if ((last.get(who) ?? -Infinity) > now - 60_000) return;
+    if (last.size > 1000) last.clear();
+    last.set(who, now);
+    const untrusted = /alert (unknown ca|bad certificate|certificate unknown)|ALERT_(UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN)/i.test(err.message + (err.code ?? ''));
+    if (untrusted) log.info({ event: 'tls-refused', client: who }, `${who} does not trust the web certificate${caUrl ? `: install the team CA from ${caUrl}` : ''}`);
+    else log.debug({ event: 'tls-error', client: who, err: err.message }, `TLS handshake with ${who} failed`);
+  };
+}
+
+export async function startHttpServer(o: HttpOptions): Promise<HttpServer> {
+  let tls: TlsMaterial | null = null;
+  if (o.tls) {
+    try {
+      tls = loadTls(o.tls);
+    } catch (err) {
+      if (err instanceof TlsFileError) throw new UserError(`http.tls.${err.field}: ${err.message}`);
+      throw err;
+    }
+  }
+  const routes = tls?.ca ? [caRoute(tls.ca), ...o.routes] : o.routes;
+  const server: http.Server = tls ? https.createServer({ cert: tls.cert, key: tls.key }, handler(routes)) : http.createServer(handler(routes));
+  const close = closer(server);
+  const port = await listen(server, tls ? 'HTTPS server' : 'HTTP server', o.host, o.port);
+  const url = `${tls ? 'https' : 'http'}://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`;
+  let redirect: Awaited<ReturnType<typeof startRedirectServer>> | null = null;
+  if (tls && o.redirectPort != null) {
+    try {
+      redirect = await startRedirectServer({ host: o.host, port: o.redirectPort, httpsPort: port, tls });
+    } catch (err) {
+      await close();
+      throw err;
+    }
+  }
+  if (tls) server.on('tlsClientError', tlsErrorLogger(o.log, redirect ? `http://<this kit>:${redirect.port}/` : null));
+  const wildcard = o.host === '0.0.0.0' || o.host === '::';
+  const openAt = tls && wildcard ? altNames(tls.leaf).map((n) => `https://${n.replace(/^(DNS|IP):/, '').replace(/^(.*:.*)$/, '[$1]')}:${port}/`) : [url + '/'];
   return {
     server,
-    address: { host: o.host, port: addr.port },
-    close: () =>
-      new Promise<void>((r) => {
-        server.close(() => r());
-        server.closeAllConnections();
-        for (const s of sockets) s.destroy();
-      }),
+    address: { host: o.host, port },
+    url,
+    openAt,
+    tls,
+    redirect: redirect ? { host: o.host, port: redirect.port } : null,
+    close: async () => {
+      await redirect?.close();
+      await close();
+    },
   };
 }
 

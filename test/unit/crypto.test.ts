@@ -200,3 +200,17 @@ t.test('control and presence envelopes: open, bind sender, kind and channel, ref
   }
   t.equal(await createChannelCrypto({ channel: 'base' }), null, 'no keys: a clear channel');
 });
+
+t.test('replay memory survives a restart through snapshot/restore; garbage and expired entries are ignored', async (t) => {
+  const g = new ReplayGuard({ maxSkewMs: 300_000 });
+  t.equal(g.packet('alice', 'aaaaaaaaaaaaaaaa', NOW, 0, NOW, NOW), null);
+  t.equal(g.packet('bob', 'bbbbbbbbbbbbbbbb', NOW - 400_000, 0, NOW - 400_000, NOW - 400_000), null);
+  const snap = JSON.parse(JSON.stringify(g.snapshot()));
+  const h = new ReplayGuard({ maxSkewMs: 300_000 });
+  t.equal(h.restore(snap, NOW + 1000), 1, 'alice restored; bob is older than the skew window');
+  t.equal(h.packet('alice', 'aaaaaaaaaaaaaaaa', NOW, 1, NOW + 40, NOW + 1000), 'replay', 'a packet of a stream heard before the restart');
+  t.equal(h.overStart('alice', 'aaaaaaaaaaaaaaaa', NOW, NOW + 1000), 'replay', 'its START');
+  t.equal(h.packet('alice', 'cccccccccccccccc', NOW - 60_000, 0, NOW - 60_000, NOW + 1000), 'replay', 'an older over');
+  t.equal(h.packet('alice', 'dddddddddddddddd', NOW + 900, 0, NOW + 900, NOW + 1000), null, 'a new over');
+  for (const junk of [null, 3, 'x', [], { a: 1 }, { a: { newest: 'x' } }, { a: { newest: NOW, streams: [1, null] } }]) t.doesNotThrow(() => new ReplayGuard({ maxSkewMs: 0 }).restore(junk, NOW));
+});

@@ -13,15 +13,20 @@ import { UserError } from '../core/errors.js';
 import { Bridge } from '../bridge/bridge.js';
 import { createEncoder } from '../codec/opus-node.js';
 import { createChannelCrypto } from '../crypto/channel-crypto.js';
+import { keepReplayState } from './replay-state.js';
 import { connect, disconnect } from '../net/connect.js';
-import { brokerConnection } from '../net/schema.js';
+import { brokerConnection, brokerUrls } from '../net/schema.js';
+import { brokerOf } from '../net/failover.js';
+import type { Uplink } from '../net/uplink.js';
 import { type Monitor, startMonitor, statusClientId, statusWill } from './status.js';
 import { type Notifier, createNotifier } from './sd-notify.js';
 
 export interface Daemon {
   broker: EmbeddedBroker | null;
   http: HttpServer | null;
+  /** The first broker in the list (the preferred one); brokerOf(channel.client) says which is in use. */
   brokerUrl: string;
+  uplink: Uplink | null;
   channels: OpenChannel[];
   bridges: Bridge[];
   monitor: Monitor;
@@ -111,9 +116,15 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         maxSkewMs: config.encryption.maxClockSkewSeconds * 1000,
         overlapMs: config.encryption.overlapMinutes * 60_000,
       });
+      // systemd's StateDirectory= (docs/operations.md); without one the memory lasts a run.
+      const stateDir = process.env.STATE_DIRECTORY?.split(':')[0];
+      if (crypto && stateDir) {
+        const save = keepReplayState(crypto, stateDir, clog);
+        stack.push(save);
+      }
       const ch = await openChannel({
         crypto,
-        url: brokerUrl,
+        url: urls,
         connection,
         prefix: config.broker.topicPrefix,
         channel: c.name,

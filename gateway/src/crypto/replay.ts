@@ -22,6 +22,8 @@ const WINDOW = 64n;
 const MAX_STREAMS_PER_SENDER = 32;
 const MAX_SENDERS = 1024;
 const MAX_NONCES = 256;
+/** A stream known only from a saved snapshot: every sequence number falls behind the window. */
+const FINISHED = 2 ** 32 + 64;
 
 interface StreamState {
   top: number;
@@ -86,12 +88,44 @@ export class ReplayGuard {
   overStart(sender: string, stream: string, start: number, now: number): ReplayVerdict {
     if (this.stale(start, now)) return 'stale';
     const s = this.state(sender);
-    if (s.streams.has(stream)) return null;
+    const known = s.streams.get(stream);
+    if (known) return known.top === FINISHED ? 'replay' : null;
     if (start < s.newestStart - this.slackMs) return 'replay';
     s.streams.set(stream, { top: -1, mask: 0n });
     if (s.streams.size > MAX_STREAMS_PER_SENDER) s.streams.delete(s.streams.keys().next().value as string);
     if (start > s.newestStart) s.newestStart = start;
     return null;
+  }
+
+  /**
+   * Each sender's newest over start, to be kept across restarts: a gateway that restarted would
+   * otherwise accept, within the clock-skew window, replays of overs it had already heard.
+   */
+  snapshot(): Record<string, { newest: number; streams: string[] }> {
+    const out: Record<string, { newest: number; streams: string[] }> = {};
+    for (const [sender, s] of this.senders) if (Number.isFinite(s.newestStart)) out[sender] = { newest: s.newestStart, streams: [...s.streams.keys()] };
+    return out;
+  }
+
+  /**
+   * Takes back a snapshot: the streams in it count as finished (every packet of them is a replay).
+   * Entries older than the skew window protect nothing more and are dropped.
+   */
+  restore(snap: unknown, now: number): number {
+    if (typeof snap !== 'object' || snap === null) return 0;
+    let n = 0;
+    for (const [sender, v] of Object.entries(snap as Record<string, unknown>)) {
+      const e = v as { newest?: unknown; streams?: unknown };
+      if (typeof e !== 'object' || e === null || typeof e.newest !== 'number' || !Number.isFinite(e.newest) || sender.length > 64) continue;
+      if (this.o.maxSkewMs > 0 && e.newest < now - this.o.maxSkewMs) continue;
+      const s = this.state(sender);
+      if (e.newest > s.newestStart) s.newestStart = e.newest;
+      if (Array.isArray(e.streams)) {
+        for (const id of e.streams.slice(-MAX_STREAMS_PER_SENDER)) if (typeof id === 'string' && !s.streams.has(id)) s.streams.set(id, { top: FINISHED, mask: 0n });
+      }
+      n++;
+    }
+    return n;
   }
 
   /** An authenticated control message with its random nonce and send time. */

@@ -9,11 +9,14 @@ import { Aedes } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { Logger } from '../core/log.js';
 import { UserError } from '../core/errors.js';
+import { type AuthCounters, type EmbeddedAuth, installAuth } from './auth.js';
 
 export interface EmbeddedBroker {
   readonly aedes: Aedes;
   /** Where the TCP listener actually bound (port 0 picks a free one). */
   readonly tcp: { host: string; port: number } | null;
+  /** Refused logins and denied publishes / subscriptions; null when the broker is open (no auth). */
+  readonly auth: AuthCounters | null;
   attachWebSocket(server: HttpServer, path: string): void;
   close(): Promise<void>;
 }
@@ -25,8 +28,18 @@ export function listenError(what: string, host: string, port: number, err: NodeJ
   return new UserError(`${what}: cannot listen on ${host}:${port}: ${err.message}`);
 }
 
-export async function startEmbeddedBroker(o: { host: string; port: number | null; log: Logger }): Promise<EmbeddedBroker> {
+function loopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+export async function startEmbeddedBroker(o: { host: string; port: number | null; log: Logger; auth?: EmbeddedAuth | null }): Promise<EmbeddedBroker> {
   const aedes = await Aedes.createBroker({ id: 'talkbridge-embedded' });
+  const counters = o.auth ? installAuth(aedes, o.auth, o.log) : null;
+  const open = (where: string) =>
+    o.log.warn(
+      { event: 'auth', state: 'open', listen: where },
+      `embedded MQTT broker on ${where} has no access control: anyone who can reach it can listen and talk — set embeddedBroker.auth (docs/security.md)`,
+    );
   aedes.on('clientError', (client, err) => o.log.debug({ client: client.id, err: err.message }, 'client error'));
   aedes.on('connectionError', (_client, err) => o.log.debug({ err: err.message }, 'connection error'));
 
@@ -44,13 +57,17 @@ export async function startEmbeddedBroker(o: { host: string; port: number | null
     const addr = server.address() as net.AddressInfo;
     tcp = { host: o.host, port: addr.port };
     tcpServer = server;
+    if (!o.auth && !loopback(o.host)) open(`${o.host}:${addr.port}`);
   }
   const wssList: WebSocketServer[] = [];
 
   return {
     aedes,
     tcp,
+    auth: counters,
     attachWebSocket(server: HttpServer, path: string) {
+      const a = server.address();
+      if (!o.auth && a && typeof a === 'object' && !loopback(a.address)) open(`ws://${a.address}:${a.port}${path}`);
       const wss = new WebSocketServer({ server, path, perMessageDeflate: false });
       wss.on('connection', (ws, req: IncomingMessage) => {
         (req.socket as net.Socket).setNoDelay(true);

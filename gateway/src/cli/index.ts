@@ -20,6 +20,7 @@ const loaders: Record<string, () => Promise<Command>> = {
   status: async () => (await import('./commands/status.js')).status,
   tls: async () => (await import('./commands/tls.js')).tls,
   channel: async () => (await import('./commands/channel.js')).channel,
+  acl: async () => (await import('./commands/acl.js')).acl,
 };
 
 async function mainHelp(): Promise<string> {

@@ -18,6 +18,7 @@ export const checkConfig: Command = {
     } else if (flags.print) {
       const shown = structuredClone(config);
       if (shown.broker.password !== undefined) shown.broker.password = '(hidden)';
+      for (const u of Object.values(shown.embeddedBroker.auth?.users ?? {})) if (u.password !== undefined) u.password = '(hidden)';
       for (const c of shown.channels) {
         c.keys = c.keys.map((k) => `${k.split('.')[0]}.(hidden)`);
         if (c.passphrase !== null) c.passphrase = '(hidden)';

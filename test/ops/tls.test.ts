@@ -125,6 +125,17 @@ t.test('default hosts: this machine, .local, localhost and the hotspot addresses
   const mine = Object.values(os.networkInterfaces()).flat().filter((a) => a?.family === 'IPv4').map((a) => `IP Address:${a!.address}`);
   for (const ip of mine) t.ok(s.includes(ip), `this machine's ${ip}`);
   t.equal(openssl(['verify', '-CAfile', path.join(dir, 'ca.crt'), path.join(dir, 'server.crt')]).code, 0);
+
+  // A CA made for other names (or before the machine was renamed): defaults it does not cover
+  // are left out, with a note, rather than failing a re-issue.
+  const other = path.join(tmp, 'defaults-kept');
+  t.equal((await runCli(['tls', 'init', '--dir', other, '--host', 'kit.test'])).code, 0);
+  const again = await runCli(['tls', 'init', '--dir', other]);
+  t.equal(again.code, 0, again.stderr);
+  t.match(again.stdout, new RegExp(`^left out ${host.replace(/[.]/g, '\\.')}\\b.*the team CA does not cover`, 'm'));
+  const s2 = sans(path.join(other, 'server.crt'));
+  t.ok(s2.includes(`DNS:${host}.local`) && !s2.includes(`DNS:${host}`), `${host}.local kept, bare ${host} left out: ${s2.join(', ')}`);
+  t.equal(openssl(['verify', '-CAfile', path.join(other, 'ca.crt'), path.join(other, 'server.crt')]).code, 0);
 });
 
 t.test('bad input: one line, usage errors exit 2', async (t) => {

@@ -190,6 +190,8 @@ export interface InitOptions {
   permit: Subtree[];
   nameConstraints: boolean;
   newCa: boolean;
+  /** Default hosts: leave out those a kept CA does not cover (the machine was renamed) instead of failing. */
+  skipUncovered?: boolean;
 }
 
 export interface InitResult {
@@ -199,6 +201,8 @@ export interface InitResult {
   cert: X509Certificate;
   /** The CA's permitted subtrees (empty: unconstrained). */
   constraints: string[];
+  /** Hosts left out under skipUncovered. */
+  skipped: Host[];
 }
 
 export function initTls(o: InitOptions): InitResult {
@@ -260,7 +264,11 @@ export function initTls(o: InitOptions): InitResult {
     if (new Date(ca.validTo) < new Date()) throw new UserError(`the team CA in ${f.caCert} expired on ${ca.validTo}: make a new one with --new-ca and reinstall it on every phone`);
     const caKeyPem = readFileSync(f.caKey, 'utf8');
     const trees = subtreesOf(f.caCert);
-    const outside = o.hosts.filter((h) => !permits(trees, h));
+    let outside = o.hosts.filter((h) => !permits(trees, h));
+    const skipped = o.skipUncovered ? outside : [];
+    const hosts = o.hosts.filter((h) => !skipped.includes(h));
+    if (o.skipUncovered) outside = [];
+    if (!hosts.length) throw new UserError('none of the hosts is covered by the team CA: name them with --host, or make a new CA with --new-ca');
     if (outside.length) {
       throw new UserError(
         `the team CA is name-constrained and does not cover ${outside.map((h) => h.value).join(', ')}: phones would refuse such a certificate. ` +
@@ -269,7 +277,7 @@ export function initTls(o: InitOptions): InitResult {
     }
 
     const conf = path.join(work, 'server.cnf');
-    const first = o.hosts.find((h) => h.kind === 'DNS') ?? o.hosts[0]!;
+    const first = hosts.find((h) => h.kind === 'DNS') ?? hosts[0]!;
     writeFileSync(
       conf,
       [
@@ -285,7 +293,7 @@ export function initTls(o: InitOptions): InitResult {
         'extendedKeyUsage = serverAuth',
         'subjectKeyIdentifier = hash',
         'authorityKeyIdentifier = keyid:always',
-        `subjectAltName = ${o.hosts.map((h) => `${h.kind}:${h.value}`).join(', ')}`,
+        `subjectAltName = ${hosts.map((h) => `${h.kind}:${h.value}`).join(', ')}`,
         '',
       ].join('\n'),
     );
@@ -306,7 +314,7 @@ export function initTls(o: InitOptions): InitResult {
     if (v.status !== 0) throw new UserError(`the new server certificate does not verify against ${f.caCert}: ${(v.stdout + v.stderr).trim().split('\n').pop()}`);
     writeSecret(f.key, key);
     writePublic(f.cert, pem);
-    return { caCreated, files: f, ca, cert: new X509Certificate(pem), constraints: trees.map(cidr) };
+    return { caCreated, files: f, ca, cert: new X509Certificate(pem), constraints: trees.map(cidr), skipped };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

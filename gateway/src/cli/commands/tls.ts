@@ -46,8 +46,9 @@ export const tls: Command = {
     const permit = list(flags.permit).map(parseSubtree);
     if (flags['no-name-constraints'] && permit.length) throw new UsageError('--permit widens name constraints; it makes no sense with --no-name-constraints');
     const caName = checkCaName(typeof flags.name === 'string' ? flags.name : `talkbridge team CA (${os.hostname()})`);
-    const r = initTls({ dir, hosts, caName, permit, nameConstraints: !flags['no-name-constraints'], newCa: Boolean(flags['new-ca']) });
+    const r = initTls({ dir, hosts, caName, permit, nameConstraints: !flags['no-name-constraints'], newCa: Boolean(flags['new-ca']), skipUncovered: list(flags.host).length === 0 });
     const out = process.stdout;
+    if (r.skipped.length) out.write(`left out ${r.skipped.map((h) => h.value).join(', ')}: the team CA does not cover ${r.skipped.length === 1 ? 'it' : 'them'} (name hosts with --host, or --new-ca)\n`);
     out.write(r.caCreated ? `created the team CA ${r.files.caCert} (key ${r.files.caKey}, mode 0600)\n` : `kept the team CA ${r.files.caCert}\n`);
     out.write(`issued ${r.files.cert} (key ${r.files.key}, mode 0600), valid ${validity(r.cert)}, for:\n`);
     for (const n of altNames(r.cert)) out.write(`  ${n}\n`);

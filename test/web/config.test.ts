@@ -10,15 +10,20 @@ import {
   brokerProblem,
   buildFragment,
   defaultBroker,
+  fragmentHasKey,
+  keyFor,
   loadName,
   loadRecent,
   parseFragment,
   rememberRecent,
   saveName,
+  storeKey,
   withDefaults,
+  withoutKey,
 } from '../../gateway/web/src/config.js';
+import { formatKey, generateKey } from '../../gateway/src/crypto/keys.js';
 import { backoffMs } from '../../gateway/web/src/net.js';
-import { type Model, viewOf } from '../../gateway/web/src/view.js';
+import { type Model, cryptoProblemAfter, cryptoProblemAfterAuthenticated, cryptoView, viewOf } from '../../gateway/web/src/view.js';
 
 class MemStore {
   m = new Map<string, string>();
@@ -27,6 +32,9 @@ class MemStore {
   }
   setItem(k: string, v: string) {
     this.m.set(k, v);
+  }
+  removeItem(k: string) {
+    this.m.delete(k);
   }
 }
 
@@ -136,4 +144,96 @@ t.test('view: every state says what is going on', async (t) => {
   t.equal(v.ptt.caption, 'Allow the microphone…');
   v = viewOf({ ...base, conn: { kind: 'setup' } });
   t.equal(v.status.text, 'Not joined');
+});
+
+t.test('fragment: an invite key is validated, normalised, and never echoed in the error', async (t) => {
+  const key = formatKey(generateKey(3));
+  const f = parseFragment(`#channel=ops&key=${key}`, 'https:');
+  t.same(f.errors, []);
+  t.same(f.params, { channel: 'ops', secret: { kind: 'key', key } });
+  t.same(parseFragment(`#channel=ops&key=%20${key}%20`, 'https:').params.secret, { kind: 'key', key }, 'surrounding blanks are trimmed');
+  for (const bad of ['1.short', key.slice(0, -1) + '!', `70000.${key.split('.')[1]}`, '']) {
+    const e = parseFragment(`#channel=ops&key=${encodeURIComponent(bad)}`, 'https:');
+    t.equal(e.errors.length, 1, `"${bad}" is refused`);
+    t.match(e.errors[0], /^key: /);
+    if (bad) t.notOk(e.errors[0]!.includes(bad), 'the error does not repeat the key');
+    t.notOk(e.params.secret);
+  }
+});
+
+t.test('the key leaves the address bar; only an invite link carries it', async (t) => {
+  const key = formatKey(generateKey(1));
+  const hash = `#broker=wss%3A%2F%2Fb%2Fmqtt&channel=ops&key=${key}&name=Ann`;
+  t.ok(fragmentHasKey(hash));
+  t.equal(withoutKey(hash), '#broker=wss%3A%2F%2Fb%2Fmqtt&channel=ops&name=Ann');
+  t.notOk(fragmentHasKey(withoutKey(hash)));
+  t.equal(withoutKey(`#key=${key}`), '');
+  const loc = { protocol: 'https:', host: 'kit.example' };
+  const p = { ...withDefaults(parseFragment(hash, 'https:').params, loc), channel: 'ops', name: 'Ann' };
+  t.notMatch(buildFragment(p, { includeName: true, defaultBrokerUrl: defaultBroker(loc) }), /key=/, 'the address bar fragment has no key');
+  const invite = buildFragment(p, { includeName: false, defaultBrokerUrl: defaultBroker(loc), includeKey: true });
+  t.notMatch(invite, /name=/);
+  t.same(parseFragment(invite, 'https:').params.secret, { kind: 'key', key }, 'the invite round-trips the key');
+  t.notMatch(buildFragment({ ...p, secret: { kind: 'passphrase', passphrase: 'correct horse battery' } }, { includeName: false, defaultBrokerUrl: '', includeKey: true }), /key=|correct/, 'a passphrase never goes into a link');
+});
+
+t.test('keys on the device: kept per broker, prefix and channel; forgotten on request; junk is no key', async (t) => {
+  const s = new MemStore();
+  const ref = { broker: 'wss://b/mqtt', prefix: DEFAULT_PREFIX, channel: 'ops' };
+  const key = formatKey(generateKey(2));
+  t.equal(keyFor(s, ref), null);
+  storeKey(s, ref, key);
+  t.equal(keyFor(s, ref), key);
+  t.equal(keyFor(s, { ...ref, channel: 'base' }), null, 'another channel');
+  t.equal(keyFor(s, { ...ref, broker: 'wss://other/mqtt' }), null, 'the same channel name on another broker');
+  storeKey(s, ref, null);
+  t.equal(keyFor(s, ref), null);
+  t.notOk(s.m.has('talkbridge.keys'), 'nothing left behind');
+  s.setItem('talkbridge.keys', JSON.stringify({ [`${ref.broker}|${ref.prefix}|ops`]: 'nope' }));
+  t.equal(keyFor(s, ref), null);
+  s.setItem('talkbridge.keys', '[1,2');
+  t.equal(keyFor(s, ref), null);
+  t.equal(keyFor(null, ref), null);
+  const full = { getItem: () => null, setItem: () => { throw new Error('QuotaExceededError'); } };
+  t.doesNotThrow(() => storeKey(full, ref, key));
+  // The recent list says a channel was encrypted, never with what key.
+  rememberRecent(s, { ...ref, encrypted: true } as never, 5);
+  t.same(loadRecent(s)[0], { ...ref, at: 5, encrypted: true });
+  t.notMatch(s.getItem('talkbridge.recent')!, /\d\.[A-Za-z0-9_-]{43}/);
+});
+
+t.test('encryption: the page says whether the channel is encrypted, and what is wrong, in words', async (t) => {
+  t.same(cryptoView({ encrypted: true, epoch: 4, problem: null }), { label: 'End-to-end encrypted · key epoch 4', tone: 'ok', note: null, noteTone: 'info', blocksTalk: false });
+  const clear = cryptoView({ encrypted: false, epoch: null, problem: null });
+  t.match(clear.label, /^Not encrypted/);
+  t.equal(clear.tone, 'warn');
+  const noKey = cryptoView({ encrypted: false, epoch: null, problem: 'no-key' });
+  t.match(noKey.note, /This channel is encrypted — you need the invite link/);
+  t.ok(noKey.blocksTalk);
+  const wrong = cryptoView({ encrypted: true, epoch: 1, problem: 'wrong-key' });
+  t.match(wrong.note, /^Wrong key: nothing from this channel can be played/);
+  t.same([wrong.noteTone, wrong.blocksTalk], ['error', true]);
+  t.notOk(cryptoView({ encrypted: true, epoch: 1, problem: 'foreign' }).blocksTalk, 'someone else with a bad key does not stop us talking');
+  const base: Model = { conn: { kind: 'connected', url: 'ws://x' }, mic: 'unknown', talk: { kind: 'idle' }, holder: null, now: 0 };
+  const v = viewOf({ ...base, crypto: { encrypted: true, epoch: 1, problem: 'wrong-key' } });
+  t.same([v.ptt.look, v.ptt.unavailable, v.ptt.caption], ['blocked', true, 'Wrong key']);
+  t.equal(viewOf({ ...base, crypto: { encrypted: false, epoch: null, problem: 'no-key' } }).ptt.caption, 'Needs the channel key');
+  t.equal(viewOf({ ...base, crypto: { encrypted: true, epoch: 1, problem: null } }).ptt.look, 'ready');
+});
+
+t.test('encryption: which problem the dropped input points to', async (t) => {
+  t.equal(cryptoProblemAfter(null, 'encrypted', false), 'no-key');
+  t.equal(cryptoProblemAfter(null, 'auth', false), 'wrong-key', "someone's over fails and nothing has ever opened: our key is wrong");
+  t.equal(cryptoProblemAfter(null, 'auth', false, true), 'mismatch', 'only a presence failed: theirs or ours, nobody can tell yet');
+  t.equal(cryptoProblemAfter('mismatch', 'auth', false), 'wrong-key', 'then an over fails too');
+  t.equal(cryptoProblemAfter('mismatch', 'auth', true, true), 'foreign');
+  t.equal(cryptoProblemAfterAuthenticated('mismatch'), 'foreign');
+  t.notOk(cryptoView({ encrypted: true, epoch: 1, problem: 'mismatch' }).blocksTalk);
+  t.equal(cryptoProblemAfter(null, 'auth', true), 'foreign', 'others open fine: that sender has the wrong key (or forges)');
+  t.equal(cryptoProblemAfterAuthenticated('wrong-key'), 'foreign', 'someone authenticates after all');
+  t.equal(cryptoProblemAfterAuthenticated(null), null);
+  t.equal(cryptoProblemAfter(null, 'unknown-epoch', true), 'other-epoch');
+  t.equal(cryptoProblemAfter(null, 'unencrypted', true), 'clear-sender');
+  for (const r of ['replay', 'stale', 'old-epoch', 'packet-short', 'presence']) t.equal(cryptoProblemAfter(null, r, true), null, `${r} needs no words`);
+  t.equal(cryptoProblemAfter('wrong-key', 'unencrypted', false), 'wrong-key', 'the worse problem stays');
 });

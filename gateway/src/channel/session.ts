@@ -272,7 +272,12 @@ export class ChannelSession extends Emitter<SessionEvents> {
       this.inbox = this.inbox.then(() => this.handleSecure(t.kind, t.sender, data)).catch((err) => this.count('internal', (err as Error).message));
       return;
     }
-    if (t.kind === 'presence') return this.onPresence(t.sender, payload);
+    if (t.kind === 'presence') {
+      // Retained sealed presence tells a participant without a key, as soon as it joins, that the
+      // channel is encrypted (rather than only once someone talks).
+      if (payload[0] === ENVELOPE_V1) return this.count('encrypted', 'no key for this channel');
+      return this.onPresence(t.sender, payload);
+    }
     if (t.kind === 'control') {
       if (payload[0] === ENVELOPE_V1) return this.count('encrypted', 'no key for this channel');
       const m = parseControl(payload);

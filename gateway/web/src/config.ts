@@ -1,10 +1,12 @@
 /**
  * What the page joins, from the URL fragment (never sent to any server, so broker addresses,
- * names and later channel keys stay out of web server logs): #broker=wss://…/mqtt&channel=base&name=Ann.
- * Also the defaults when the gateway serves the page, and the recent-channel list kept in
- * localStorage. Pure functions over strings and a Storage, unit-tested in Node.
+ * names and channel keys stay out of web server logs): #broker=wss://…/mqtt&channel=base&name=Ann&key=1.….
+ * Also the defaults when the gateway serves the page, the recent-channel list kept in
+ * localStorage, and where a channel key may be kept on the device. Pure functions over strings and
+ * a Storage, unit-tested in Node.
  */
 import { DEFAULT_PREFIX, TopicError, normalizeChannel, validatePrefix } from '../../src/channel/topics.js';
+import { KeyError, formatKey, parseKey } from '../../src/crypto/keys.js';
 import { OPUS_DEFAULTS } from '../../src/codec/codec.js';
 
 /** Protocol defaults, the same as the gateway's CodecSchema (a unit test keeps them equal). */
@@ -16,6 +18,13 @@ export const SILENCE_MS = 1000;
 
 export type CodecChoice = 'auto' | 'webcodecs' | 'wasm';
 
+/**
+ * What opens an encrypted channel: a key text (`<epoch>.<base64url>`, from an invite link, or
+ * remembered) or a passphrase typed into the join form (PBKDF2, the same derivation as the CLI's
+ * --passphrase-file).
+ */
+export type Secret = { kind: 'key'; key: string } | { kind: 'passphrase'; passphrase: string };
+
 export interface JoinParams {
   broker: string;
   channel: string;
@@ -23,6 +32,8 @@ export interface JoinParams {
   prefix: string;
   codec: CodecChoice;
   talkTimeoutS: number;
+  /** Absent: a clear channel. */
+  secret?: Secret;
 }
 
 export interface FragmentResult {
@@ -94,7 +105,15 @@ export function parseFragment(hash: string, pageProtocol = 'https:'): FragmentRe
     if (Number.isInteger(n) && n >= 5 && n <= 600) params.talkTimeoutS = n;
     else errors.push('timeout must be whole seconds from 5 to 600');
   }
-  if (q.has('key')) errors.push('this client does not support encrypted channels yet: the key was ignored');
+  const key = q.get('key');
+  if (key !== null) {
+    try {
+      // Normalised, so the same key is always the same text (remembered keys compare equal).
+      params.secret = { kind: 'key', key: formatKey(parseKey(key)) };
+    } catch (err) {
+      errors.push(`key: ${(err as KeyError).message} — ask for the invite link again`);
+    }
+  }
   return { params, errors };
 }
 
@@ -106,11 +125,29 @@ export function withDefaults(p: Partial<JoinParams>, loc: { protocol: string; ho
     talkTimeoutS: p.talkTimeoutS ?? DEFAULT_TALK_TIMEOUT_S,
     ...(p.channel ? { channel: p.channel } : {}),
     ...(p.name ? { name: p.name } : {}),
+    ...(p.secret ? { secret: p.secret } : {}),
   };
 }
 
-/** The fragment for a join (a shareable link leaves the name out). */
-export function buildFragment(p: JoinParams, o: { includeName: boolean; defaultBrokerUrl: string }): string {
+/** True when the fragment carries a key, which the page then takes out of the address bar. */
+export function fragmentHasKey(hash: string): boolean {
+  return new URLSearchParams(hash.replace(/^#/, '')).has('key');
+}
+
+/** The same fragment without its key. */
+export function withoutKey(hash: string): string {
+  const q = new URLSearchParams(hash.replace(/^#/, ''));
+  q.delete('key');
+  const rest = q.toString();
+  return rest ? '#' + rest : '';
+}
+
+/**
+ * The fragment for a join. A shareable link leaves the name out; only an invite (includeKey)
+ * carries the key. The address bar never gets the key back: it would show on screen, in the
+ * history, in bookmarks and in synced tabs.
+ */
+export function buildFragment(p: JoinParams, o: { includeName: boolean; defaultBrokerUrl: string; includeKey?: boolean }): string {
   const q = new URLSearchParams();
   if (p.broker !== o.defaultBrokerUrl) q.set('broker', p.broker);
   q.set('channel', p.channel);
@@ -118,6 +155,7 @@ export function buildFragment(p: JoinParams, o: { includeName: boolean; defaultB
   if (p.prefix !== DEFAULT_PREFIX) q.set('prefix', p.prefix);
   if (p.codec !== 'auto') q.set('codec', p.codec);
   if (p.talkTimeoutS !== DEFAULT_TALK_TIMEOUT_S) q.set('timeout', String(p.talkTimeoutS));
+  if (o.includeKey && p.secret?.kind === 'key') q.set('key', p.secret.key);
   return '#' + q.toString();
 }
 
@@ -128,6 +166,8 @@ export interface Recent {
   channel: string;
   prefix: string;
   at: number;
+  /** The channel was encrypted: whether a key for it is kept is keyFor()'s business. */
+  encrypted?: boolean;
 }
 
 const RECENT_KEY = 'talkbridge.recent';
@@ -146,6 +186,7 @@ export function loadRecent(s: Store | null): Recent[] {
         (r): r is Recent =>
           typeof r === 'object' && r !== null && typeof r.broker === 'string' && typeof r.channel === 'string' && typeof r.prefix === 'string' && typeof r.at === 'number',
       )
+      .map((r) => ({ broker: r.broker, channel: r.channel, prefix: r.prefix, at: r.at, ...(r.encrypted === true ? { encrypted: true } : {}) }))
       .slice(0, MAX_RECENT);
   } catch {
     return [];
@@ -175,5 +216,58 @@ export function saveName(s: Store | null, name: string): void {
     s?.setItem(NAME_KEY, cleanName(name));
   } catch {
     /* as above */
+  }
+}
+
+// ---- channel keys on this device --------------------------------------------------------------
+//
+// A key is a password for the channel. By default the page keeps it only for the life of the tab
+// (sessionStorage: a reload still works after the key has left the address bar; closing the tab
+// forgets it). Only when the person ticks "Remember key on this device" does it go to
+// localStorage, keyed by broker, prefix and channel. A passphrase is never stored: what is
+// remembered is the key derived from it, so a passphrase reused elsewhere does not sit on disk.
+
+const KEYS_KEY = 'talkbridge.keys';
+
+export interface ChannelRef {
+  broker: string;
+  prefix: string;
+  channel: string;
+}
+
+function refId(r: ChannelRef): string {
+  return `${r.broker}|${r.prefix}|${r.channel}`;
+}
+
+function loadKeys(s: Store | null): Record<string, string> {
+  try {
+    const v: unknown = JSON.parse(s?.getItem(KEYS_KEY) ?? '{}');
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, string>) : {};
+  } catch {
+    return {};
+  }
+}
+
+/** The key kept for a channel, or null; anything unparseable in storage counts as none. */
+export function keyFor(s: Store | null, r: ChannelRef): string | null {
+  const k = loadKeys(s)[refId(r)];
+  if (typeof k !== 'string') return null;
+  try {
+    return formatKey(parseKey(k));
+  } catch {
+    return null;
+  }
+}
+
+/** Keeps (key) or forgets (null) a channel's key in this store. */
+export function storeKey(s: Store | null, r: ChannelRef, key: string | null): void {
+  const all = loadKeys(s);
+  if (key === null) delete all[refId(r)];
+  else all[refId(r)] = key;
+  try {
+    if (Object.keys(all).length) s?.setItem(KEYS_KEY, JSON.stringify(all));
+    else (s as Partial<Storage> | null)?.removeItem?.(KEYS_KEY);
+  } catch {
+    /* storage full or disabled: the key just is not kept */
   }
 }

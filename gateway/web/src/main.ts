@@ -5,6 +5,8 @@
  */
 import { ChannelSession, type AudioFrame, type OverReport, type TalkerInfo } from '../../src/channel/session.js';
 import { makeSenderId } from '../../src/channel/topics.js';
+import { createChannelCrypto } from '../../src/crypto/channel-crypto.js';
+import { KeyError, formatKey, keyFromPassphrase, parseKey } from '../../src/crypto/keys.js';
 import { AudioEngine } from './audio.js';
 import { type Codecs, loadCodecs } from './codec.js';
 import {
@@ -14,18 +16,32 @@ import {
   brokerProblem,
   buildFragment,
   cleanName,
+  type ChannelRef,
   defaultBroker,
+  fragmentHasKey,
+  keyFor,
   loadName,
   loadRecent,
   parseFragment,
   rememberRecent,
   saveName,
+  storeKey,
   withDefaults,
+  withoutKey,
 } from './config.js';
 import { BrokerConnection, type ConnState } from './net.js';
 import { Talker, type TalkState } from './talker.js';
-import { type MicState, type Model, sourceLabel, viewOf } from './view.js';
-import { normalizeChannel } from '../../src/channel/topics.js';
+import {
+  type MicState,
+  type Model,
+  NEEDS_SECURE_CONTEXT,
+  cryptoProblemAfter,
+  cryptoProblemAfterAuthenticated,
+  cryptoView,
+  sourceLabel,
+  viewOf,
+} from './view.js';
+import { DEFAULT_PREFIX, normalizeChannel } from '../../src/channel/topics.js';
 
 const SOFTWARE = 'talkbridge-web/0.1';
 /** Received overs kept for replay, and the audio kept for them (16 kHz samples, ~10 minutes). */
@@ -40,6 +56,8 @@ interface TestHook {
   latencies?: number[];
   sent?: number;
   stats?: unknown[];
+  /** How long the last passphrase took to turn into a key, ms. */
+  deriveMs?: number;
 }
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -47,6 +65,14 @@ const base = new URL('./', location.href);
 const storage = (() => {
   try {
     return window.localStorage;
+  } catch {
+    return null;
+  }
+})();
+/** Channel keys for this tab only (config.ts: where keys are kept). */
+const tabStorage = (() => {
+  try {
+    return window.sessionStorage;
   } catch {
     return null;
   }
@@ -79,6 +105,8 @@ let joining = false;
 let overs: OverEntry[] = [];
 let wakeLock: { release(): Promise<void> } | null = null;
 let level = { value: 0, at: 0 };
+/** Someone else's message authenticated under our key since joining (so our key is right). */
+let othersAuthenticated = false;
 
 // ---- rendering ----------------------------------------------------------------------------------
 
@@ -114,6 +142,17 @@ function renderNow(): void {
   $('talker-source').hidden = !v.talker || v.talker.self;
   $('talker-source').className = `badge src-${model.holder?.source ?? ''}`;
   document.body.dataset.talk = model.talk.kind;
+  if (model.crypto) {
+    const c = cryptoView(model.crypto);
+    const e2e = $('e2e');
+    e2e.textContent = c.label;
+    e2e.dataset.tone = c.tone;
+    const n = $('e2e-note');
+    n.hidden = !c.note;
+    n.textContent = c.note ?? '';
+    n.dataset.tone = c.noteTone;
+    $('remember-wrap').hidden = !model.crypto.encrypted;
+  }
 }
 
 function renderPresence(): void {
@@ -225,13 +264,16 @@ function renderRecent(): void {
     const b = document.createElement('button');
     b.type = 'button';
     b.className = 'recent';
-    b.textContent = r.channel;
+    b.textContent = r.encrypted ? `🔒 ${r.channel}` : r.channel;
     const small = document.createElement('small');
     small.textContent = r.broker;
     b.append(small);
     b.addEventListener('click', () => {
       $<HTMLInputElement>('f-channel').value = r.channel;
       $<HTMLInputElement>('f-broker').value = r.broker;
+      const key = storedKey(r);
+      showKeyNote(key ? `🔒 Using the key kept for #${r.channel} (epoch ${parseKey(key).epoch}).` : r.encrypted ? `#${r.channel} is encrypted: open its invite link, or type its passphrase.` : null);
+      if (r.encrypted && !key) return $<HTMLInputElement>('f-passphrase').focus();
       $<HTMLInputElement>('f-name').focus();
       if (cleanName($<HTMLInputElement>('f-name').value)) $<HTMLFormElement>('join-form').requestSubmit();
     });
@@ -240,17 +282,85 @@ function renderRecent(): void {
   }
 }
 
+function refOf(p: { broker: string; prefix: string; channel: string }): ChannelRef {
+  return { broker: p.broker, prefix: p.prefix, channel: p.channel };
+}
+
+/** The key this tab holds for a channel, else the one remembered on the device. */
+function storedKey(r: ChannelRef): string | null {
+  return keyFor(tabStorage, r) ?? keyFor(storage, r);
+}
+
+function showKeyNote(text: string | null): void {
+  const n = $('f-key-note');
+  n.hidden = !text;
+  n.textContent = text ?? '';
+}
+
+/**
+ * Turns a passphrase into a key (PBKDF2, about half a second, shown on the form) and checks that
+ * this browser can do the cryptography at all. Returns the key text, or null after showing why not.
+ */
+async function resolveKey(params: JoinParams): Promise<string | null | undefined> {
+  const s = params.secret;
+  if (!s) return undefined;
+  if (!globalThis.crypto?.subtle) {
+    showJoin([NEEDS_SECURE_CONTEXT]);
+    return null;
+  }
+  if (s.kind === 'key') return s.key;
+  const progress = $('join-progress');
+  const button = $<HTMLButtonElement>('join-button');
+  progress.textContent = 'Deriving the channel key from the passphrase…';
+  button.disabled = true;
+  const t0 = performance.now();
+  try {
+    const key = formatKey(await keyFromPassphrase(params.channel, s.passphrase));
+    if (hook) hook.deriveMs = performance.now() - t0;
+    return key;
+  } catch (err) {
+    showJoin([err instanceof KeyError ? `Passphrase: ${err.message}.` : `Cannot derive the key: ${(err as Error).message}`]);
+    return null;
+  } finally {
+    progress.textContent = '';
+    button.disabled = false;
+  }
+}
+
 async function join(params: JoinParams): Promise<void> {
   if (joined || joining) return;
   joining = true;
+  const keyText = await resolveKey(params);
+  if (keyText === null) {
+    joining = false;
+    return;
+  }
+  let crypto = null;
+  if (keyText) {
+    try {
+      crypto = await createChannelCrypto({ channel: params.channel, keys: [keyText] });
+    } catch (err) {
+      joining = false;
+      showJoin([`Channel key: ${(err as Error).message}`]);
+      return;
+    }
+    // From here on the key (never a passphrase) is what the page holds: for this tab, and on the
+    // device only if the person ticked "remember" for this channel before (then a new key replaces it).
+    params = { ...params, secret: { kind: 'key', key: keyText } };
+    storeKey(tabStorage, refOf(params), keyText);
+    if (keyFor(storage, refOf(params))) storeKey(storage, refOf(params), keyText);
+  }
   saveName(storage, params.name);
-  rememberRecent(storage, { broker: params.broker, channel: params.channel, prefix: params.prefix }, Date.now());
+  rememberRecent(storage, { broker: params.broker, channel: params.channel, prefix: params.prefix, ...(crypto ? { encrypted: true } : {}) }, Date.now());
   history.replaceState(null, '', buildFragment(params, { includeName: true, defaultBrokerUrl: defaultBroker(location) }));
   $('join').hidden = true;
   $('room').hidden = false;
   $('channel-label').textContent = `#${params.channel}`;
   document.title = `${params.channel} · talkbridge`;
   model.conn = { kind: 'connecting', url: params.broker };
+  model.crypto = { encrypted: !!crypto, epoch: crypto?.sendEpoch ?? null, problem: null };
+  othersAuthenticated = false;
+  $<HTMLInputElement>('remember-key').checked = !!crypto && keyFor(storage, refOf(params)) !== null;
   overs = [];
   renderOvers();
   render();
@@ -277,6 +387,7 @@ async function join(params: JoinParams): Promise<void> {
     silenceMs: SILENCE_MS,
     software: SOFTWARE,
     createDecoder: (s) => codecs.wasm.createDecoder(s),
+    ...(crypto ? { crypto } : {}),
   });
   const talker = new Talker({
     session,
@@ -307,10 +418,24 @@ async function join(params: JoinParams): Promise<void> {
       model.holder = h;
       render();
     }),
-    session.on('presence', () => renderPresence()),
+    session.on('presence', (sender, p) => {
+      if (p && sender !== session.sender && session.encrypted) authenticated();
+      renderPresence();
+    }),
+    // What could not be opened says what is wrong with the key; nothing of it is ever played.
+    session.on('dropped', (reason: string, detail: string) => {
+      if (!model.crypto) return;
+      // The session's detail names the kind of message first ("presence from …").
+      const next = cryptoProblemAfter(model.crypto.problem, reason, othersAuthenticated, detail.startsWith('presence'));
+      if (next !== model.crypto.problem) {
+        model.crypto.problem = next;
+        render();
+      }
+    }),
     // A gateway's notice (its transmitter timed out…) is for everyone on the channel to see.
     session.on('notice', (_sender: string, _code: string, text: string) => banner(text, 'warn')),
     session.on('overStart', (i: TalkerInfo) => {
+      if (session.encrypted) authenticated();
       audio.overStart();
       overs.push({ stream: i.stream, name: i.name, source: sourceLabel(i.source), at: new Date(), chunks: [], samples: 0, report: null });
       if (overs.length > MAX_OVERS) overs.shift();
@@ -348,6 +473,16 @@ async function join(params: JoinParams): Promise<void> {
   if (conn.client.connected) await enter(j);
   else conn.client.once('connect', () => void enter(j));
   void requestWakeLock();
+}
+
+function authenticated(): void {
+  othersAuthenticated = true;
+  if (!model.crypto) return;
+  const next = cryptoProblemAfterAuthenticated(model.crypto.problem);
+  if (next !== model.crypto.problem) {
+    model.crypto.problem = next;
+    render();
+  }
 }
 
 async function enter(j: Joined): Promise<void> {
@@ -388,6 +523,7 @@ async function leave(): Promise<void> {
   model.conn = { kind: 'setup' };
   model.holder = null;
   model.talk = { kind: 'idle' };
+  delete model.crypto;
   $('channel-label').textContent = '';
   document.title = 'talkbridge';
   history.replaceState(null, '', location.pathname + location.search);
@@ -410,12 +546,20 @@ function prefillForm(p: Partial<JoinParams>): void {
   $<HTMLInputElement>('f-name').value = p.name ?? loadName(storage);
   $<HTMLInputElement>('f-channel').value = p.channel ?? '';
   $<HTMLInputElement>('f-broker').value = p.broker ?? defaultBroker(location);
+  $<HTMLInputElement>('f-passphrase').value = '';
+  const key = p.channel ? storedKey(refOf({ broker: p.broker ?? defaultBroker(location), prefix: p.prefix ?? DEFAULT_PREFIX, channel: p.channel })) : null;
+  showKeyNote(key ? `🔒 Channel key for #${p.channel} (epoch ${parseKey(key).epoch}) — the channel is end-to-end encrypted.` : null);
 }
 
 // ---- input --------------------------------------------------------------------------------------
 
 function press(): void {
   void audio.resume();
+  // Nobody could hear an over sealed with the wrong key (or sent in clear on an encrypted channel).
+  if (model.crypto && cryptoView(model.crypto).blocksTalk) {
+    navigator.vibrate?.(150);
+    return;
+  }
   banner(null);
   void joined?.talker.press();
 }
@@ -490,21 +634,31 @@ function wireInput(): void {
     if (why) errors.push(`Broker: ${why}.`);
     if (errors.length) return showJoin(errors);
     const frag = withDefaults(parseFragment(location.hash, location.protocol).params, location);
+    const passphrase = $<HTMLInputElement>('f-passphrase').value;
+    const key = storedKey(refOf({ broker, prefix: frag.prefix, channel }));
+    const secret = passphrase ? { kind: 'passphrase' as const, passphrase } : key ? { kind: 'key' as const, key } : undefined;
     void audio.resume();
-    void join({ ...frag, broker, channel, name });
+    void join({ ...frag, broker, channel, name, secret });
   });
   $('leave').addEventListener('click', () => void leave());
+  $<HTMLInputElement>('remember-key').addEventListener('change', (e) => {
+    const s = joined?.params.secret;
+    if (!joined || s?.kind !== 'key') return;
+    storeKey(storage, refOf(joined.params), (e.target as HTMLInputElement).checked ? s.key : null);
+  });
   $('share').addEventListener('click', () => {
     if (!joined) return;
-    const url = location.href.split('#')[0] + buildFragment(joined.params, { includeName: false, defaultBrokerUrl: defaultBroker(location) });
+    const invite = joined.session.encrypted;
+    const url = location.href.split('#')[0] + buildFragment(joined.params, { includeName: false, defaultBrokerUrl: defaultBroker(location), includeKey: invite });
     navigator.clipboard?.writeText(url).then(
-      () => banner('Link copied: anyone with it can join this channel', 'info'),
+      () => banner(invite ? 'Invite link copied: it holds the channel key — anyone with it can listen and talk, so share it like a password' : 'Link copied: anyone with it can join this channel', 'info'),
       () => banner(url, 'info'),
     ) ?? banner(url, 'info');
   });
   window.addEventListener('hashchange', () => {
     const f = parseFragment(location.hash, location.protocol);
-    if (joined && f.params.channel && (f.params.channel !== joined.params.channel || (f.params.broker && f.params.broker !== joined.params.broker))) {
+    const newKey = f.params.secret?.kind === 'key' && f.params.secret.key !== (joined?.params.secret as { key?: string } | undefined)?.key;
+    if (joined && f.params.channel && (newKey || f.params.channel !== joined.params.channel || (f.params.broker && f.params.broker !== joined.params.broker))) {
       void leave().then(() => start());
     } else if (!joined && !joining && f.params.channel) {
       start();
@@ -517,8 +671,18 @@ function wireInput(): void {
 function start(): void {
   const f = parseFragment(location.hash, location.protocol);
   const p = withDefaults(f.params, location);
+  if (fragmentHasKey(location.hash)) {
+    // The key leaves the address bar at once (not shown, bookmarked, synced or shared by
+    // accident); this tab keeps it so that a reload still joins.
+    history.replaceState(null, '', location.pathname + location.search + withoutKey(location.hash));
+    if (p.channel && p.secret?.kind === 'key') storeKey(tabStorage, refOf({ ...p, channel: p.channel }), p.secret.key);
+  }
   const name = p.name ?? loadName(storage);
   prefillForm({ ...p, name });
+  if (p.channel && !p.secret) {
+    const key = storedKey(refOf({ ...p, channel: p.channel }));
+    if (key) p.secret = { kind: 'key', key };
+  }
   if (p.channel && name && f.errors.length === 0) void join({ ...p, channel: p.channel, name });
   else showJoin(f.errors);
 }
@@ -541,6 +705,8 @@ function installHook(): void {
     online: joined ? [...joined.session.online.values()].map((p) => p.name) : [],
     sampleRate: audio.sampleRate,
     outputLatencyMs: audio.outputLatencyMs,
+    e2e: model.crypto ? { ...model.crypto } : null,
+    drops: joined ? { ...joined.session.counters } : {},
   });
   audio.on('tap', (s) => hook.played!.push(s));
   audio.on('stats', (s) => hook.stats!.push(s));

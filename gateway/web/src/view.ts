@@ -15,6 +15,84 @@ export interface Model {
   holder: TalkerInfo | null;
   /** Wall clock now, for the time-out countdown. */
   now: number;
+  /** End-to-end encryption of the joined channel; absent before joining. */
+  crypto?: CryptoModel;
+}
+
+/**
+ * What went wrong with encryption, as far as the page can tell from what it had to drop:
+ * no-key — we have no key and the channel is encrypted; wrong-key — someone's over (or control)
+ * fails to authenticate and nothing from anyone else ever has; mismatch — only someone's presence
+ * fails so far: their key or ours is wrong, nobody can tell which yet; other-epoch — someone uses a
+ * key epoch we do not hold (rotated); foreign — our key works with others, but someone sends under
+ * a different key (or forges); clear-sender — someone talks unencrypted on our encrypted channel.
+ */
+export type CryptoProblem = 'no-key' | 'wrong-key' | 'mismatch' | 'other-epoch' | 'foreign' | 'clear-sender';
+
+export interface CryptoModel {
+  encrypted: boolean;
+  /** Key epoch we send with, when encrypted. */
+  epoch: number | null;
+  problem: CryptoProblem | null;
+}
+
+/** The sentence shown when a channel is encrypted and this browser cannot do the cryptography. */
+export const NEEDS_SECURE_CONTEXT =
+  'This channel is end-to-end encrypted, and browsers only allow encryption (WebCrypto) on pages opened over HTTPS or from localhost. Open the client over HTTPS to join it.';
+
+/** How the page tells the person whether the channel is end-to-end encrypted, and what is wrong. */
+export function cryptoView(c: CryptoModel): { label: string; tone: Tone; note: string | null; noteTone: Tone; blocksTalk: boolean } {
+  const label = c.encrypted ? `End-to-end encrypted · key epoch ${c.epoch}` : 'Not encrypted — anyone with access to the broker can listen';
+  const tone: Tone = c.encrypted ? 'ok' : 'warn';
+  const problem = (note: string, noteTone: Tone, blocksTalk: boolean) => ({ label, tone, note, noteTone, blocksTalk });
+  switch (c.problem) {
+    case 'no-key':
+      return problem('This channel is encrypted — you need the invite link (or the channel passphrase). Nothing from it can be played.', 'error', true);
+    case 'wrong-key':
+      return problem('Wrong key: nothing from this channel can be played. Ask for the invite link again (or check the passphrase).', 'error', true);
+    case 'mismatch':
+      return problem('Someone on this channel has a different key, so you cannot hear each other. If your invite link is old or was mistyped, ask for it again.', 'warn', false);
+    case 'other-epoch':
+      return problem('Someone uses a channel key this page does not have (was the key changed?): what they send cannot be played. Ask for the new invite link.', 'warn', false);
+    case 'foreign':
+      return problem('Someone on this channel sends with a different key: what they send is not played.', 'warn', false);
+    case 'clear-sender':
+      return problem('Someone on this channel talks without encryption: what they send is not played.', 'warn', false);
+    default:
+      return { label, tone, note: null, noteTone: 'info', blocksTalk: false };
+  }
+}
+
+/**
+ * The problem after a dropped message of this reason (ChannelSession's 'dropped' event), given
+ * the current one, whether it was a presence message, and whether anyone else's message has
+ * authenticated since joining. Replays, stale and malformed input are counted by the session and
+ * need no words here.
+ */
+export function cryptoProblemAfter(current: CryptoProblem | null, reason: string, othersAuthenticated: boolean, presence = false): CryptoProblem | null {
+  switch (reason) {
+    case 'encrypted':
+      return 'no-key';
+    case 'auth':
+    case 'sender-mismatch':
+      if (current === 'wrong-key' || current === 'no-key') return current;
+      // Our key opened someone else's messages: it is right, and this sender's is not.
+      if (othersAuthenticated) return current === null || current === 'mismatch' ? 'foreign' : current;
+      // Two people with different keys each see the other's presence fail: only an over that
+      // fails to open, with nobody else's ever opening, says which side holds the wrong key.
+      return presence ? 'mismatch' : 'wrong-key';
+    case 'unknown-epoch':
+      return current ?? 'other-epoch';
+    case 'unencrypted':
+      return current ?? 'clear-sender';
+    default:
+      return current;
+  }
+}
+
+/** Someone else's message authenticated: our key is right after all. */
+export function cryptoProblemAfterAuthenticated(current: CryptoProblem | null): CryptoProblem | null {
+  return current === 'wrong-key' || current === 'mismatch' ? 'foreign' : current;
 }
 
 export type Tone = 'ok' | 'info' | 'warn' | 'error';
@@ -107,6 +185,9 @@ export function viewOf(m: Model): View {
   } else if (t.kind === 'failed') {
     ptt = { ...base, look: 'blocked', unavailable: true, pressed: true, caption: t.reason === 'offline' ? 'Not connected' : 'Cannot talk' };
     hint = t.message;
+  } else if (m.crypto && online && cryptoView(m.crypto).blocksTalk) {
+    ptt = { ...base, look: 'blocked', unavailable: true, caption: m.crypto.problem === 'no-key' ? 'Needs the channel key' : 'Wrong key' };
+    hint = 'Nobody on this channel could hear you: join with the right invite link';
   } else if (!online) {
     ptt = { ...base, look: 'blocked', unavailable: true, caption: m.conn.kind === 'reconnecting' ? 'Broker lost' : 'Not connected' };
     hint = 'Talking is possible once connected';

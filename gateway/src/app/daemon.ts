@@ -56,10 +56,17 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   };
   try {
     let broker: EmbeddedBroker | null = null;
+    let embeddedAuth: import('../broker/auth.js').EmbeddedAuth | null = null;
     if (config.embeddedBroker.enabled) {
       // Loaded only when used: aedes and ws cost memory a gateway on an external broker does not need.
       const { startEmbeddedBroker } = await import('../broker/embedded.js');
-      broker = await startEmbeddedBroker({ host: config.embeddedBroker.host, port: config.embeddedBroker.port, log: log.child({ module: 'broker' }) });
+      const authConfig = config.embeddedBroker.auth;
+      if (authConfig) {
+        const { embeddedTeam, internalLogin } = await import('../broker/auth.js');
+        // The daemon's own clients log in with a random per-start credential: no password of ours on disk.
+        embeddedAuth = { team: embeddedTeam(authConfig, config.broker.topicPrefix), internal: internalLogin(config.gateway.id) };
+      }
+      broker = await startEmbeddedBroker({ host: config.embeddedBroker.host, port: config.embeddedBroker.port, log: log.child({ module: 'broker' }), auth: embeddedAuth });
       stack.push(() => broker!.close());
       log.info({ event: 'listening', service: 'mqtt', url: `mqtt://${broker.tcp!.host}:${broker.tcp!.port}` }, `embedded MQTT broker on mqtt://${broker.tcp!.host}:${broker.tcp!.port}`);
     }
@@ -67,6 +74,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     let http: HttpServer | null = null;
     const channels: OpenChannel[] = [];
     let monitor: Monitor | null = null;
+    let uplink: Uplink | null = null;
     if (config.http.enabled) {
       http = await startHttpServer({
         host: config.http.host,
@@ -81,7 +89,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
             const ok = monitor ? monitor.healthy() : channels.every((c) => c.client.connected);
             return json(res, ok ? 200 : 503, {
               status: ok ? 'ok' : 'degraded',
-              channels: channels.map((c) => ({ channel: c.session.topics.channel, connected: c.client.connected, talking: c.session.holder?.name ?? null })),
+              channels: channels.map((c) => ({ channel: c.session.topics.channel, connected: c.client.connected, broker: brokerOf(c.client), talking: c.session.holder?.name ?? null })),
+              // Informational: local talk never depends on the uplink, so neither does health.
+              uplink: uplink?.status() ?? null,
               radios: monitor ? monitor.snapshot().radios.map((r) => ({ radio: r.radio, state: r.state, ptt: r.ptt, audioOk: r.audioOk })) : [],
             });
           },
@@ -102,10 +112,16 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       if (http.redirect) log.info({ event: 'listening', service: 'http-redirect', port: http.redirect.port }, `team CA and redirect to HTTPS on http://${http.redirect.host}:${http.redirect.port}/ (phones: open it to install the CA)`);
     }
 
-    const brokerUrl = config.broker.url ?? (broker ? `mqtt://${localHost(broker.tcp!.host)}:${broker.tcp!.port}` : null);
-    if (!brokerUrl) throw new UserError('no broker: set broker.url or enable embeddedBroker');
+    const urls = brokerUrls(config.broker);
+    if (!urls.length && broker) urls.push(`mqtt://${localHost(broker.tcp!.host)}:${broker.tcp!.port}`);
+    const brokerUrl = urls[0];
+    if (!brokerUrl) throw new UserError('no broker: set broker.url (or broker.urls) or enable embeddedBroker');
 
-    const connection = brokerConnection(config.broker, brokerUrl);
+    const connection = brokerConnection(config.broker, urls);
+    if (embeddedAuth && !brokerUrls(config.broker).length) Object.assign(connection, { username: embeddedAuth.internal.username, password: embeddedAuth.internal.password });
+    else if (connection.username !== undefined && connection.username !== config.gateway.id)
+      // Brokers with talkbridge ACLs let a login publish only under its own name (docs/security.md).
+      log.warn({ event: 'broker', username: connection.username, gatewayId: config.gateway.id }, `broker.username "${connection.username}" differs from gateway.id "${config.gateway.id}": a broker using talkbridge ACLs will drop this gateway's audio and status`);
     for (const c of config.channels) {
       const clog = log.child({ module: 'channel', channel: c.name });
       const crypto = await createChannelCrypto({
@@ -133,7 +149,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         source: 'radio',
         silenceMs: config.floor.silenceMs,
         jitter: config.jitter,
-        onRetry: (err, attempt, next) => clog.warn({ event: 'broker', state: 'waiting', attempt, retryMs: next, err: err.message }, `${err.message}; retrying in ${(next / 1000).toFixed(1)} s`),
+        onRetry: (err, attempt, next, url) => clog.warn({ event: 'broker', state: 'waiting', attempt, retryMs: next, next: url, err: err.message }, `${err.message}; ${urls.length > 1 ? `trying ${url} ` : 'retrying '}${next ? `in ${(next / 1000).toFixed(1)} s` : 'now'}`),
       });
       channels.push(ch);
       stack.push(() => ch.close());
@@ -151,11 +167,17 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         warned.set(reason, now);
         clog.warn({ event: 'dropped', reason, detail, total: s.counters[reason] }, `refused input on channel ${c.name}: ${reason} (${detail})`);
       });
-      ch.client.on('offline', () => clog.warn({ event: 'broker', state: 'offline' }, 'broker connection lost, reconnecting'));
-      ch.client.on('connect', () => clog.info({ event: 'broker', state: 'online' }, 'broker connected'));
+      let lastBroker = brokerOf(ch.client);
+      ch.client.on('offline', () => clog.warn({ event: 'broker', state: 'offline', url: lastBroker }, `broker ${lastBroker} lost, reconnecting`));
+      ch.client.on('connect', () => {
+        const url = brokerOf(ch.client);
+        const switched = url !== lastBroker;
+        clog.info({ event: 'broker', state: 'online', url, switched, from: switched ? lastBroker : undefined }, switched ? `switched to broker ${url} (was ${lastBroker})` : `broker ${url} connected`);
+        lastBroker = url;
+      });
       clog.info(
-        { event: 'joined', broker: brokerUrl, sender: s.sender, encrypted: crypto !== null, epochs: crypto?.epochs ?? [] },
-        `joined channel ${c.name} on ${brokerUrl} (${crypto ? `end-to-end encrypted, key epoch ${crypto.sendEpoch}` : 'NOT encrypted: anyone on the broker can listen'})`,
+        { event: 'joined', broker: brokerOf(ch.client), sender: s.sender, encrypted: crypto !== null, epochs: crypto?.epochs ?? [] },
+        `joined channel ${c.name} on ${brokerOf(ch.client)} (${crypto ? `end-to-end encrypted, key epoch ${crypto.sendEpoch}` : 'NOT encrypted: anyone on the broker can listen'})`,
       );
     }
 
@@ -189,15 +211,41 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       bridges.push(bridge);
     }
 
-    // Gateway status: its own connection, whose Last Will says offline.
     const id = { prefix: config.broker.topicPrefix, gatewayId: config.gateway.id, name: config.gateway.name, version: SOFTWARE };
+    if (config.uplink?.enabled) {
+      // Started, not awaited: the upstream may be unreachable for hours, and the kit works without it.
+      // Nothing about it may stop the kit from starting, not even an unreadable password file.
+      const ulog = log.child({ module: 'uplink' });
+      try {
+        const { startUplink } = await import('../net/uplink.js');
+        const u = config.uplink;
+        const remotePrefix = u.topicPrefix ?? config.broker.topicPrefix;
+        const up = startUplink({
+          local: connection,
+          remote: brokerConnection({ ...u, topicPrefix: remotePrefix }, brokerUrls(u), 'uplink'),
+          localPrefix: config.broker.topicPrefix,
+          remotePrefix,
+          channels: u.channels ?? config.channels.map((c) => c.name),
+          gatewayId: config.gateway.id,
+          remoteWill: statusWill({ ...id, prefix: remotePrefix }),
+          log: ulog,
+        });
+        uplink = up;
+        stack.push(() => up.stop());
+        ulog.info({ event: 'uplink', state: 'starting', brokers: brokerUrls(u), channels: up.status().channels }, `uplink to ${brokerUrls(u).join(', ')} for channel(s) ${up.status().channels.join(', ')}`);
+      } catch (err) {
+        ulog.error({ event: 'uplink', state: 'failed', err: (err as Error).message }, `uplink not started: ${(err as Error).message}`);
+      }
+    }
+
+    // Gateway status: its own connection, whose Last Will says offline.
     const statusClient = await connect({
       ...connection,
       clientId: statusClientId(id.gatewayId),
       will: statusWill(id),
     });
     stack.push(() => disconnect(statusClient));
-    const mon = startMonitor({ ...id, bridges, channels, client: statusClient, log: log.child({ module: 'status' }) });
+    const mon = startMonitor({ ...id, bridges, channels, client: statusClient, uplink: uplink ? () => uplink!.status() : undefined, log: log.child({ module: 'status' }) });
     monitor = mon;
     stack.push(() => mon.stop());
 
@@ -206,7 +254,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     // The watchdog is fed only while the pipeline is healthy, not merely while the loop turns.
     notify.watchdog(() => mon.healthy());
     stack.push(() => notify.stopping('stopping'));
-    return { broker, http, brokerUrl, channels, bridges, monitor: mon, notify, stop };
+    return { broker, http, brokerUrl, uplink, channels, bridges, monitor: mon, notify, stop };
   } catch (err) {
     await stop();
     throw err;

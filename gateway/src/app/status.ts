@@ -14,6 +14,8 @@ import type { ChannelSession } from '../channel/session.js';
 import { validatePrefix, validateSender } from '../channel/topics.js';
 import type { Logger } from '../core/log.js';
 import type { Route } from '../http/server.js';
+import { brokerOf } from '../net/failover.js';
+import type { UplinkStatus } from '../net/uplink.js';
 import type { Levels } from '../radio/types.js';
 import { type Metrics, createMetrics } from './metrics.js';
 
@@ -85,6 +87,10 @@ export interface GatewayStatusJson {
   updated?: number;
   radios: RadioStatusJson[];
   channels: ChannelStatusJson[];
+  /** The broker the status connection is on (online documents only). */
+  broker?: string | null;
+  /** A field kit's bridge to its upstream broker (net/uplink.ts), when configured. */
+  uplink?: UplinkStatus;
 }
 
 function offlineDoc(o: GatewayIdentity): GatewayStatusJson {
@@ -115,6 +121,8 @@ export interface MonitorOptions extends GatewayIdentity {
   channels: readonly ChannelView[];
   /** The dedicated status connection, made with `will: statusWill(…)`; null = metrics and health only. */
   client: StatusClient | null;
+  /** The uplink's state, for a kit that has one. */
+  uplink?: () => UplinkStatus;
   /** Levels republished this often, even when nothing happens (ms). */
   levelsMs?: number;
   /** Bursts of bridge events are coalesced to one publish per this interval (ms). */

@@ -94,3 +94,13 @@ export function urlFlag(flags: Record<string, unknown>, name: string): string {
   if (!/^(mqtts?|wss?):\/\/[^\s/]+/.test(v)) throw new UsageError(`--${name} must be an mqtt://, mqtts://, ws:// or wss:// URL, got "${v}"`);
   return v;
 }
+
+/** One or more broker URLs: the flag given several times, or a comma list; tried in order (net/failover.ts). */
+export function urlsFlag(flags: Record<string, unknown>, name: string): string[] {
+  const v = flags[name];
+  if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required (e.g. --${name} mqtt://127.0.0.1:1883)`);
+  const urls = v.split(',').map((u) => u.trim()).filter((u) => u !== '');
+  if (urls.length === 0) throw new UsageError(`--${name} is required (e.g. --${name} mqtt://127.0.0.1:1883)`);
+  for (const u of urls) urlFlag({ [name]: u }, name);
+  return urls;
+}

@@ -5,12 +5,17 @@
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { UserError } from '../core/errors.js';
+import { type TlsOptions, describeTlsError } from './credentials.js';
+import { backoffMs, followBrokers } from './failover.js';
 
 export interface ConnectOptions {
-  url: string;
+  /** One broker, or several tried in order (net/failover.ts). */
+  url: string | readonly string[];
   clientId: string;
   username?: string;
   password?: string;
+  /** For mqtts:// and wss:// (file contents, net/credentials.ts). */
+  tls?: TlsOptions;
   keepaliveSeconds?: number;
   connectTimeoutMs?: number;
   reconnectMs?: number;
@@ -19,7 +24,9 @@ export interface ConnectOptions {
    * Keep trying until the broker answers, calling this after each failure (a gateway that boots
    * before its broker or network must wait, not exit). Without it the first failure is final.
    */
-  onRetry?: (err: UserError, attempt: number, nextMs: number) => void;
+  onRetry?: (err: UserError, attempt: number, nextMs: number, nextUrl: string) => void;
+  /** Gives up waiting (a daemon stopping while its uplink is still looking for a broker). */
+  signal?: AbortSignal;
 }
 
 export function clientOptions(o: ConnectOptions): IClientOptions {
@@ -34,45 +41,90 @@ export function clientOptions(o: ConnectOptions): IClientOptions {
     protocolVersion: 4,
     queueQoSZero: false,
     will: o.will ? { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: o.will.qos, retain: o.will.retain } : undefined,
+    ...(o.tls ? tlsClientOptions(o.tls) : {}),
   };
 }
 
+/** MQTT.js hands these to tls.connect (mqtts) and to ws (wss); a `ca` replaces Node's default trust store. */
+function tlsClientOptions(t: TlsOptions): IClientOptions {
+  return {
+    rejectUnauthorized: t.rejectUnauthorized ?? true,
+    ...(t.ca ? { ca: t.ca } : {}),
+    ...(t.cert && t.key ? { cert: t.cert, key: t.key } : {}),
+    // ws takes the name to verify from its own options, not from the ones MQTT.js copies over.
+    ...(t.servername ? { servername: t.servername, wsOptions: { servername: t.servername } as IClientOptions['wsOptions'] } : {}),
+  };
+}
+
+/** One line for why a connection attempt failed: TLS and login problems name the setting to check. */
+export function describeConnectError(err: Error, url = ''): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ECONNREFUSED') return 'connection refused (is the broker running?)';
+  if (code === 'ENOTFOUND') return 'host not found';
+  const tls = describeTlsError(err as NodeJS.ErrnoException);
+  if (tls) return tls;
+  // A plain MQTT listener drops a TLS hello as a malformed packet: the handshake just ends.
+  if (/^(mqtts|wss):/.test(url) && (code === 'ECONNRESET' || /before secure TLS connection/.test(err.message)))
+    return 'the connection closed during the TLS handshake — does this port speak TLS (mqtts://, wss://), or plain mqtt://?';
+  // MQTT.js puts the CONNACK return code in err.code (4: bad user name or password, 5: not authorized).
+  if ((code as unknown) === 4 || /bad user ?name or password/i.test(err.message)) return 'bad username or password (broker.username/passwordFile, --username/--password-file)';
+  if ((code as unknown) === 5 || /not authori[sz]ed/i.test(err.message)) return 'not authorized — the broker wants a username and password (or a client certificate) it accepts';
+  return err.message;
+}
+
 /**
- * Connects and waits for the first CONNACK. An unreachable broker fails with one clear message
- * (the client keeps no retry loop running behind the error).
+ * Connects and waits for the first CONNACK, trying the URLs in order. An unreachable broker fails
+ * with one clear message (the client keeps no retry loop running behind the error). Once
+ * connected, the client follows the list on every reconnect (followBrokers).
  */
 export async function connect(o: ConnectOptions): Promise<MqttClient> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await connectOnce(o);
-    } catch (err) {
-      if (!o.onRetry || !(err instanceof UserError)) throw err;
-      const next = Math.min(30000, (o.reconnectMs ?? 1000) * 2 ** Math.min(attempt - 1, 5)) * (1 + Math.random());
-      o.onRetry(err, attempt, Math.round(next));
-      await new Promise((r) => setTimeout(r, next));
+  const urls = typeof o.url === 'string' ? [o.url] : [...o.url];
+  if (urls.length === 0) throw new UserError('no broker URL given');
+  const reconnectMs = o.reconnectMs ?? 1000;
+  const failures: string[] = [];
+  for (let round = 0, attempt = 1; ; round++) {
+    for (let i = 0; i < urls.length; i++, attempt++) {
+      if (o.signal?.aborted) throw new UserError('connecting was cancelled');
+      try {
+        const client = await connectOnce(o, urls[i]!);
+        followBrokers(client, urls, i, reconnectMs);
+        return client;
+      } catch (err) {
+        if (!(err instanceof UserError)) throw err;
+        if (!o.onRetry) {
+          failures.push(err.message);
+          if (i + 1 < urls.length) continue;
+          throw failures.length === 1 ? err : new UserError(`cannot connect to any of ${urls.length} brokers: ${failures.map((f) => f.replace(/^cannot connect to broker /, '')).join('; ')}`);
+        }
+        // The next broker in the list at once; after a whole round, a growing jittered pause.
+        const last = i + 1 === urls.length;
+        const next = last ? backoffMs(reconnectMs, round) : 0;
+        o.onRetry(err, attempt, next, urls[last ? 0 : i + 1]!);
+        if (next) await sleep(next, o.signal);
+      }
     }
   }
 }
 
-async function connectOnce(o: ConnectOptions): Promise<MqttClient> {
+async function connectOnce(o: ConnectOptions, url: string): Promise<MqttClient> {
   let client: MqttClient;
   try {
-    client = mqtt.connect(o.url, { ...clientOptions(o), reconnectPeriod: 0 });
+    client = mqtt.connect(url, { ...clientOptions(o), reconnectPeriod: 0 });
   } catch (err) {
-    throw new UserError(`cannot connect to ${o.url}: ${(err as Error).message}`);
+    throw new UserError(`cannot connect to ${url}: ${(err as Error).message}`);
   }
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => fail(new Error(`no answer within ${((o.connectTimeoutMs ?? 10000) / 1000).toFixed(0)} s`)), o.connectTimeoutMs ?? 10000);
     const fail = (err: Error) => {
       clearTimeout(timer);
+      o.signal?.removeEventListener('abort', onAbort);
       client.removeAllListeners();
       // MQTT.js may still fire its own CONNACK timer on the abandoned client: with no 'error'
       // listener that would be an uncaught exception, minutes after we moved on.
       client.on('error', () => {});
       client.end(true);
-      const code = (err as NodeJS.ErrnoException).code;
-      const why = code === 'ECONNREFUSED' ? 'connection refused (is the broker running?)' : code === 'ENOTFOUND' ? 'host not found' : err.message;
-      reject(new UserError(`cannot connect to broker ${o.url}: ${why}`));
+      const why = describeConnectError(err, url);
+      reject(new UserError(`cannot connect to broker ${url}: ${why}`));
     };
     client.once('connect', () => {
       clearTimeout(timer);
@@ -81,20 +133,24 @@ async function connectOnce(o: ConnectOptions): Promise<MqttClient> {
       resolve();
     });
     const onClose = () => fail(new Error('connection closed by the broker'));
+    const onAbort = () => fail(new Error('cancelled'));
     client.once('error', fail);
     client.once('close', onClose);
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    client.once('connect', () => o.signal?.removeEventListener('abort', onAbort));
   });
-  // From now on keep reconnecting with a jittered back-off (1×..2× the period, growing to 30 s).
+  // From now on MQTT.js reconnects by itself; followBrokers picks the target and the delay.
   client.options.reconnectPeriod = o.reconnectMs ?? 1000;
-  let attempt = 0;
-  client.on('connect', () => (attempt = 0));
-  client.on('close', () => {
-    attempt++;
-    const base = Math.min(30000, (o.reconnectMs ?? 1000) * 2 ** Math.min(attempt - 1, 5));
-    client.options.reconnectPeriod = Math.round(base * (1 + Math.random()));
-  });
   client.on('error', () => {}); // reported through 'close'/'offline'; an unhandled 'error' would kill the process
   return client;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => (clearTimeout(t), signal?.removeEventListener('abort', done), resolve());
+    const t = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** Ends the connection politely, or by force after a second (a dead broker never answers). */

@@ -1,14 +1,15 @@
 /** Connects to a broker and joins one talk channel: the common start of send, listen and the daemon. */
 import type { MqttClient } from 'mqtt';
 import { ChannelSession, type SessionOptions } from '../channel/session.js';
-import { makeSenderId } from '../channel/topics.js';
+import { makeSenderId, validateSender } from '../channel/topics.js';
 import type { Source } from '../channel/control.js';
 import type { ChannelCrypto } from '../crypto/channel-crypto.js';
 import { loadOpusWasm } from '../codec/opus-node.js';
 import { type ConnectOptions, connect, disconnect } from '../net/connect.js';
 
 export interface OpenOptions {
-  url: string;
+  /** One broker, or several tried in order (net/failover.ts). */
+  url: string | readonly string[];
   /**
    * Everything else about reaching the broker (credentials, TLS, time-outs, retry); the channel
    * adds its own client id and Last Will.
@@ -18,7 +19,11 @@ export interface OpenOptions {
   channel: string;
   name: string;
   source: Source;
-  /** Fixed sender id (a gateway's configured id); default: name + random suffix. */
+  /**
+   * Fixed sender id (a gateway's configured id). Default: the broker username when there is one
+   * (a broker with talkbridge ACLs lets a user publish only as itself: one login per device),
+   * otherwise name + random suffix.
+   */
   sender?: string;
   silenceMs: number;
   jitter?: SessionOptions['jitter'];
@@ -36,14 +41,26 @@ export interface OpenChannel {
 export { SOFTWARE } from '../core/version.js';
 import { SOFTWARE } from '../core/version.js';
 
+function isSenderId(s: string): boolean {
+  try {
+    validateSender(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export async function openChannel(o: OpenOptions): Promise<OpenChannel> {
   const wasm = await loadOpusWasm();
-  const sender = o.sender ?? makeSenderId(o.name);
+  const user = o.connection?.username;
+  const fromLogin = o.sender === undefined && user !== undefined && isSenderId(user);
+  const sender = o.sender ?? (fromLogin ? user : makeSenderId(o.name));
   const client = await connect({
     ...o.connection,
     url: o.url,
-    // One connection per channel (each has its own Last Will), so the client id names both.
-    clientId: `tb-${sender}-${o.channel}`.slice(0, 64),
+    // One connection per channel (each has its own Last Will), so the client id names both. A
+    // login used by a listener and a sender at once must not make them kick each other off.
+    clientId: (fromLogin ? `tb-${makeSenderId('').slice(-8)}-${sender}-${o.channel}` : `tb-${sender}-${o.channel}`).slice(0, 64),
     onRetry: o.onRetry,
     will: ChannelSession.willFor(o.prefix, o.channel, sender),
   });

@@ -5,19 +5,24 @@ import type { Command } from '../command.js';
 export const checkConfig: Command = {
   name: 'check-config',
   summary: 'Validate a config file (with environment overrides applied) and report every problem at once.',
-  usage: 'check-config [--print | --json] FILE',
+  usage: 'check-config [--print | --json | --mosquitto-bridge] FILE',
   positionals: [1, 1],
   flags: {
     print: { type: 'boolean', short: 'p', help: 'print the effective configuration (defaults filled in, secrets hidden)' },
     json: { type: 'boolean', help: 'print the effective configuration as JSON, secrets included (for programs; FILE may be - for none)' },
+    'mosquitto-bridge': { type: 'boolean', help: "print the uplink section as a Mosquitto bridge stanza, for kits whose local broker is Mosquitto (password not printed)" },
   },
   async run(flags, [file]) {
     const config = loadConfig(file === '-' ? null : file!);
-    if (flags.json) {
+    if (flags['mosquitto-bridge']) {
+      const { mosquittoBridgeConf } = await import('../../net/mosquitto-bridge.js');
+      process.stdout.write(mosquittoBridgeConf(config));
+    } else if (flags.json) {
       process.stdout.write(JSON.stringify(config) + '\n');
     } else if (flags.print) {
       const shown = structuredClone(config);
       if (shown.broker.password !== undefined) shown.broker.password = '(hidden)';
+      if (shown.uplink?.password !== undefined) shown.uplink.password = '(hidden)';
       for (const u of Object.values(shown.embeddedBroker.auth?.users ?? {})) if (u.password !== undefined) u.password = '(hidden)';
       for (const c of shown.channels) {
         c.keys = c.keys.map((k) => `${k.split('.')[0]}.(hidden)`);

@@ -4,8 +4,9 @@ import { DEFAULT_PREFIX } from '../../channel/topics.js';
 import type { OverReport } from '../../channel/session.js';
 import { writeWav } from '../../audio/wav.js';
 import { openChannel } from '../../talk/open.js';
-import { type Command, UsageError, intFlag, numFlag, urlFlag } from '../command.js';
-import { applyInvite, channelArg, channelFlag, commonFlags, connectFlags, cryptoFromFlags, explainCryptoDrops, keyFlags, prefixFlag } from './shared.js';
+import { brokerOf } from '../../net/failover.js';
+import { type Command, UsageError, intFlag, numFlag, urlsFlag } from '../command.js';
+import { applyInvite, channelArg, connectionFromFlags, channelFlag, authFlags, commonFlags, connectFlags, cryptoFromFlags, explainCryptoDrops, keyFlags, prefixFlag } from './shared.js';
 
 export function overLine(n: number, r: OverReport, file: string | null): string {
   const s = r.stats;
@@ -19,7 +20,7 @@ export function overLine(n: number, r: OverReport, file: string | null): string 
 export const listen: Command = {
   name: 'listen',
   summary: 'Receive overs from a talk channel and write each as a 16-bit mono WAV file.',
-  usage: 'listen --broker URL --channel NAME --out PATH [--overs N] [--timeout SECONDS]',
+  usage: 'listen --broker URL[,URL…] --channel NAME --out PATH [--overs N] [--timeout SECONDS]',
   details:
     'With --overs 1, PATH is the .wav file to write; otherwise PATH is a folder that receives one file per\n' +
     'over (001-NAME.wav, 002-…). One line per over is printed: talker, duration, packets received / lost /\n' +
@@ -28,6 +29,7 @@ export const listen: Command = {
   positionals: [0, 0],
   flags: {
     ...connectFlags,
+    ...authFlags,
     ...channelFlag,
     out: { type: 'string', short: 'o', arg: 'PATH', help: 'WAV file (--overs 1) or folder for the overs' },
     overs: { type: 'string', arg: 'N', help: 'stop after N overs (0 = no limit)', default: '1' },
@@ -40,7 +42,7 @@ export const listen: Command = {
   },
   async run(flags) {
     applyInvite(flags);
-    const url = urlFlag(flags, 'broker');
+    const url = urlsFlag(flags, 'broker');
     const channel = channelArg(flags);
     const overs = intFlag(flags, 'overs', 0, 1_000_000)!;
     const timeout = numFlag(flags, 'timeout', 0, 1e7)!;
@@ -57,10 +59,17 @@ export const listen: Command = {
       });
     }
     const crypto = await cryptoFromFlags(flags, channel);
-    const ch = await openChannel({ url, prefix: String(flags.prefix ?? DEFAULT_PREFIX), channel, name: String(flags.name), source: 'cli', silenceMs: 1000, crypto });
+    const ch = await openChannel({ url, connection: connectionFromFlags(flags), prefix: String(flags.prefix ?? DEFAULT_PREFIX), channel, name: String(flags.name), source: 'cli', silenceMs: 1000, crypto });
     const quiet = Boolean(flags.quiet);
     explainCryptoDrops(ch.session, (l) => process.stderr.write(l));
-    if (!quiet) process.stderr.write(`listening on channel ${channel} at ${url}${crypto ? ' (end-to-end encrypted)' : ''} (Ctrl-C to stop)\n`);
+    if (!quiet) process.stderr.write(`listening on channel ${channel} at ${brokerOf(ch.client)}${crypto ? ' (end-to-end encrypted)' : ''} (Ctrl-C to stop)\n`);
+    let onBroker = brokerOf(ch.client);
+    ch.client.on('offline', () => quiet || process.stderr.write(`talkbridge: lost broker ${onBroker}, reconnecting${url.length > 1 ? ` (${url.length} brokers)` : ''}\n`));
+    ch.client.on('connect', () => {
+      const now = brokerOf(ch.client);
+      if (!quiet) process.stderr.write(now !== onBroker ? `talkbridge: switched to broker ${now}\n` : `talkbridge: back on broker ${now}\n`);
+      onBroker = now;
+    });
     let count = 0;
     let chunks: Int16Array[] = [];
     let rate = 16000;

@@ -4,21 +4,22 @@ import { createEncoder } from '../../codec/opus-node.js';
 import { readWav } from '../../audio/wav.js';
 import { openChannel } from '../../talk/open.js';
 import { sendPcm } from '../../talk/send.js';
-import { type Command, UsageError, intFlag, urlFlag } from '../command.js';
-import { applyInvite, channelArg, channelFlag, commonFlags, connectFlags, cryptoFromFlags, keyFlags, prefixFlag } from './shared.js';
+import { type Command, UsageError, intFlag, urlsFlag } from '../command.js';
+import { applyInvite, channelArg, connectionFromFlags, channelFlag, authFlags, commonFlags, connectFlags, cryptoFromFlags, keyFlags, prefixFlag } from './shared.js';
 
 const codecDefaults = CodecSchema.parse({});
 
 export const send: Command = {
   name: 'send',
   summary: 'Transmit a WAV file (16-bit PCM, any rate, mono or stereo) as one over on a talk channel.',
-  usage: 'send --broker URL --channel NAME [--name TALKER] [--fast] FILE.wav',
+  usage: 'send --broker URL[,URL…] --channel NAME [--name TALKER] [--fast] FILE.wav',
   details:
     'The over is paced in real time unless --fast is given. If someone else holds the channel, or wins it\n' +
     'while we start at the same moment, nothing more is sent and the command exits with status 3 (busy).',
   positionals: [1, 1],
   flags: {
     ...connectFlags,
+    ...authFlags,
     ...channelFlag,
     name: { type: 'string', short: 'n', arg: 'TALKER', help: 'name shown to other participants', default: 'talkbridge-cli' },
     fast: { type: 'boolean', help: 'send as fast as possible instead of in real time' },
@@ -31,7 +32,7 @@ export const send: Command = {
   },
   async run(flags, [file]) {
     applyInvite(flags);
-    const url = urlFlag(flags, 'broker');
+    const url = urlsFlag(flags, 'broker');
     const fpp = intFlag(flags, 'frames-per-packet', 1, 3)!;
     const bitrate = intFlag(flags, 'bitrate', 6000, 64000)!;
     const priority = intFlag(flags, 'priority', 0, 255)!;
@@ -41,7 +42,7 @@ export const send: Command = {
     const pcm = await readWav(file!);
     const encoder = await createEncoder({ ...codecDefaults, bitrate });
     const crypto = await cryptoFromFlags(flags, channel);
-    const ch = await openChannel({ url, prefix: String(flags.prefix ?? DEFAULT_PREFIX), channel, name, source: 'cli', silenceMs: 1000, crypto });
+    const ch = await openChannel({ url, connection: connectionFromFlags(flags), prefix: String(flags.prefix ?? DEFAULT_PREFIX), channel, name, source: 'cli', silenceMs: 1000, crypto });
     const abort = new AbortController();
     const onSig = () => abort.abort();
     process.once('SIGINT', onSig);

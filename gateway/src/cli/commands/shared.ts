@@ -2,7 +2,7 @@ import type { Flag } from '../command.js';
 import { DEFAULT_PREFIX } from '../../channel/topics.js';
 
 export const connectFlags: Record<string, Flag> = {
-  broker: { type: 'string', short: 'b', arg: 'URL', help: 'MQTT broker: mqtt://HOST:PORT, mqtts://, ws:// or wss://' },
+  broker: { type: 'string', short: 'b', arg: 'URL', multiple: true, help: 'MQTT broker: mqtt://HOST:PORT, mqtts://, ws:// or wss://; several (repeat the flag or a comma list) are tried in order' },
 };
 export const channelFlag: Record<string, Flag> = {
   channel: { type: 'string', short: 'c', arg: 'NAME', help: 'talk channel name (case-insensitive)' },
@@ -10,6 +10,35 @@ export const channelFlag: Record<string, Flag> = {
 export const prefixFlag: Record<string, Flag> = {
   prefix: { type: 'string', arg: 'TOPIC', help: 'topic prefix shared by everyone on the broker', default: DEFAULT_PREFIX },
 };
+/** Broker login and TLS: the same settings as the config's broker section (docs/security.md). */
+export const authFlags: Record<string, Flag> = {
+  username: { type: 'string', short: 'u', arg: 'NAME', help: 'broker username (also the sender id on brokers with talkbridge ACLs)' },
+  'password-file': { type: 'string', arg: 'FILE', help: 'file holding the broker password (or set TALKBRIDGE_BROKER_PASSWORD)' },
+  ca: { type: 'string', arg: 'FILE', help: 'PEM CA certificate to trust for mqtts:// and wss:// (only this CA: pinning)' },
+  cert: { type: 'string', arg: 'FILE', help: 'PEM client certificate, for brokers that require one' },
+  'cert-key': { type: 'string', arg: 'FILE', help: 'PEM private key of --cert' },
+  servername: { type: 'string', arg: 'NAME', help: "name to check the broker's certificate against, if not the URL's host" },
+  insecure: { type: 'boolean', help: "accept any broker certificate (test benches only: anyone can sit in the middle)" },
+};
+
+const flagNames: Namer = (k) => ({ password: 'TALKBRIDGE_BROKER_PASSWORD', passwordFile: '--password-file', ca: '--ca', cert: '--cert', key: '--cert-key' })[k];
+
+/** Credentials and TLS from --username, --password-file (or TALKBRIDGE_BROKER_PASSWORD), --ca, --cert, --cert-key. */
+export function connectionFromFlags(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Credentials {
+  const str = (k: string) => (typeof flags[k] === 'string' ? (flags[k] as string) : undefined);
+  const tlsGiven = ['ca', 'cert', 'cert-key', 'servername', 'insecure'].some((k) => flags[k] !== undefined && flags[k] !== false);
+  const envPassword = str('password-file') === undefined ? env.TALKBRIDGE_BROKER_PASSWORD : undefined;
+  return loadCredentials(
+    {
+      username: str('username'),
+      password: envPassword,
+      passwordFile: str('password-file'),
+      tls: tlsGiven ? { ca: str('ca'), cert: str('cert'), key: str('cert-key'), servername: str('servername'), rejectUnauthorized: !flags.insecure } : undefined,
+    },
+    flagNames,
+  );
+}
+
 export const commonFlags: Record<string, Flag> = {
   quiet: { type: 'boolean', short: 'q', help: 'print nothing but errors' },
 };
@@ -20,6 +49,7 @@ import type { ChannelSession } from '../../channel/session.js';
 import { type ChannelCrypto, createChannelCrypto } from '../../crypto/channel-crypto.js';
 import { KeyError } from '../../crypto/keys.js';
 import { UsageError } from '../command.js';
+import { type Credentials, type Namer, loadCredentials } from '../../net/credentials.js';
 
 export function channelArg(flags: Record<string, unknown>): string {
   const v = flags.channel;

@@ -4,7 +4,7 @@ import { UserError } from '../../core/errors.js';
 import { connect, disconnect } from '../../net/connect.js';
 import { type ChannelStatusJson, type RadioStatusJson, STATUS_SEGMENT, statusFilter } from '../../app/status.js';
 import { type Command, UsageError, intFlag, urlFlag } from '../command.js';
-import { prefixFlag } from './shared.js';
+import { authFlags, connectionFromFlags, prefixFlag } from './shared.js';
 
 const str = (x: unknown, max = 64): string | null => (typeof x === 'string' ? x.replace(/[\x00-\x1f\x7f]/g, '?').slice(0, max) : null);
 const db = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? `${Math.round(x)} dBFS` : 'silent');
@@ -26,6 +26,13 @@ function channelText(c: Partial<ChannelStatusJson>): string {
   return `channel ${str(c.channel) ?? '?'}: ${c.connected === true ? 'connected' : 'DISCONNECTED'}${talking ? `, ${talking} talking` : ''}`;
 }
 
+function uplinkText(u: Record<string, unknown>): string {
+  const c = (u.counters && typeof u.counters === 'object' ? u.counters : {}) as Record<string, unknown>;
+  const n = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : 0);
+  const where = str(u.broker, 200);
+  return `uplink ${u.connected === true ? `connected to ${where ?? '?'}` : `DISCONNECTED${where ? ` (last ${where})` : ''}`}, ${n(c.up)} up / ${n(c.down)} down, ${n(c.loops)} loops dropped`;
+}
+
 /** One line per gateway, from whatever arrived: a status topic is anyone's to write, so nothing is trusted. */
 export function statusLine(id: string, payload: Uint8Array): string | null {
   if (payload.length === 0) return null;
@@ -42,7 +49,10 @@ export function statusLine(id: string, payload: Uint8Array): string | null {
   if (doc.online !== true) return head;
   const radios = Array.isArray(doc.radios) ? doc.radios.filter((r) => r && typeof r === 'object').map((r) => radioText(r as Partial<RadioStatusJson>)) : [];
   const channels = Array.isArray(doc.channels) ? doc.channels.filter((c) => c && typeof c === 'object').map((c) => channelText(c as Partial<ChannelStatusJson>)) : [];
-  return [head, ...radios, ...channels].join(' | ');
+  const broker = str(doc.broker, 200);
+  const parts = [head, ...(broker ? [`broker ${broker}`] : []), ...radios, ...channels];
+  if (doc.uplink && typeof doc.uplink === 'object') parts.push(uplinkText(doc.uplink as Record<string, unknown>));
+  return parts.join(' | ');
 }
 
 export const status: Command = {
@@ -56,6 +66,7 @@ export const status: Command = {
   positionals: [0, 0],
   flags: {
     broker: { type: 'string', short: 'b', arg: 'URL', help: 'MQTT broker, e.g. mqtt://127.0.0.1:1883' },
+    ...authFlags,
     ...prefixFlag,
     gateway: { type: 'string', short: 'g', arg: 'ID', help: 'only this gateway' },
     watch: { type: 'boolean', short: 'w', help: 'keep following changes' },
@@ -74,6 +85,7 @@ export const status: Command = {
     }
     const filter = statusFilter(prefix, gateway);
     const client = await connect({
+      ...connectionFromFlags(flags),
       url,
       clientId: `tb-status-${randomBytes(4).toString('hex')}`,
       reconnectMs: 1000,

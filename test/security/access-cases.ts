@@ -146,8 +146,8 @@ export async function runCases(url: string, cases: Case[] = CASES, waitMs = 1500
       subReceived.set(c, got);
       // A refused subscription (SUBACK 0x80) rejects; Mosquitto's acl_file grants and filters instead.
       const r = await s.subscribeAsync(c.filter, { qos: 1 }).then(
-        () => 'granted',
-        () => 'refused',
+        () => 'granted' as const,
+        () => 'refused' as const,
       );
       subAcks.set(c, r);
     }

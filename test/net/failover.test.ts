@@ -154,3 +154,62 @@ t.test('connect(): every URL in turn, one clear error naming each when none answ
   t.equal(brokerOf(c2), a.url, 'and back to the first when the second fails');
   await disconnect(c2);
 });
+
+t.test('one client hops across protocols: mqtt → ws with a path (aedes) → mqtts with a pinned CA', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const http = await import('node:http');
+  const { pino } = await import('pino');
+  const { startEmbeddedBroker } = await import('../../gateway/src/broker/embedded.js');
+  const { giveToMosquitto, makePki } = await import('../security/access-cases.js');
+  const mqtt = (await import('mqtt')).default;
+
+  const a = await startMosquitto();
+  // The embedded broker's WebSocket answers on /mqtt only: a hop that lost the path would fail.
+  const aedes = await startEmbeddedBroker({ host: '127.0.0.1', port: 0, log: pino({ level: 'silent' }) });
+  const server = http.createServer((_q, s) => s.writeHead(404).end());
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  aedes.attachWebSocket(server, '/mqtt');
+  const wsUrl = `ws://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}/mqtt`;
+  const pki = makePki();
+  giveToMosquitto(pki.ca, pki.serverCert, pki.serverKey);
+  const tlsPort = await freePort();
+  const c = await startMosquitto(`listener ${tlsPort} 127.0.0.1\ncafile ${pki.ca}\ncertfile ${pki.serverCert}\nkeyfile ${pki.serverKey}\n`);
+  const tlsUrl = `mqtts://localhost:${tlsPort}`;
+  t.teardown(async () => {
+    await Promise.all([a.stop(), c.stop(), aedes.close()]);
+    server.closeAllConnections();
+    server.close();
+  });
+
+  const client = await connect({ url: [a.url, wsUrl, tlsUrl], clientId: 'hopper', reconnectMs: 100, tls: { ca: readFileSync(pki.ca) } });
+  t.teardown(() => disconnect(client));
+  const got: string[] = [];
+  client.on('message', (_topic, payload) => got.push(payload.toString()));
+  await client.subscribeAsync('hop/t', { qos: 1 });
+  const say = async (url: string, text: string) => {
+    const p = await mqtt.connectAsync(url, { clientId: `say-${text}` });
+    // The subscription is renewed moments after the CONNACK: repeat until it is heard.
+    for (let i = 0; i < 50 && !got.includes(text); i++) {
+      await p.publishAsync('hop/t', text, { qos: 1 });
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await p.endAsync();
+    t.ok(got.includes(text), `heard "${text}" through ${brokerOf(client)}`);
+  };
+  t.equal(brokerOf(client), a.url);
+  await say(a.url, 'over mqtt');
+
+  const switched = () => new Promise<void>((r) => client.once('connect', () => r()));
+  let next = switched();
+  await a.stop();
+  await next;
+  t.equal(brokerOf(client), wsUrl, 'second: WebSocket, path kept');
+  await say(`mqtt://127.0.0.1:${aedes.tcp!.port}`, 'over ws');
+
+  next = switched();
+  await aedes.close();
+  server.closeAllConnections();
+  await next;
+  t.equal(brokerOf(client), tlsUrl, 'third: TLS, the pinned CA and the host name checked');
+  await say(c.url, 'over mqtts');
+});

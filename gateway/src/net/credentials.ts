@@ -63,7 +63,6 @@ export function loadCredentials(s: CredentialSources, name: Namer): Credentials 
     out.password = readSecret(s.passwordFile, name('passwordFile'), 'password file').toString('utf8').replace(/\r?\n$/, '');
     if (out.password === '') throw new UserError(`${name('passwordFile')}: ${s.passwordFile} is empty`);
   }
-  if (out.password !== undefined && out.username === undefined) throw new UserError(`${name('password')} is set but no username`);
   const t = s.tls;
   if (t) {
     if ((t.cert === undefined) !== (t.key === undefined)) throw new UserError(`${t.cert === undefined ? name('key') : name('cert')} needs ${t.cert === undefined ? name('cert') : name('key')} too: a client certificate goes with its key`);

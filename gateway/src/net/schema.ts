@@ -20,10 +20,9 @@ export const TlsSchema = z
     if (t.key !== undefined && t.cert === undefined) ctx.addIssue({ code: 'custom', message: 'key needs cert too', path: ['cert'] });
   });
 
-/** A config error if both a password and a password file are given, or a password without a username. */
+/** A config error if both a password and a password file are given. */
 export function oneCredential(b: { username?: string | undefined; password?: string | undefined; passwordFile?: string | undefined }, ctx: z.RefinementCtx): void {
   if (b.password !== undefined && b.passwordFile !== undefined) ctx.addIssue({ code: 'custom', message: 'give either password or passwordFile, not both', path: ['passwordFile'] });
-  else if ((b.password !== undefined || b.passwordFile !== undefined) && b.username === undefined) ctx.addIssue({ code: 'custom', message: 'a password needs a username', path: ['username'] });
 }
 
 const brokerUrl = z.string().regex(/^(mqtts?|wss?):\/\/[^\s,]+$/, 'must be an mqtt://, mqtts://, ws:// or wss:// URL');

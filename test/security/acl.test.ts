@@ -107,6 +107,8 @@ t.test('the real CLI through the ACL: a talk user is heard, a listen-only user i
   const none = await runCli(['send', '-b', broker.url, '-c', 'base', '--fast', SPEECH]);
   t.equal(none.code, 1);
   t.match(none.stderr, /^talkbridge: cannot connect to broker .*not authorized .*username and password/);
+  const fromEnv = await runCli(['send', '-b', broker.url, '-c', 'base', '--username', 'alice', '--fast', SPEECH], { env: { TALKBRIDGE_BROKER_PASSWORD: PASSWORDS.alice } });
+  t.equal(fromEnv.code, 0, `the password from TALKBRIDGE_BROKER_PASSWORD: ${fromEnv.stderr}`);
   const missing = await runCli(['send', '-b', broker.url, '-c', 'base', '--username', 'alice', '--password-file', '/nonexistent/pw', '--fast', SPEECH]);
   t.equal(missing.code, 1);
   t.equal(missing.stderr, 'talkbridge: --password-file: cannot read password file /nonexistent/pw: no such file\n');

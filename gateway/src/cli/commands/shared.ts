@@ -27,7 +27,8 @@ const flagNames: Namer = (k) => ({ password: 'TALKBRIDGE_BROKER_PASSWORD', passw
 export function connectionFromFlags(flags: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Credentials {
   const str = (k: string) => (typeof flags[k] === 'string' ? (flags[k] as string) : undefined);
   const tlsGiven = ['ca', 'cert', 'cert-key', 'servername', 'insecure'].some((k) => flags[k] !== undefined && flags[k] !== false);
-  const envPassword = str('password-file') === undefined ? env.TALKBRIDGE_BROKER_PASSWORD : undefined;
+  // Only with --username: a daemon's password left in the shell's environment must not go to every broker.
+  const envPassword = str('password-file') === undefined && str('username') !== undefined ? env.TALKBRIDGE_BROKER_PASSWORD : undefined;
   return loadCredentials(
     {
       username: str('username'),

@@ -37,7 +37,7 @@ function capture() {
 async function securedBroker(t: Test) {
   const cap = capture();
   const internal = internalLogin('pi-north');
-  const b = await startEmbeddedBroker({ host: '127.0.0.1', port: 0, log: cap.log, auth: { team: embeddedTeam({ teamFile: team.file }, PREFIX), internal } });
+  const b = await startEmbeddedBroker({ host: '127.0.0.1', port: 0, log: cap.log, auth: { team: await embeddedTeam({ teamFile: team.file }, PREFIX), internal } });
   t.teardown(() => b.close());
   return { url: `mqtt://127.0.0.1:${b.tcp!.port}`, broker: b, internal, ...cap };
 }
@@ -96,7 +96,7 @@ t.test('an open embedded broker warns when it listens beyond loopback, and not o
   await c.close();
   t.notOk(local.lines.some((l) => l.level >= 40), 'no warning on loopback');
   const secured = capture();
-  const d = await startEmbeddedBroker({ host: '0.0.0.0', port: 0, log: secured.log, auth: { team: embeddedTeam({ teamFile: team.file }, PREFIX), internal: internalLogin('x') } });
+  const d = await startEmbeddedBroker({ host: '0.0.0.0', port: 0, log: secured.log, auth: { team: await embeddedTeam({ teamFile: team.file }, PREFIX), internal: internalLogin('x') } });
   await d.close();
   t.notOk(secured.lines.some((l) => l.level >= 40), 'no warning with auth');
 });

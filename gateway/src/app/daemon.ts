@@ -64,7 +64,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       if (authConfig) {
         const { embeddedTeam, internalLogin } = await import('../broker/auth.js');
         // The daemon's own clients log in with a random per-start credential: no password of ours on disk.
-        embeddedAuth = { team: embeddedTeam(authConfig, config.broker.topicPrefix), internal: internalLogin(config.gateway.id) };
+        embeddedAuth = { team: await embeddedTeam(authConfig, config.broker.topicPrefix), internal: internalLogin(config.gateway.id) };
       }
       broker = await startEmbeddedBroker({ host: config.embeddedBroker.host, port: config.embeddedBroker.port, log: log.child({ module: 'broker' }), auth: embeddedAuth });
       stack.push(() => broker!.close());

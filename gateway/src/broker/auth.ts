@@ -14,7 +14,7 @@ import type { Aedes, AuthenticateError, Client } from 'aedes';
 import type { Logger } from '../core/log.js';
 import { UserError } from '../core/errors.js';
 import { decide } from './access.js';
-import { type Team, type TeamUsers, buildTeam, loadTeam } from './team.js';
+import { type Team, type TeamUsers, buildTeam } from './team-model.js';
 
 export interface EmbeddedAuth {
   team: Team;
@@ -24,9 +24,13 @@ export interface EmbeddedAuth {
 
 const DENIED_TOPIC = '$talkbridge/denied';
 
-/** The team for embeddedBroker.auth; its prefix must be the one the gateway's channels use. */
-export function embeddedTeam(auth: { teamFile?: string | undefined; users?: TeamUsers | undefined }, prefix: string): Team {
+/**
+ * The team for embeddedBroker.auth; its prefix must be the one the gateway's channels use. Inline
+ * users were validated with the config; only a team file needs the validator (zod), loaded then.
+ */
+export async function embeddedTeam(auth: { teamFile?: string | undefined; users?: TeamUsers | undefined }, prefix: string): Promise<Team> {
   if (auth.teamFile !== undefined) {
+    const { loadTeam } = await import('./team.js');
     const team = loadTeam(auth.teamFile);
     if (team.model.prefix !== prefix) throw new UserError(`embeddedBroker.auth.teamFile: ${auth.teamFile} is for prefix ${team.model.prefix}, but broker.topicPrefix is ${prefix}`);
     return team;

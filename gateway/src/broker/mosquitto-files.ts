@@ -8,7 +8,7 @@
 import { pbkdf2Sync, randomBytes } from 'node:crypto';
 import { TOPIC_KINDS } from '../channel/topics.js';
 import { type AccessModel, type AccessUser, STATUS_SEGMENT } from './access.js';
-import type { Team } from './team.js';
+import type { Team } from './team-model.js';
 
 /**
  * Mosquitto 2's own default is 101 PBKDF2 rounds. More rounds make a leaked file slower to crack

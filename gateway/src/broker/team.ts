@@ -16,7 +16,10 @@ import { z } from 'zod';
 import { DEFAULT_PREFIX, normalizeChannel, validatePrefix, validateSender } from '../channel/topics.js';
 import { check } from '../config/common.js';
 import { UserError } from '../core/errors.js';
-import { type AccessModel, type AccessUser, type ChannelRole, ROLES, type Role, channelRole, createModel } from './access.js';
+import { ROLES, type Role } from './access.js';
+import { type Team, buildTeam } from './team-model.js';
+
+export type { Team } from './team-model.js';
 
 const channelName = z.string().superRefine(check(normalizeChannel)).transform(normalizeChannel);
 
@@ -58,37 +61,6 @@ function formatIssues(error: z.ZodError): string[] {
 }
 
 export type TeamUsers = z.infer<typeof TeamUsersSchema>;
-
-export interface Team {
-  model: AccessModel;
-  /** Username → password, for users that have one (others log in by client certificate only). */
-  passwords: Map<string, string>;
-}
-
-/** Turns validated user entries into the model; `base` resolves relative passwordFile paths. */
-export function buildTeam(prefix: string, users: TeamUsers, base: string, where: string): Team {
-  const list: AccessUser[] = [];
-  const passwords = new Map<string, string>();
-  for (const [name, u] of Object.entries(users)) {
-    const channels = new Map<string, ChannelRole>();
-    if (Array.isArray(u.channels)) for (const c of u.channels) channels.set(c, channelRole(u.role));
-    else for (const [c, r] of Object.entries(u.channels)) channels.set(c, channelRole(u.role, r));
-    list.push({ name, role: u.role, channels });
-    if (u.password !== undefined) passwords.set(name, u.password);
-    if (u.passwordFile !== undefined) {
-      const file = path.resolve(base, u.passwordFile);
-      let pw: string;
-      try {
-        pw = readFileSync(file, 'utf8').trim();
-      } catch (err) {
-        throw new UserError(`${where}: users.${name}.passwordFile: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-      }
-      if (pw.length < 8) throw new UserError(`${where}: users.${name}.passwordFile: the password in ${file} must have at least 8 characters`);
-      passwords.set(name, pw);
-    }
-  }
-  return { model: createModel(prefix, list), passwords };
-}
 
 export function parseTeam(text: string, source: string): Team {
   const doc = parseDocument(text, { uniqueKeys: true });

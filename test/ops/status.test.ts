@@ -128,7 +128,7 @@ t.test('talkbridge status prints one line per gateway, follows with --watch, sur
   t.equal(r.code, 0, r.stderr);
   const lines = r.stdout.trimEnd().split('\n');
   t.equal(lines.length, 3, 'three gateways, one line each');
-  t.equal(lines[0], 'gw-a (Hill top): online talkbridge/0.1 | radio hf: idle, PTT off, COS closed, rx -42 dBFS | channel base: connected');
+  t.equal(lines[0], `gw-a (Hill top): online talkbridge/0.1 | broker ${broker.url} | radio hf: idle, PTT off, COS closed, rx -42 dBFS | channel base: connected`);
   t.equal(lines[1], 'gw-b (Valley?fake line): OFFLINE', 'control characters cannot forge lines');
   t.match(lines[2], /^junk: unreadable status \(.+\)$/);
 

@@ -144,6 +144,12 @@ export interface Monitor {
   stop(): Promise<void>;
 }
 
+/** `broker: URL` for a connection made by net/connect (which knows its broker), nothing otherwise. */
+const brokerField = (client: object): { broker?: string } => {
+  const b = brokerOf(client);
+  return b ? { broker: b } : {};
+};
+
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
 function levelsJson(l: Levels | null): LevelsJson | null {
@@ -201,11 +207,11 @@ export function startMonitor(o: MonitorOptions): Monitor {
     channels: o.channels.map((c) => ({
       channel: c.session.topics.channel,
       connected: c.client.connected,
-      broker: brokerOf(c.client),
+      ...brokerField(c.client),
       encrypted: sealed.has(c.session.topics.channel),
       talking: c.session.holder ? (sealed.has(c.session.topics.channel) ? SEALED : c.session.holder.name) : null,
     })),
-    ...(o.client ? { broker: brokerOf(o.client) } : {}),
+    ...(o.client ? brokerField(o.client) : {}),
     ...(o.uplink ? { uplink: o.uplink() } : {}),
   });
 

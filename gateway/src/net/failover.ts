@@ -23,6 +23,15 @@ export function nextUrlMs(): number {
   return Math.round(50 + Math.random() * 100);
 }
 
+/**
+ * The first retry after losing a broker that worked: soon enough that an over in progress
+ * survives the switch (receivers end an over after floor.silenceMs, 1 s, of nothing), spread
+ * enough that a restarted broker is not hit by every client in the same instant.
+ */
+export function firstRetryMs(): number {
+  return Math.round(100 + Math.random() * 400);
+}
+
 /** Splits a list given as several values or comma lists ("a,b", "c") into URLs, blanks dropped. */
 export function splitUrls(values: string | readonly string[]): string[] {
   return (typeof values === 'string' ? [values] : values).flatMap((v) => v.split(',')).map((u) => u.trim()).filter((u) => u !== '');
@@ -81,7 +90,7 @@ export function followBrokers(client: MqttClient, urls: readonly string[], activ
       connected = false;
       pos = 0;
       round = 0;
-      client.options.reconnectPeriod = backoffMs(reconnectMs, 0);
+      client.options.reconnectPeriod = Math.min(firstRetryMs(), reconnectMs);
     } else if (pos + 1 < urls.length) {
       pos++;
       client.options.reconnectPeriod = nextUrlMs();

@@ -77,6 +77,7 @@ export interface Uplink {
 /** Remembers what we published to each side until its echo arrives (or echoMs passes). */
 class Echoes {
   private readonly pending = new Map<string, { n: number; at: number }>();
+  private readonly sent = new Map<string, number>();
   constructor(private readonly ttlMs: number) {}
 
   expect(key: string): void {
@@ -85,12 +86,24 @@ class Echoes {
       if (now - v.at < this.ttlMs && this.pending.size < 20000) break;
       this.pending.delete(k);
     }
+    for (const [k, at] of this.sent) {
+      if (now - at < this.ttlMs && this.sent.size < 20000) break;
+      this.sent.delete(k);
+    }
+    this.sent.delete(key);
+    this.sent.set(key, now);
     const e = this.pending.get(key);
     if (e) e.n++;
     else this.pending.set(key, { n: 1, at: now });
   }
 
   /** True (and forgotten) if this is the echo of something we published. */
+  /** True if we published this within the last ttlMs, echo or not (not consumed). */
+  recent(key: string): boolean {
+    const e = this.sent.get(key);
+    return e !== undefined && Date.now() - e < this.ttlMs;
+  }
+
   take(key: string): boolean {
     const e = this.pending.get(key);
     if (!e || Date.now() - e.at >= this.ttlMs) return false;
@@ -114,6 +127,7 @@ export function startUplink(o: UplinkOptions): Uplink {
   const abort = new AbortController();
   const other = (s: Side): Side => (s === 'local' ? 'remote' : 'local');
   const log = o.log;
+  let sameBrokerSaid = false;
 
   /** `<channel>/<kind>/<sender>` of a bridged channel topic, or a status topic's rest, or null. */
   const below = (side: Side, topic: string): { rest: string; kind: string } | null => {
@@ -152,8 +166,17 @@ export function startUplink(o: UplinkOptions): Uplink {
       if (payload.length) held[from].set(t.rest, payload);
       else held[from].delete(t.rest);
     }
-    if (echoes.take(`${from} ${topic} ${digest(payload)}`)) {
+    const d = digest(payload);
+    if (echoes.take(`${from} ${topic} ${d}`)) {
       counters.loops++;
+      return;
+    }
+    if (echoes.recent(`${to} ${prefix[to]}/${t.rest} ${d}`)) {
+      // What we just sent to the other side is arriving on this one: the two are the same broker,
+      // or already bridged. Forwarding it again would go round for ever.
+      counters.loops++;
+      if (!sameBrokerSaid) log?.error({ event: 'uplink', state: 'loop' }, 'uplink: messages sent upstream come back on the local broker — is the upstream the local broker, or bridged to it already? Not forwarding them again.');
+      sameBrokerSaid = true;
       return;
     }
     if (presence && packet.retain && origin.get(t.rest) === to) {

@@ -113,6 +113,10 @@ t.test('uplink: two brokers bridged by a daemon, both ways, no loops; the upstre
   const h = await health();
   t.ok(h.uplink.counters.up! >= up && h.uplink.counters.down! >= down, `counted each way: ${JSON.stringify(h.uplink.counters)}`);
   t.ok(h.uplink.counters.loops! >= up + down, 'and every echo of our own forwarding was recognised and dropped');
+  const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+  t.match(metrics, /^talkbridge_uplink_connected\{[^}]*\} 1$/m, '/metrics: uplink connected');
+  t.match(metrics, /^talkbridge_uplink_messages_total\{direction="up"[^}]*\} [1-9]\d*$/m, '/metrics: messages forwarded up');
+  t.match(metrics, /^talkbridge_uplink_not_forwarded_total\{reason="loop"[^}]*\} [1-9]\d*$/m, '/metrics: loops counted');
   const st = await runCli(['status', '--broker', upstream.url, '--gateway', 'kit1']);
   t.match(st.stdout, new RegExp(`kit1 \\(Kit One\\): online .*uplink connected to ${upstream.url}`), `the kit's status reaches upstream: ${st.stdout.trim()}`);
 

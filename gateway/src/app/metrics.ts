@@ -9,6 +9,7 @@ import type { BridgeCounters, BridgeState, BridgeStatus, BridgeView } from '../b
 import type { OverReport } from '../channel/session.js';
 import type { Route } from '../http/server.js';
 import type { ChannelView, GatewayIdentity } from './status.js';
+import type { UplinkStatus } from '../net/uplink.js';
 
 export interface MetricsOptions {
   identity: GatewayIdentity;
@@ -18,6 +19,8 @@ export interface MetricsOptions {
   latest(radio: string): BridgeStatus | null;
   defaultMetrics: boolean;
   path?: string;
+  /** A field kit's uplink (net/uplink.ts), when it has one. */
+  uplink?: () => UplinkStatus;
 }
 
 export interface Metrics {
@@ -54,6 +57,43 @@ export function createMetrics(o: MetricsOptions): Metrics {
       this.set({ name: o.identity.name, version: o.identity.version }, 1);
     },
   });
+
+  const uplink = o.uplink;
+  if (uplink) {
+    new Gauge({
+      name: 'talkbridge_uplink_connected',
+      help: '1 while the uplink is connected to its upstream broker',
+      registers,
+      collect() {
+        this.set(uplink().connected ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: 'talkbridge_uplink_messages_total',
+      help: 'Messages the uplink forwarded: up (kit to upstream), down (upstream to kit)',
+      labelNames: ['direction'],
+      registers,
+      collect() {
+        this.reset();
+        const c = uplink().counters;
+        this.inc({ direction: 'up' }, c.up);
+        this.inc({ direction: 'down' }, c.down);
+      },
+    });
+    new Counter({
+      name: 'talkbridge_uplink_not_forwarded_total',
+      help: 'Messages the uplink did not forward: loop (our own copy coming back), offline (other side down), dropped',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        this.reset();
+        const c = uplink().counters;
+        this.inc({ reason: 'loop' }, c.loops);
+        this.inc({ reason: 'offline' }, c.offline);
+        this.inc({ reason: 'dropped' }, c.dropped);
+      },
+    });
+  }
 
   new Counter({
     name: 'talkbridge_overs_total',

@@ -257,6 +257,7 @@ export function startMonitor(o: MonitorOptions): Monitor {
     channels: o.channels,
     latest: (radio) => latest.get(radio) ?? null,
     defaultMetrics: o.defaultMetrics ?? true,
+    uplink: o.uplink,
   });
   // net/connect resolves after the first CONNACK, so that 'connect' has already been and gone.
   if (o.client?.connected) onConnect();

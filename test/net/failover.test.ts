@@ -216,3 +216,23 @@ t.test('one client hops across protocols: mqtt → ws with a path (aedes) → mq
   t.equal(brokerOf(client), tlsUrl, 'third: TLS, the pinned CA and the host name checked');
   await say(c.url, 'over mqtts');
 });
+
+t.test('bad broker lists are one clear line each, with their path', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tb-failover-bad-'));
+  const file = path.join(dir, 'bad.yaml');
+  writeFileSync(file, ['broker: {url: "mqtt://a:1", urls: ["mqtt://b:1", "http://c"]}', 'uplink: {username: kit, urls: []}'].join('\n'));
+  const r = await runCli(['check-config', file]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /broker\.urls\[1\]: must be an mqtt:\/\/, mqtts:\/\/, ws:\/\/ or wss:\/\/ URL/);
+  t.match(r.stderr, /broker\.urls: give either url or urls, not both/);
+  t.match(r.stderr, /uplink\.urls: give at least one URL/);
+  t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  const s = await runCli(['send', '--broker', 'mqtt://127.0.0.1:1,ftp://x', '--channel', 'base', SPEECH]);
+  t.equal(s.code, 2, 'a bad URL in a --broker list is a usage error');
+  t.match(s.stderr, /^talkbridge: --broker must be an mqtt:\/\/, mqtts:\/\/, ws:\/\/ or wss:\/\/ URL, got "ftp:\/\/x"\n$/);
+  const p1 = await freePort();
+  const p2 = await freePort();
+  const l = await runCli(['listen', '--broker', `mqtt://127.0.0.1:${p1}`, '--broker', `mqtt://127.0.0.1:${p2}`, '--channel', 'base', '--out', path.join(dir, 'x.wav')]);
+  t.equal(l.code, 1);
+  t.match(l.stderr, new RegExp(`^talkbridge: cannot connect to any of 2 brokers: mqtt://127\\.0\\.0\\.1:${p1}: connection refused .*; mqtt://127\\.0\\.0\\.1:${p2}: connection refused .*\\n$`), 'none answering: one line naming each');
+});

@@ -29,7 +29,7 @@ export function nextUrlMs(): number {
  * enough that a restarted broker is not hit by every client in the same instant.
  */
 export function firstRetryMs(): number {
-  return Math.round(100 + Math.random() * 400);
+  return Math.round(100 + Math.random() * 200);
 }
 
 /** Splits a list given as several values or comma lists ("a,b", "c") into URLs, blanks dropped. */

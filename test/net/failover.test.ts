@@ -102,10 +102,12 @@ t.test('a daemon with broker.urls follows the list; healthz, the status topic an
     h = await health();
   }
   t.match(h, { status: 'ok', channels: [{ connected: true, broker: b.url }] }, 'healthz: on the second broker');
-  let st2 = await runCli(['status', '--broker', b.url, '--gateway', 'kit1']);
+  // `status` takes the same list: the first broker is gone, it reads the second.
+  const both = ['status', '--broker', `${a.url},${b.url}`, '--gateway', 'kit1'];
+  let st2 = await runCli(both);
   for (let i = 0; i < 20 && !st2.stdout.includes(`broker ${b.url}`); i++) {
     await new Promise((r) => setTimeout(r, 250));
-    st2 = await runCli(['status', '--broker', b.url, '--gateway', 'kit1']);
+    st2 = await runCli(both);
   }
   t.match(st2.stdout, new RegExp(`kit1 \\(Kit One\\): online .*\\| broker ${b.url}`), `status on the second broker names it: ${st2.stdout.trim()}`);
 

@@ -3,7 +3,8 @@ import { DEFAULT_PREFIX, validatePrefix, validateSender } from '../../channel/to
 import { UserError } from '../../core/errors.js';
 import { connect, disconnect } from '../../net/connect.js';
 import { type ChannelStatusJson, type RadioStatusJson, STATUS_SEGMENT, statusFilter } from '../../app/status.js';
-import { type Command, UsageError, intFlag, urlFlag } from '../command.js';
+import { type Command, UsageError, intFlag, urlsFlag } from '../command.js';
+import { brokerOf } from '../../net/failover.js';
 import { authFlags, connectionFromFlags, prefixFlag } from './shared.js';
 
 const str = (x: unknown, max = 64): string | null => (typeof x === 'string' ? x.replace(/[\x00-\x1f\x7f]/g, '?').slice(0, max) : null);
@@ -65,7 +66,7 @@ export const status: Command = {
     'gateway\'s status changes, until Ctrl-C.',
   positionals: [0, 0],
   flags: {
-    broker: { type: 'string', short: 'b', arg: 'URL', help: 'MQTT broker, e.g. mqtt://127.0.0.1:1883' },
+    broker: { type: 'string', short: 'b', arg: 'URL', multiple: true, help: 'MQTT broker, e.g. mqtt://127.0.0.1:1883; several (repeat the flag or a comma list) are tried in order' },
     ...authFlags,
     ...prefixFlag,
     gateway: { type: 'string', short: 'g', arg: 'ID', help: 'only this gateway' },
@@ -73,7 +74,7 @@ export const status: Command = {
     wait: { type: 'string', arg: 'MS', help: 'how long to collect retained statuses before printing, 100-10000', default: '500' },
   },
   async run(flags) {
-    const url = urlFlag(flags, 'broker');
+    const urls = urlsFlag(flags, 'broker');
     const waitMs = intFlag(flags, 'wait', 100, 10000)!;
     const prefix = String(flags.prefix ?? DEFAULT_PREFIX);
     const gateway = flags.gateway as string | undefined;
@@ -86,7 +87,7 @@ export const status: Command = {
     const filter = statusFilter(prefix, gateway);
     const client = await connect({
       ...connectionFromFlags(flags),
-      url,
+      url: urls,
       clientId: `tb-status-${randomBytes(4).toString('hex')}`,
       reconnectMs: 1000,
     });
@@ -112,13 +113,13 @@ export const status: Command = {
       for (const id of [...lines.keys()].sort()) process.stdout.write(`${lines.get(id)}\n`);
       if (!flags.watch) {
         if (lines.size === 0) {
-          process.stderr.write(`talkbridge: no gateway status ${gateway ? `for ${gateway} ` : ''}under ${prefix}/${STATUS_SEGMENT} on ${url}\n`);
+          process.stderr.write(`talkbridge: no gateway status ${gateway ? `for ${gateway} ` : ''}under ${prefix}/${STATUS_SEGMENT} on ${brokerOf(client)}\n`);
           return 1;
         }
         return 0;
       }
       live = true;
-      if (lines.size === 0) process.stdout.write(`waiting for gateway status under ${prefix}/${STATUS_SEGMENT} on ${url} (Ctrl-C to stop)\n`);
+      if (lines.size === 0) process.stdout.write(`waiting for gateway status under ${prefix}/${STATUS_SEGMENT} on ${brokerOf(client)} (Ctrl-C to stop)\n`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', () => resolve());
         process.once('SIGTERM', () => resolve());

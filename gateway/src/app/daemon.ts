@@ -6,8 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../core/log.js';
 import type { EmbeddedBroker } from '../broker/embedded.js';
-import { type HttpServer, json, startHttpServer } from '../http/server.js';
-import { staticFiles } from '../http/static.js';
+import type { HttpServer } from '../http/server.js';
 import { type OpenChannel, SOFTWARE, openChannel } from '../talk/open.js';
 import { UserError } from '../core/errors.js';
 import { Bridge } from '../bridge/bridge.js';
@@ -15,7 +14,7 @@ import { createEncoder } from '../codec/opus-node.js';
 import { createChannelCrypto } from '../crypto/channel-crypto.js';
 import { keepReplayState } from './replay-state.js';
 import { connect, disconnect } from '../net/connect.js';
-import { brokerConnection, brokerUrls } from '../net/schema.js';
+import { brokerConnection, brokerUrls } from '../net/broker-options.js';
 import { brokerOf } from '../net/failover.js';
 import type { Uplink } from '../net/uplink.js';
 import { type Monitor, startMonitor, statusClientId, statusWill } from './status.js';
@@ -76,6 +75,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     let monitor: Monitor | null = null;
     let uplink: Uplink | null = null;
     if (config.http.enabled) {
+      // Loaded only when used, like the embedded broker: node:https and the TLS code stay out otherwise.
+      const { json, startHttpServer } = await import('../http/server.js');
+      const { staticFiles } = await import('../http/static.js');
       http = await startHttpServer({
         host: config.http.host,
         port: config.http.port,

@@ -8,8 +8,8 @@ import type { Server as HttpServer, IncomingMessage } from 'node:http';
 import { Aedes } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { Logger } from '../core/log.js';
-import { UserError } from '../core/errors.js';
 import { type AuthCounters, type EmbeddedAuth, installAuth } from './auth.js';
+import { listenError } from '../http/listen.js';
 
 export interface EmbeddedBroker {
   readonly aedes: Aedes;
@@ -19,13 +19,6 @@ export interface EmbeddedBroker {
   readonly auth: AuthCounters | null;
   attachWebSocket(server: HttpServer, path: string): void;
   close(): Promise<void>;
-}
-
-export function listenError(what: string, host: string, port: number, err: NodeJS.ErrnoException): UserError {
-  if (err.code === 'EADDRINUSE') return new UserError(`${what}: ${host}:${port} is already in use — another broker or talkbridge running? Choose another port in the config.`);
-  if (err.code === 'EACCES') return new UserError(`${what}: not allowed to listen on ${host}:${port} (ports below 1024 need privileges)`);
-  if (err.code === 'EADDRNOTAVAIL') return new UserError(`${what}: ${host} is not an address of this machine`);
-  return new UserError(`${what}: cannot listen on ${host}:${port}: ${err.message}`);
 }
 
 function loopback(host: string): boolean {

@@ -1,7 +1,15 @@
 /** Listening and closing, shared by the web port and its plain-HTTP companion. */
 import type http from 'node:http';
 import type net from 'node:net';
-import { listenError } from '../broker/embedded.js';
+import { UserError } from '../core/errors.js';
+
+/** A listen() failure as one line the operator can act on. Here, not in broker/embedded.ts: the web port must not load aedes and ws. */
+export function listenError(what: string, host: string, port: number, err: NodeJS.ErrnoException): UserError {
+  if (err.code === 'EADDRINUSE') return new UserError(`${what}: ${host}:${port} is already in use — another broker or talkbridge running? Choose another port in the config.`);
+  if (err.code === 'EACCES') return new UserError(`${what}: not allowed to listen on ${host}:${port} (ports below 1024 need privileges)`);
+  if (err.code === 'EADDRNOTAVAIL') return new UserError(`${what}: ${host} is not an address of this machine`);
+  return new UserError(`${what}: cannot listen on ${host}:${port}: ${err.message}`);
+}
 
 export async function listen(server: net.Server, what: string, host: string, port: number): Promise<number> {
   await new Promise<void>((resolve, reject) => {

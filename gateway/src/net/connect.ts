@@ -40,6 +40,9 @@ export function clientOptions(o: ConnectOptions): IClientOptions {
     clean: true,
     protocolVersion: 4,
     queueQoSZero: false,
+    // MQTT.js's default pre-builds 65,536 two-byte Buffers (mqtt-packet's number cache): ~7 MB of
+    // heap for ever, to save one tiny allocation per packet header.
+    writeCache: false,
     will: o.will ? { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: o.will.qos, retain: o.will.retain } : undefined,
     ...(o.tls ? tlsClientOptions(o.tls) : {}),
   };

@@ -2,8 +2,6 @@
 import { z } from 'zod';
 import { DEFAULT_PREFIX, validatePrefix } from '../channel/topics.js';
 import { check } from '../config/common.js';
-import type { ConnectOptions } from './connect.js';
-import { configNames, loadCredentials } from './credentials.js';
 
 /** File paths, read when connecting (net/credentials.ts). Setting `ca` pins it: only that CA is trusted. */
 export const TlsSchema = z
@@ -57,21 +55,4 @@ export const BrokerSchema = BrokerFields.superRefine(oneOfUrlOrUrls).superRefine
 
 export type BrokerConfig = z.infer<typeof BrokerSchema>;
 
-/** The brokers to use, in order; empty = none configured (the embedded broker, if enabled). */
-export function brokerUrls(b: { url: string | null; urls?: readonly string[] | undefined }): string[] {
-  return b.urls ? [...b.urls] : b.url !== null ? [b.url] : [];
-}
-
-/**
- * Connection settings every client of the gateway shares (channels, status); callers add clientId
- * and will. Reads the password file and TLS files now: errors name the setting and the path.
- */
-export function brokerConnection(b: BrokerConfig, url: string | readonly string[], section = 'broker'): Omit<ConnectOptions, 'clientId'> {
-  return {
-    url,
-    ...loadCredentials(b, configNames(section)),
-    keepaliveSeconds: b.keepaliveSeconds,
-    connectTimeoutMs: b.connectTimeoutMs,
-    reconnectMs: b.reconnectMs,
-  };
-}
+export { brokerConnection, brokerUrls } from './broker-options.js';

@@ -4,7 +4,6 @@
  * open would fail on the lock. The port class is injectable (node-serialport's binding pattern) so
  * tests run against the serialport mock binding.
  */
-import { SerialPort } from 'serialport';
 import { RadioError } from './types.js';
 
 export interface ModemLines {
@@ -42,7 +41,21 @@ export interface PortOptions {
 
 export type PortFactory = (o: PortOptions) => SerialLike;
 
-export const nativePort: PortFactory = (o) => new SerialPort(o) as unknown as SerialLike;
+let native: PortFactory | undefined;
+
+/** node-serialport, loaded on the first real port: a gateway without serial PTT/COS never pays its ~2 MB. */
+export async function nativePort(): Promise<PortFactory> {
+  if (!native) {
+    let SerialPort: typeof import('serialport').SerialPort;
+    try {
+      ({ SerialPort } = await import('serialport'));
+    } catch (err) {
+      throw new RadioError(`serial ports are unavailable: ${(err as Error).message}`);
+    }
+    native = (o) => new SerialPort(o) as unknown as SerialLike;
+  }
+  return native;
+}
 
 const cb2p = <T = void>(fn: (cb: (err: Error | null | undefined, v?: T) => void) => void) =>
   new Promise<T>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
@@ -75,9 +88,11 @@ export interface PortHandle {
  * the tty and drops DTR and RTS, which unkeys an active-high serial PTT even after SIGKILL.
  */
 export async function acquirePort(path: string, opts: { baudRate?: number; factory?: PortFactory } = {}): Promise<PortHandle> {
+  // Loaded before looking the port up: no await may come between the lookup and shared.set().
+  const factory = opts.factory ?? (await nativePort());
   let s = shared.get(path);
   if (!s) {
-    const port = (opts.factory ?? nativePort)({ path, baudRate: opts.baudRate ?? 9600, autoOpen: false, hupcl: true });
+    const port = factory({ path, baudRate: opts.baudRate ?? 9600, autoOpen: false, hupcl: true });
     port.on('error', () => undefined);
     const entry: Shared = { port, users: 0, opening: cb2p((cb) => port.open(cb)) };
     s = entry;

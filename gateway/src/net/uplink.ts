@@ -112,6 +112,9 @@ class Echoes {
   }
 }
 
+/** Presence topics remembered per side (far more than a team's members). */
+const MAX_TRACKED = 10000;
+
 const digest = (payload: Buffer) => createHash('sha1').update(payload).digest('base64');
 
 export function startUplink(o: UplinkOptions): Uplink {
@@ -163,8 +166,9 @@ export function startUplink(o: UplinkOptions): Uplink {
     const to = other(from);
     const presence = t.kind === 'presence';
     if (presence) {
-      if (payload.length) held[from].set(t.rest, payload);
-      else held[from].delete(t.rest);
+      // Bounded: a flood of made-up senders must not grow memory without end (the copy still goes).
+      if (!payload.length) held[from].delete(t.rest);
+      else if (held[from].size < MAX_TRACKED || held[from].has(t.rest)) held[from].set(t.rest, payload);
     }
     const d = digest(payload);
     if (echoes.take(`${from} ${topic} ${d}`)) {
@@ -189,7 +193,7 @@ export function startUplink(o: UplinkOptions): Uplink {
     }
     const qos = packet.qos;
     if (!publish(to, t.rest, payload, qos, presence || t.kind === 'status')) return;
-    if (presence) origin.set(t.rest, from);
+    if (presence && (origin.size < MAX_TRACKED || origin.has(t.rest))) origin.set(t.rest, from);
     if (from === 'local') counters.up++;
     else counters.down++;
   };
@@ -230,6 +234,11 @@ export function startUplink(o: UplinkOptions): Uplink {
     }
     clients[side] = client;
     client.on('message', onMessage(side));
+    // MQTT.js would resend unacknowledged QoS 1 messages after reconnecting, possibly minutes late:
+    // a forwarded over start or end is news now or never.
+    client.on('close', () => {
+      for (const id of Object.keys(client.outgoing)) client.removeOutgoingMessage(Number(id));
+    });
     const online = () => {
       log?.info({ event: 'uplink', side, state: 'online', broker: brokerOf(client) }, `uplink: ${side === 'local' ? 'local' : 'upstream'} broker ${brokerOf(client)} connected`);
       resync(side);

@@ -24,7 +24,7 @@ import { FIXTURES, ROOT, runCli, startCli } from '../helpers/cli.js';
 import { envelopeCorrelation } from '../helpers/audio.js';
 import { type TestBroker, freePort, startMosquitto } from '../helpers/brokers.js';
 import { type Browser, type PageState, launch, pageState, takePlayed, waitState } from './browser.js';
-import { loopedReference } from './match.js';
+import { loopedReference, windowedLoopCorrelation } from './match.js';
 
 const SPEECH = path.join(FIXTURES, 'speech-16k.wav');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tb-web-e2ee-'));
@@ -109,6 +109,14 @@ t.test('invite link from `channel new`: the page joins, takes the key out of the
   t.notOk(JSON.stringify(stored).includes(ops.key.slice(2)), 'the key is not on the device (not ticked)');
   t.match(JSON.parse(stored['talkbridge.recent'] ?? '[]'), [{ channel: 'ops', encrypted: true }], 'the recent channel is marked encrypted, without its key');
 
+  // "Copy invite link" hands on the key (and says it is a password); the address bar never has it.
+  await ann.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: WEB.slice(0, -1) });
+  await ann.page.getByRole('button', { name: 'Copy invite link' }).click();
+  await ann.page.locator('#banner', { hasText: 'Invite link copied: it holds the channel key' }).waitFor({ timeout: 3000 });
+  const copied = await ann.page.evaluate(() => navigator.clipboard.readText());
+  t.match(copied, `channel=ops`);
+  t.match(copied, `key=${ops.key}`, 'the copied invite carries the key');
+  t.notMatch(copied, /name=/, 'but not our name');
   t.not(ops.key, impostor.key, 'two `channel new` runs make two keys');
   mallory = await launch();
   await mallory.page.goto(`${impostor.link}&name=Mallory`);
@@ -129,12 +137,20 @@ t.test('send --key → the page plays the speech; the page with the wrong key sa
   t.equal(dec.length, 1, 'one over decoded');
   t.equal(dec[0]?.name, 'Base radio op', 'the talker name came through the encrypted START');
   const ref = await readWav(SPEECH);
-  const d = envelopeCorrelation(ref.samples, ref.sampleRate, Int16Array.from(dec[0]!.samples), 16000);
-  t.ok(d.r >= 0.85, `decoded: envelope correlation ${d.r.toFixed(3)} ≥ 0.85`);
+  // Per second (match.ts): a loaded machine may conceal a late packet or two and slip the timeline.
+  const decoded = Int16Array.from(dec[0]!.samples);
+  const d = windowedLoopCorrelation(ref.samples, ref.sampleRate, decoded, 16000);
+  t.ok(d.mean >= 0.85, `decoded: envelope correlation per second ${d.mean.toFixed(3)} ≥ 0.85 (${envelopeCorrelation(ref.samples, ref.sampleRate, decoded, 16000).r.toFixed(3)} at one alignment)`);
   const played = await takePlayed(ann.page);
-  const p = envelopeCorrelation(ref.samples, ref.sampleRate, played.samples, played.rate);
-  t.ok(p.r >= 0.85, `played by the audio worklet: envelope correlation ${p.r.toFixed(3)} ≥ 0.85`);
+  const p = windowedLoopCorrelation(ref.samples, ref.sampleRate, played.samples, played.rate);
   const a = await state(ann.page);
+  const lat = await ann.page.evaluate(() => {
+    const h = (window as unknown as { __talkbridgeTest: { latencies: number[]; stats: Array<{ underruns: number }> } }).__talkbridgeTest;
+    const l = h.latencies.splice(0).sort((x, y) => x - y);
+    return { p50: l[Math.floor(l.length / 2)] ?? 0, max: l.at(-1) ?? 0, underruns: h.stats.at(-1)?.underruns ?? 0 };
+  });
+  t.comment(`send → page over the WebSocket: capture-to-decode p50 ${Math.round(lat.p50)} ms, max ${Math.round(lat.max)} ms; playback underruns ${lat.underruns}; drops ${JSON.stringify(a.drops)}`);
+  t.ok(p.mean >= 0.85, `played by the audio worklet: envelope correlation per second ${p.mean.toFixed(3)} ≥ 0.85 (${envelopeCorrelation(ref.samples, ref.sampleRate, played.samples, played.rate).r.toFixed(3)} at one alignment)`);
   t.equal(a.e2e?.problem, 'foreign', "Ann's key opened the over: the different key is someone else's");
   t.notOk(a.drops.auth === undefined, `Ann dropped what Mallory sent (${a.drops.auth} auth)`);
 
@@ -179,7 +195,8 @@ t.test('the page talks (fake microphone) → listen --key writes the speech', as
   await btn.hover();
   await ann.page.mouse.down();
   await until(ann.page, (s) => s.talk === 'talking', 'talking', 10000);
-  await sleep(4500);
+  // Longer than the file, so a packet or two concealed on a loaded machine weighs little.
+  await sleep(8000);
   await ann.page.mouse.up();
   await until(ann.page, (s) => s.talk === 'idle' && s.holder === null, 'over ended', 8000);
   const r = await listen.result;
@@ -190,10 +207,11 @@ t.test('the page talks (fake microphone) → listen --key writes the speech', as
   const ref = await readWav(SPEECH);
   const got = await readWav(out);
   const secs = got.samples.length / got.sampleRate;
-  t.ok(secs > 4.2 && secs < 5.2, `over lasts about as long as the button was held (${secs.toFixed(2)} s)`);
+  t.ok(secs > 7.6 && secs < 8.8, `over lasts about as long as the button was held (${secs.toFixed(2)} s)`);
   const mic = loopedReference(ref.samples, ref.sampleRate, got.samples, got.sampleRate);
   const c = envelopeCorrelation(mic.samples, ref.sampleRate, got.samples, got.sampleRate);
-  t.ok(c.r >= 0.85, `envelope correlation ${c.r.toFixed(3)} ≥ 0.85`);
+  const w = windowedLoopCorrelation(ref.samples, ref.sampleRate, got.samples, got.sampleRate);
+  t.ok(w.mean >= 0.85, `envelope correlation per second ${w.mean.toFixed(3)} ≥ 0.85, worst second ${w.worst.toFixed(3)} (${c.r.toFixed(3)} over the whole over at one alignment)`);
   t.same(await decodedOvers(mallory.page), [], 'the page with the wrong key decoded nothing of it');
   t.same(ann.errors, [], 'no page errors');
 });

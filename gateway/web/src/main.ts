@@ -152,6 +152,7 @@ function renderNow(): void {
     n.textContent = c.note ?? '';
     n.dataset.tone = c.noteTone;
     $('remember-wrap').hidden = !model.crypto.encrypted;
+    $('share').textContent = model.crypto.encrypted ? 'Copy invite link' : 'Copy link';
   }
 }
 
@@ -264,7 +265,8 @@ function renderRecent(): void {
     const b = document.createElement('button');
     b.type = 'button';
     b.className = 'recent';
-    b.textContent = r.encrypted ? `🔒 ${r.channel}` : r.channel;
+    b.textContent = r.channel;
+    b.classList.toggle('lock', r.encrypted === true);
     const small = document.createElement('small');
     small.textContent = r.broker;
     b.append(small);
@@ -272,7 +274,7 @@ function renderRecent(): void {
       $<HTMLInputElement>('f-channel').value = r.channel;
       $<HTMLInputElement>('f-broker').value = r.broker;
       const key = storedKey(r);
-      showKeyNote(key ? `🔒 Using the key kept for #${r.channel} (epoch ${parseKey(key).epoch}).` : r.encrypted ? `#${r.channel} is encrypted: open its invite link, or type its passphrase.` : null);
+      showKeyNote(key ? `Using the key kept for #${r.channel} (epoch ${parseKey(key).epoch}).` : r.encrypted ? `#${r.channel} is encrypted: open its invite link, or type its passphrase.` : null, !!key);
       if (r.encrypted && !key) return $<HTMLInputElement>('f-passphrase').focus();
       $<HTMLInputElement>('f-name').focus();
       if (cleanName($<HTMLInputElement>('f-name').value)) $<HTMLFormElement>('join-form').requestSubmit();
@@ -291,10 +293,12 @@ function storedKey(r: ChannelRef): string | null {
   return keyFor(tabStorage, r) ?? keyFor(storage, r);
 }
 
-function showKeyNote(text: string | null): void {
+/** The note on the join form about the channel's key; with a key in hand the passphrase field goes. */
+function showKeyNote(text: string | null, haveKey = false): void {
   const n = $('f-key-note');
   n.hidden = !text;
   n.textContent = text ?? '';
+  $('f-passphrase-wrap').hidden = haveKey;
 }
 
 /**
@@ -547,8 +551,21 @@ function prefillForm(p: Partial<JoinParams>): void {
   $<HTMLInputElement>('f-channel').value = p.channel ?? '';
   $<HTMLInputElement>('f-broker').value = p.broker ?? defaultBroker(location);
   $<HTMLInputElement>('f-passphrase').value = '';
-  const key = p.channel ? storedKey(refOf({ broker: p.broker ?? defaultBroker(location), prefix: p.prefix ?? DEFAULT_PREFIX, channel: p.channel })) : null;
-  showKeyNote(key ? `🔒 Channel key for #${p.channel} (epoch ${parseKey(key).epoch}) — the channel is end-to-end encrypted.` : null);
+  updateKeyNote();
+}
+
+/** Whether the channel typed into the form has a key in this tab or on the device. */
+function updateKeyNote(): void {
+  let channel: string;
+  try {
+    channel = normalizeChannel($<HTMLInputElement>('f-channel').value);
+  } catch {
+    return showKeyNote(null);
+  }
+  const broker = $<HTMLInputElement>('f-broker').value.trim() || defaultBroker(location);
+  const prefix = parseFragment(location.hash, location.protocol).params.prefix ?? DEFAULT_PREFIX;
+  const key = storedKey({ broker, prefix, channel });
+  showKeyNote(key ? `Channel key for #${channel} (epoch ${parseKey(key).epoch}) — the channel is end-to-end encrypted.` : null, !!key);
 }
 
 // ---- input --------------------------------------------------------------------------------------
@@ -641,6 +658,7 @@ function wireInput(): void {
     void join({ ...frag, broker, channel, name, secret });
   });
   $('leave').addEventListener('click', () => void leave());
+  for (const id of ['f-channel', 'f-broker']) $(id).addEventListener('input', () => updateKeyNote());
   $<HTMLInputElement>('remember-key').addEventListener('change', (e) => {
     const s = joined?.params.secret;
     if (!joined || s?.kind !== 'key') return;

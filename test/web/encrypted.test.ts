@@ -214,6 +214,11 @@ t.test('the page talks (fake microphone) → listen --key writes the speech', as
   t.ok(w.mean >= 0.85, `envelope correlation per second ${w.mean.toFixed(3)} ≥ 0.85, worst second ${w.worst.toFixed(3)} (${c.r.toFixed(3)} over the whole over at one alignment)`);
   t.same(await decodedOvers(mallory.page), [], 'the page with the wrong key decoded nothing of it');
   t.same(ann.errors, [], 'no page errors');
+  // The right invite link opened in the same tab (a hash change) rejoins with its key.
+  await mallory.page.goto(`${ops.link}&name=Mallory`);
+  const m = await until(mallory.page, (s) => s.joined && s.online.includes('Ann') && s.e2e?.problem === null, 'Mallory rejoined with the right key');
+  t.equal(m.e2e?.epoch, 1, 'rejoined with the right key: Ann is seen, no key problem');
+  t.notMatch(mallory.page.url(), /key=/, 'and the key left the address bar again');
 });
 
 t.test('passphrase: derived in the page (shown while it runs), same key as the CLI; kept on the device only when ticked', async (t) => {

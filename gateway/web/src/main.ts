@@ -293,12 +293,12 @@ function storedKey(r: ChannelRef): string | null {
   return keyFor(tabStorage, r) ?? keyFor(storage, r);
 }
 
-/** The note on the join form about the channel's key; with a key in hand the passphrase field goes. */
+/** The note on the join form about the channel's key; a passphrase typed anyway replaces the key. */
 function showKeyNote(text: string | null, haveKey = false): void {
   const n = $('f-key-note');
   n.hidden = !text;
   n.textContent = text ?? '';
-  $('f-passphrase-wrap').hidden = haveKey;
+  $('f-passphrase-hint').textContent = haveKey ? '(only to replace the key above)' : '(if the channel has one)';
 }
 
 /**
@@ -516,6 +516,8 @@ async function leave(): Promise<void> {
   const j = joined;
   if (!j) return;
   joined = null;
+  // A key shown to be wrong is not offered again on the join form.
+  if (model.crypto?.problem === 'wrong-key') storeKey(tabStorage, refOf(j.params), null);
   j.talker.release();
   j.talker.abort('hidden');
   for (const off of j.offs) off();
@@ -677,9 +679,17 @@ function wireInput(): void {
     const f = parseFragment(location.hash, location.protocol);
     const newKey = f.params.secret?.kind === 'key' && f.params.secret.key !== (joined?.params.secret as { key?: string } | undefined)?.key;
     if (joined && f.params.channel && (newKey || f.params.channel !== joined.params.channel || (f.params.broker && f.params.broker !== joined.params.broker))) {
-      void leave().then(() => start());
+      // Leaving clears the address bar: the new link must survive it.
+      const hash = location.hash;
+      history.replaceState(null, '', location.pathname + location.search + withoutKey(hash));
+      void leave().then(() => {
+        history.replaceState(null, '', location.pathname + location.search + hash);
+        start();
+      });
     } else if (!joined && !joining && f.params.channel) {
       start();
+    } else if (fragmentHasKey(location.hash)) {
+      history.replaceState(null, '', location.pathname + location.search + withoutKey(location.hash));
     }
   });
 }

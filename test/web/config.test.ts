@@ -197,7 +197,7 @@ t.test('keys on the device: kept per broker, prefix and channel; forgotten on re
   const full = { getItem: () => null, setItem: () => { throw new Error('QuotaExceededError'); } };
   t.doesNotThrow(() => storeKey(full, ref, key));
   // The recent list says a channel was encrypted, never with what key.
-  rememberRecent(s, { ...ref, encrypted: true } as never, 5);
+  rememberRecent(s, { ...ref, encrypted: true }, 5);
   t.same(loadRecent(s)[0], { ...ref, at: 5, encrypted: true });
   t.notMatch(s.getItem('talkbridge.recent')!, /\d\.[A-Za-z0-9_-]{43}/);
 });

@@ -5,7 +5,7 @@
  * localStorage, and where a channel key may be kept on the device. Pure functions over strings and
  * a Storage, unit-tested in Node.
  */
-import { DEFAULT_PREFIX, TopicError, normalizeChannel, validatePrefix } from '../../src/channel/topics.js';
+import { DEFAULT_PREFIX, TopicError, normalizeChannel, validatePrefix, validateSender } from '../../src/channel/topics.js';
 import { KeyError, formatKey, parseKey } from '../../src/crypto/keys.js';
 import { OPUS_DEFAULTS } from '../../src/codec/codec.js';
 
@@ -34,6 +34,10 @@ export interface JoinParams {
   talkTimeoutS: number;
   /** Absent: a clear channel. */
   secret?: Secret;
+  /** Broker login (embeddedBroker.auth, or Mosquitto with `talkbridge acl`); absent: anonymous. */
+  user?: string;
+  /** Never in a fragment, a link or localStorage unless "remember" was ticked (see the logins below). */
+  password?: string;
 }
 
 export interface FragmentResult {
@@ -105,6 +109,12 @@ export function parseFragment(hash: string, pageProtocol = 'https:'): FragmentRe
     if (Number.isInteger(n) && n >= 5 && n <= 600) params.talkTimeoutS = n;
     else errors.push('timeout must be whole seconds from 5 to 600');
   }
+  const user = q.get('user');
+  if (user !== null && user !== '') {
+    const why = userProblem(user);
+    if (why) errors.push(`user: ${why}`);
+    else params.user = user;
+  }
   const key = q.get('key');
   if (key !== null) {
     try {
@@ -126,7 +136,34 @@ export function withDefaults(p: Partial<JoinParams>, loc: { protocol: string; ho
     ...(p.channel ? { channel: p.channel } : {}),
     ...(p.name ? { name: p.name } : {}),
     ...(p.secret ? { secret: p.secret } : {}),
+    ...(p.user ? { user: p.user } : {}),
   };
+}
+
+const MAX_USER = 128;
+
+/** Why a broker user name cannot be used, or null. */
+export function userProblem(user: string): string | null {
+  if (user.length > MAX_USER) return `a user name is at most ${MAX_USER} characters`;
+  if (/[\s\u0000-\u001f]/.test(user)) return 'a user name has no spaces or control characters';
+  return null;
+}
+
+/**
+ * The sender id for a join, mirroring talk/open.ts: with a login that is a valid sender id, the
+ * user name itself — the broker's ACL lets a login publish only on topics ending in its own name —
+ * else the page's own id for the name (fallback()).
+ */
+export function senderForLogin(user: string | undefined, fallback: () => string): string {
+  if (user !== undefined) {
+    try {
+      validateSender(user);
+      return user;
+    } catch {
+      /* a user name no sender id can be: the broker's ACL cannot pin topics to it anyway */
+    }
+  }
+  return fallback();
 }
 
 /** True when the fragment carries a key, which the page then takes out of the address bar. */
@@ -155,6 +192,8 @@ export function buildFragment(p: JoinParams, o: { includeName: boolean; defaultB
   if (p.prefix !== DEFAULT_PREFIX) q.set('prefix', p.prefix);
   if (p.codec !== 'auto') q.set('codec', p.codec);
   if (p.talkTimeoutS !== DEFAULT_TALK_TIMEOUT_S) q.set('timeout', String(p.talkTimeoutS));
+  // The user name helps whoever opens the link log in; the password is never put in a link.
+  if (p.user) q.set('user', p.user);
   if (o.includeKey && p.secret?.kind === 'key') q.set('key', p.secret.key);
   return '#' + q.toString();
 }
@@ -269,5 +308,47 @@ export function storeKey(s: Store | null, r: ChannelRef, key: string | null): vo
     else (s as Partial<Storage> | null)?.removeItem?.(KEYS_KEY);
   } catch {
     /* storage full or disabled: the key just is not kept */
+  }
+}
+
+// ---- broker logins on this device -------------------------------------------------------------
+//
+// The same rule as keys: the password of a broker login is kept for the tab (sessionStorage, so
+// a reload logs in again) and on the device (localStorage) only when "Remember password on this
+// device" is ticked. The user name alone is not a secret: it is kept on the device to fill the form.
+
+const LOGINS_KEY = 'talkbridge.logins';
+
+export interface Login {
+  user: string;
+  password?: string;
+}
+
+function loadLogins(s: Store | null): Record<string, Login> {
+  try {
+    const v: unknown = JSON.parse(s?.getItem(LOGINS_KEY) ?? '{}');
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, Login>) : {};
+  } catch {
+    return {};
+  }
+}
+
+/** The login kept for a broker in this store, or null; anything malformed counts as none. */
+export function loginFor(s: Store | null, broker: string): Login | null {
+  const l = loadLogins(s)[broker];
+  if (typeof l !== 'object' || l === null || typeof l.user !== 'string' || !l.user) return null;
+  return typeof l.password === 'string' ? { user: l.user, password: l.password } : { user: l.user };
+}
+
+/** Keeps (login) or forgets (null) a broker's login in this store. */
+export function storeLogin(s: Store | null, broker: string, login: Login | null): void {
+  const all = loadLogins(s);
+  if (login === null) delete all[broker];
+  else all[broker] = login.password === undefined ? { user: login.user } : { user: login.user, password: login.password };
+  try {
+    if (Object.keys(all).length) s?.setItem(LOGINS_KEY, JSON.stringify(all));
+    else (s as Partial<Storage> | null)?.removeItem?.(LOGINS_KEY);
+  } catch {
+    /* storage full or disabled: the login just is not kept */
   }
 }

@@ -21,6 +21,11 @@ import {
   fragmentHasKey,
   keyFor,
   loadName,
+  type Login,
+  loginFor,
+  senderForLogin,
+  storeLogin,
+  userProblem,
   loadRecent,
   parseFragment,
   rememberRecent,
@@ -38,6 +43,7 @@ import {
   cryptoProblemAfter,
   cryptoProblemAfterAuthenticated,
   cryptoView,
+  loginRefusedText,
   sourceLabel,
   viewOf,
 } from './view.js';
@@ -58,6 +64,8 @@ interface TestHook {
   stats?: unknown[];
   /** How long the last passphrase took to turn into a key, ms. */
   deriveMs?: number;
+  /** The text the last QR code was drawn from, and the SVG the library drew. */
+  qr?: { text: string; svg: string };
 }
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -153,6 +161,7 @@ function renderNow(): void {
     n.dataset.tone = c.noteTone;
     $('remember-wrap').hidden = !model.crypto.encrypted;
     $('share').textContent = model.crypto.encrypted ? 'Copy invite link' : 'Copy link';
+    if ($('qr-wrap').hidden) $('show-qr').textContent = model.crypto.encrypted ? 'Show invite QR' : 'Show QR';
   }
 }
 
@@ -379,9 +388,19 @@ async function join(params: JoinParams): Promise<void> {
     return;
   }
   if (audio.suspended) banner('Tap anywhere to turn on sound', 'info');
-  const sender = senderFor(params.name);
+  const sender = senderForLogin(params.user, () => senderFor(params.name));
   const will = ChannelSession.willFor(params.prefix, params.channel, sender);
-  const conn = new BrokerConnection({ url: params.broker, clientId: `tb-${sender}`.slice(0, 64), will: { topic: will.topic, qos: will.qos, retain: will.retain } });
+  // As talk/open.ts: two tabs (or a tab and a CLI) on one login must not kick each other off.
+  const clientId = (sender === params.user ? `tb-${makeSenderId('').slice(-8)}-${sender}` : `tb-${sender}`).slice(0, 64);
+  const conn = new BrokerConnection({
+    url: params.broker,
+    clientId,
+    will: { topic: will.topic, qos: will.qos, retain: will.retain },
+    ...(params.user ? { username: params.user, password: params.password ?? '' } : {}),
+  });
+  model.listenOnly = false;
+  listenOnlyProbe = { echoed: false, sent: 0 };
+  const ownPrefix = `${params.prefix}/${params.channel}/`;
   const session = new ChannelSession(conn.client, {
     prefix: params.prefix,
     channel: params.channel,
@@ -412,6 +431,7 @@ async function join(params: JoinParams): Promise<void> {
     audio.on('frame', (pcm: Int16Array) => talker.frame(pcm)),
     conn.on('state', (s: ConnState) => {
       model.conn = s;
+      if (s.kind === 'refused') return void loginRefused(j);
       if (s.kind === 'reconnecting') {
         talker.abort('offline');
         banner(null);
@@ -466,17 +486,55 @@ async function join(params: JoinParams): Promise<void> {
       renderOvers();
     }),
     talker.on('state', (s: TalkState) => {
+      if (s.kind === 'talking' && model.talk.kind !== 'talking') probeListenOnly(j);
       model.talk = s;
       if (s.kind === 'refused') navigator.vibrate?.(150);
       render();
     }),
     talker.on('sent', () => {
+      listenOnlyProbe.sent++;
       if (hook) hook.sent = (hook.sent ?? 0) + 1;
     }),
+  );
+  // The broker echoes what we publish back to us (MQTT 3.1.1 has no "no local"); a broker that
+  // drops a listen-only login's audio (embedded broker, Mosquitto's ACL) says nothing else.
+  const onMessage = (topic: string) => {
+    if (topic.startsWith(ownPrefix) && !topic.includes('/presence/') && topic.endsWith(`/${sender}`)) listenOnlyProbe.echoed = true;
+  };
+  conn.client.on('message', onMessage);
+  j.offs.push(
+    () => void conn.client.off('message', onMessage),
   );
   if (conn.client.connected) await enter(j);
   else conn.client.once('connect', () => void enter(j));
   void requestWakeLock();
+}
+
+/** What we published on the current over, and whether any of it came back from the broker. */
+let listenOnlyProbe = { echoed: false, sent: 0 };
+const LISTEN_ONLY_AFTER_MS = 3000;
+
+function probeListenOnly(j: Joined): void {
+  listenOnlyProbe = { echoed: false, sent: 0 };
+  setTimeout(() => {
+    if (joined !== j || !j.conn.client.connected || listenOnlyProbe.echoed || listenOnlyProbe.sent === 0) return;
+    model.listenOnly = true;
+    j.talker.release();
+    render();
+  }, LISTEN_ONLY_AFTER_MS);
+}
+
+/** The broker refused the login: back to the form, saying so, with the password forgotten. */
+function loginRefused(j: Joined): void {
+  const { user, broker } = j.params;
+  for (const s of [tabStorage, storage]) {
+    const l = loginFor(s, broker);
+    if (l) storeLogin(s, broker, { user: l.user });
+  }
+  void leave().then(() => {
+    showJoin([loginRefusedText(user)]);
+    $<HTMLInputElement>(user ? 'f-password' : 'f-user').focus();
+  });
 }
 
 function authenticated(): void {
@@ -530,12 +588,48 @@ async function leave(): Promise<void> {
   model.holder = null;
   model.talk = { kind: 'idle' };
   delete model.crypto;
+  model.listenOnly = false;
+  hideQr();
   $('channel-label').textContent = '';
   document.title = 'talkbridge';
   history.replaceState(null, '', location.pathname + location.search);
   prefillForm(j.params);
   showJoin();
   render();
+}
+
+/** The link "Copy link" copies: without the name (and password, always); with the key when encrypted. */
+function shareUrl(j: Joined): string {
+  return location.href.split('#')[0] + buildFragment(j.params, { includeName: false, defaultBrokerUrl: defaultBroker(location), includeKey: j.session.encrypted });
+}
+
+function hideQr(): void {
+  $('qr-wrap').hidden = true;
+  $('qr').replaceChildren();
+  $('show-qr').setAttribute('aria-expanded', 'false');
+  $('show-qr').textContent = model.crypto?.encrypted ? 'Show invite QR' : 'Show QR';
+}
+
+/** Draws the share link as a QR code for a phone's camera; the qrcode package loads only when asked. */
+async function toggleQr(): Promise<void> {
+  const j = joined;
+  if (!j) return;
+  if (!$('qr-wrap').hidden) return hideQr();
+  const url = shareUrl(j);
+  const { toString } = await import('qrcode');
+  // Medium error correction: still reads from a scratched or glare-lit phone screen; SVG stays sharp at any size.
+  const svg = await toString(url, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
+  if (joined !== j) return;
+  const doc = new DOMParser().parseFromString(svg, 'image/svg+xml');
+  $('qr').replaceChildren(document.importNode(doc.documentElement, true));
+  $('qr').setAttribute('aria-label', j.session.encrypted ? 'QR code of the invite link' : 'QR code of the link');
+  $('qr-note').textContent = j.session.encrypted
+    ? 'This QR code holds the channel key: anyone who scans it can listen and talk. Show it only to your team, and hide it after.'
+    : 'Scan to join this channel.';
+  $('qr-wrap').hidden = false;
+  $('show-qr').setAttribute('aria-expanded', 'true');
+  $('show-qr').textContent = 'Hide QR';
+  if (hook) hook.qr = { text: url, svg };
 }
 
 async function requestWakeLock(): Promise<void> {
@@ -553,7 +647,26 @@ function prefillForm(p: Partial<JoinParams>): void {
   $<HTMLInputElement>('f-channel').value = p.channel ?? '';
   $<HTMLInputElement>('f-broker').value = p.broker ?? defaultBroker(location);
   $<HTMLInputElement>('f-passphrase').value = '';
+  const broker = p.broker ?? defaultBroker(location);
+  $<HTMLInputElement>('f-user').value = p.user ?? (loginFor(tabStorage, broker) ?? loginFor(storage, broker))?.user ?? '';
+  $<HTMLInputElement>('f-password').value = '';
+  $<HTMLInputElement>('f-remember-login').checked = !!loginFor(storage, broker)?.password;
   updateKeyNote();
+}
+
+/** The password kept for this broker and user (tab first, then device), if any. */
+function storedPassword(broker: string, user: string): string | undefined {
+  for (const s of [tabStorage, storage]) {
+    const l = loginFor(s, broker);
+    if (l?.user === user && l.password !== undefined) return l.password;
+  }
+  return undefined;
+}
+
+/** Keeps a login that is about to be used: for the tab, and on the device (the password only if ticked). */
+function keepLogin(broker: string, login: Login, remember: boolean): void {
+  storeLogin(tabStorage, broker, login);
+  storeLogin(storage, broker, remember ? login : { user: login.user });
 }
 
 /** Whether the channel typed into the form has a key in this tab or on the device. */
@@ -575,7 +688,7 @@ function updateKeyNote(): void {
 function press(): void {
   void audio.resume();
   // Nobody could hear an over sealed with the wrong key (or sent in clear on an encrypted channel).
-  if (model.crypto && cryptoView(model.crypto).blocksTalk) {
+  if ((model.crypto && cryptoView(model.crypto).blocksTalk) || model.listenOnly) {
     navigator.vibrate?.(150);
     return;
   }
@@ -651,15 +764,25 @@ function wireInput(): void {
     if (!name) errors.push('Enter a name so others know who is talking.');
     const why = brokerProblem(broker, location.protocol);
     if (why) errors.push(`Broker: ${why}.`);
+    const user = $<HTMLInputElement>('f-user').value.trim();
+    const password = $<HTMLInputElement>('f-password').value || (user ? storedPassword(broker, user) : undefined);
+    const userWhy = user ? userProblem(user) : null;
+    if (userWhy) errors.push(`User name: ${userWhy}.`);
+    else if (user && !password) errors.push(`Enter the password for "${user}".`);
+    else if (!user && password) errors.push('Enter the user name that goes with the password.');
     if (errors.length) return showJoin(errors);
+    if (user) keepLogin(broker, { user, password: password! }, $<HTMLInputElement>('f-remember-login').checked);
+    else for (const s of [tabStorage, storage]) storeLogin(s, broker, null);
     const frag = withDefaults(parseFragment(location.hash, location.protocol).params, location);
     const passphrase = $<HTMLInputElement>('f-passphrase').value;
     const key = storedKey(refOf({ broker, prefix: frag.prefix, channel }));
     const secret = passphrase ? { kind: 'passphrase' as const, passphrase } : key ? { kind: 'key' as const, key } : undefined;
     void audio.resume();
-    void join({ ...frag, broker, channel, name, secret });
+    const { user: _u, ...rest } = frag;
+    void join({ ...rest, broker, channel, name, secret, ...(user ? { user, password: password! } : {}) });
   });
   $('leave').addEventListener('click', () => void leave());
+  $('show-qr').addEventListener('click', () => void toggleQr());
   for (const id of ['f-channel', 'f-broker']) $(id).addEventListener('input', () => updateKeyNote());
   $<HTMLInputElement>('remember-key').addEventListener('change', (e) => {
     const s = joined?.params.secret;
@@ -669,7 +792,7 @@ function wireInput(): void {
   $('share').addEventListener('click', () => {
     if (!joined) return;
     const invite = joined.session.encrypted;
-    const url = location.href.split('#')[0] + buildFragment(joined.params, { includeName: false, defaultBrokerUrl: defaultBroker(location), includeKey: invite });
+    const url = shareUrl(joined);
     navigator.clipboard?.writeText(url).then(
       () => banner(invite ? 'Invite link copied: it holds the channel key — anyone with it can listen and talk, so share it like a password' : 'Link copied: anyone with it can join this channel', 'info'),
       () => banner(url, 'info'),
@@ -711,7 +834,16 @@ function start(): void {
     const key = storedKey(refOf({ ...p, channel: p.channel }));
     if (key) p.secret = { kind: 'key', key };
   }
-  if (p.channel && name && f.errors.length === 0) void join({ ...p, channel: p.channel, name });
+  // A login named by the link, else the one kept for this broker; its password only from storage.
+  const user = p.user ?? (loginFor(tabStorage, p.broker) ?? loginFor(storage, p.broker))?.user;
+  const password = user ? storedPassword(p.broker, user) : undefined;
+  if (user && password === undefined) {
+    showJoin(f.errors.length ? f.errors : p.channel ? [`Enter the password for "${user}" to join #${p.channel}.`] : []);
+    $<HTMLInputElement>('f-user').value = user;
+    if (p.channel && name) $<HTMLInputElement>('f-password').focus();
+    return;
+  }
+  if (p.channel && name && f.errors.length === 0) void join({ ...p, channel: p.channel, name, ...(user ? { user, password: password! } : {}) });
   else showJoin(f.errors);
 }
 
@@ -729,6 +861,7 @@ function installHook(): void {
     mic: model.mic,
     encoder: joined?.codecs.encoderBackend ?? null,
     sender: joined?.session.sender ?? null,
+    listenOnly: !!model.listenOnly,
     joined: !!joined && joined.session.online.has(joined.session.sender),
     online: joined ? [...joined.session.online.values()].map((p) => p.name) : [],
     sampleRate: audio.sampleRate,

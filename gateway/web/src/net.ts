@@ -10,7 +10,12 @@ export type ConnState =
   | { kind: 'connecting'; url: string }
   | { kind: 'connected'; url: string }
   | { kind: 'reconnecting'; url: string; attempt: number; retryAt: number; reason: string }
-  | { kind: 'closed' };
+  | { kind: 'closed' }
+  /** The broker refused the login (CONNACK 4/5, or 134/135 in MQTT 5): retrying cannot help. */
+  | { kind: 'refused'; url: string; reason: string };
+
+/** CONNACK return codes that mean "these credentials will not do" (MQTT 3.1.1, then MQTT 5). */
+const LOGIN_REFUSED = new Set([4, 5, 134, 135]);
 
 /** Delay before reconnect attempt n (1-based): base·2^(n-1), capped at 30 s, times 1..2 at random. */
 export function backoffMs(attempt: number, baseMs: number, random: () => number = Math.random): number {
@@ -23,6 +28,9 @@ export interface BrokerOptions {
   clientId: string;
   will: { topic: string; qos: 0 | 1; retain: boolean };
   baseMs?: number;
+  /** Broker login; the password is only ever handed to MQTT.js. */
+  username?: string;
+  password?: string;
 }
 
 export class BrokerConnection extends Emitter<{ state: [ConnState] }> {
@@ -41,6 +49,7 @@ export class BrokerConnection extends Emitter<{ state: [ConnState] }> {
       reconnectPeriod: backoffMs(1, baseMs),
       clean: true,
       protocolVersion: 4,
+      ...(o.username ? { username: o.username, password: o.password ?? '' } : {}),
       // A stale over replayed after an outage would be worse than lost audio.
       queueQoSZero: false,
       // An empty retained payload clears our presence when the connection dies.
@@ -51,9 +60,17 @@ export class BrokerConnection extends Emitter<{ state: [ConnState] }> {
       this.attempt = 0;
       this.set({ kind: 'connected', url: o.url });
     });
-    this.client.on('error', (err) => (lastError = err.message || 'connection error'));
+    this.client.on('error', (err) => {
+      lastError = err.message || 'connection error';
+      // The same credentials would be refused again every few seconds, forever: stop and say so.
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'number' && LOGIN_REFUSED.has(code) && this.state.kind !== 'closed') {
+        this.set({ kind: 'refused', url: o.url, reason: lastError });
+        this.client.end(true);
+      }
+    });
     this.client.on('close', () => {
-      if (this.state.kind === 'closed') return;
+      if (this.state.kind === 'closed' || this.state.kind === 'refused') return;
       this.attempt++;
       const wait = backoffMs(this.attempt, baseMs);
       this.client.options.reconnectPeriod = wait;

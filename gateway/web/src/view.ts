@@ -17,7 +17,18 @@ export interface Model {
   now: number;
   /** End-to-end encryption of the joined channel; absent before joining. */
   crypto?: CryptoModel;
+  /** The broker dropped what we sent on an over: the login may listen here but not talk. */
+  listenOnly?: boolean;
 }
+
+/** What the join form says when the broker refuses the login (CONNACK), with and without one. */
+export function loginRefusedText(user: string | undefined): string {
+  return user
+    ? `The broker refused the login: wrong user name or password (user "${user}").`
+    : 'The broker refused the login: it needs a user name and password. Enter the ones you were given.';
+}
+
+export const LISTEN_ONLY_HINT = 'Listen only: the broker does not let this login talk on this channel (ask whoever runs the kit).';
 
 /**
  * What went wrong with encryption, as far as the page can tell from what it had to drop:
@@ -164,6 +175,9 @@ export function viewOf(m: Model): View {
     case 'closed':
       status = { text: 'Left the channel', tone: 'info' };
       break;
+    case 'refused':
+      status = { text: 'Login refused', tone: 'error' };
+      break;
   }
   const online = m.conn.kind === 'connected';
   const micBlocked = m.mic === 'insecure' || m.mic === 'unsupported';
@@ -188,6 +202,9 @@ export function viewOf(m: Model): View {
   } else if (m.crypto && online && cryptoView(m.crypto).blocksTalk) {
     ptt = { ...base, look: 'blocked', unavailable: true, caption: m.crypto.problem === 'no-key' ? 'Needs the channel key' : 'Wrong key' };
     hint = 'Nobody on this channel could hear you: join with the right invite link';
+  } else if (m.listenOnly && online) {
+    ptt = { ...base, look: 'blocked', unavailable: true, caption: 'Listen only' };
+    hint = LISTEN_ONLY_HINT;
   } else if (!online) {
     ptt = { ...base, look: 'blocked', unavailable: true, caption: m.conn.kind === 'reconnecting' ? 'Broker lost' : 'Not connected' };
     hint = 'Talking is possible once connected';

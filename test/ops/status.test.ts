@@ -56,7 +56,7 @@ t.test('retained status topic on Mosquitto: online, events rate-limited, levels,
     tx: null,
     counters: { ...hf.counters },
   });
-  t.same(first.doc.channels, [{ channel: 'base', connected: true, talking: null }]);
+  t.same(first.doc.channels, [{ channel: 'base', connected: true, encrypted: false, talking: null }]);
 
   // An over: the status follows within the rate limit.
   let mark = obs.seen.length;
@@ -64,7 +64,7 @@ t.test('retained status topic on Mosquitto: online, events rate-limited, levels,
   hf.transmit({ direction: 'channel-to-radio', channel: 'base', stream: 's1', talker: 'Alice', since: 1700000000000 });
   const keyed = await waitFor(() => obs.seen.slice(mark).find((s) => s.doc.radios[0]?.ptt), 2000, 'PTT in the status');
   t.match(keyed.doc.radios[0], { state: 'tx', ptt: true, over: { direction: 'channel-to-radio', channel: 'base', talker: 'Alice', since: 1700000000000 } });
-  t.same(keyed.doc.channels[0], { channel: 'base', connected: true, talking: 'Alice' });
+  t.same(keyed.doc.channels[0], { channel: 'base', connected: true, encrypted: false, talking: 'Alice' });
 
   // A burst of 50 events is coalesced, not 50 publishes.
   await sleep(150);

@@ -11,7 +11,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import QRCode from 'qrcode';
-import { FIXTURES, startCli } from '../helpers/cli.js';
+import { FIXTURES, runCli, startCli } from '../helpers/cli.js';
 import { freePort } from '../helpers/brokers.js';
 import { PASSWORDS, writeTeam } from '../security/access-cases.js';
 import { launch, pageState, waitState, type Browser } from './browser.js';
@@ -137,4 +137,18 @@ t.test('no login on a kit that requires one: refused, and the form asks for one'
   await b.page.locator('#join-error', { hasText: 'The broker refused the login: it needs a user name and password' }).waitFor({ timeout: 15000 });
   t.equal(await b.page.evaluate(() => document.activeElement?.id), 'f-user', 'the user name field has the focus');
   t.same(b.errors.filter((e) => !/WebSocket/.test(e)), [], 'no page errors');
+});
+
+t.test('channel new --user puts the user name (never a password) in the invite, and the page asks for the password', async (t) => {
+  const r = await runCli(['channel', 'new', 'base', '--user', 'alice', '--web', web, '--no-qr']);
+  t.equal(r.code, 0, r.stderr);
+  const link = /^\s+(http\S+)$/m.exec(r.stdout)?.[1] ?? '';
+  t.match(link, /#channel=base&user=alice&key=1\./, `the link names the login (${link.replace(/key=.*/, 'key=…')})`);
+  const b = await openAs(link.slice(web.length));
+  await b.page.locator('#join-error', { hasText: 'Enter the password for "alice" to join #base.' }).waitFor({ timeout: 10000 });
+  t.equal(await b.page.locator('#f-user').inputValue(), 'alice');
+  t.notOk((await b.page.evaluate(() => location.href)).includes('key='), 'the key still leaves the address bar');
+  const bad = await runCli(['channel', 'new', 'base', '--user', 'a b', '--no-qr']);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /^talkbridge: --user: "a b" is not a broker user name/);
 });

@@ -7,11 +7,13 @@ import { type Command, UsageError, intFlag } from '../command.js';
  * The invite link: the web client's address with everything needed to join in the fragment. A
  * fragment never leaves the browser in an HTTP request, so the key stays out of server and proxy logs.
  */
-export function inviteLink(o: { web: string; channel: string; key: ChannelKey; broker?: string; prefix?: string }): string {
+export function inviteLink(o: { web: string; channel: string; key: ChannelKey; broker?: string; prefix?: string; user?: string }): string {
   const q = new URLSearchParams();
   if (o.broker) q.set('broker', o.broker);
   q.set('channel', o.channel);
   if (o.prefix && o.prefix !== DEFAULT_PREFIX) q.set('prefix', o.prefix);
+  // The broker login's user name, to fill the web form (never a password: it would sit in chats and QR photos).
+  if (o.user) q.set('user', o.user);
   q.set('key', formatKey(o.key));
   const u = new URL(o.web);
   u.hash = q.toString();
@@ -21,7 +23,7 @@ export function inviteLink(o: { web: string; channel: string; key: ChannelKey; b
 export const channel: Command = {
   name: 'channel',
   summary: 'Create an end-to-end encrypted channel: a new random key, its invite link and QR code.',
-  usage: 'channel new NAME [--web URL] [--broker URL] [--epoch N] [--key-file FILE] [--no-qr]\n       talkbridge channel invite NAME --key-file FILE [--web URL] [--broker URL]',
+  usage: 'channel new NAME [--web URL] [--broker URL] [--user NAME] [--epoch N] [--key-file FILE] [--no-qr]\n       talkbridge channel invite NAME --key-file FILE [--web URL] [--broker URL] [--user NAME]',
   details:
     '`new` makes a random 256-bit key. Put it in the gateway config (channels[].key or keyFile) and give the\n' +
     'invite link or QR code to the team: the link opens the web client (--web, where the gateway serves it)\n' +
@@ -34,6 +36,7 @@ export const channel: Command = {
     web: { type: 'string', arg: 'URL', help: 'address of the web client the link opens', default: 'http://localhost:8080/' },
     broker: { type: 'string', short: 'b', arg: 'URL', help: 'ws:// or wss:// broker for browsers (default: the gateway that serves the page)' },
     prefix: { type: 'string', arg: 'TOPIC', help: 'topic prefix', default: DEFAULT_PREFIX },
+    user: { type: 'string', short: 'u', arg: 'NAME', help: "broker login the link fills in (the person's own; the page asks for the password)" },
     epoch: { type: 'string', arg: 'N', help: 'key epoch, 0-65535 (raise it to rotate a key)', default: '1' },
     'key-file': { type: 'string', arg: 'FILE', help: 'new: write the key here (mode 0600, never overwritten); invite: read it from here' },
     'no-qr': { type: 'boolean', help: 'do not draw the QR code' },
@@ -58,6 +61,8 @@ export const channel: Command = {
     const broker = typeof flags.broker === 'string' ? flags.broker : undefined;
     if (broker && !/^wss?:\/\/\S+$/.test(broker)) throw new UsageError('--broker: browsers reach brokers over WebSocket only: give a ws:// or wss:// URL');
     const file = typeof flags['key-file'] === 'string' ? flags['key-file'] : null;
+    const user = typeof flags.user === 'string' ? flags.user : undefined;
+    if (user !== undefined && (!user || user.length > 128 || /[\s\u0000-\u001f]/.test(user))) throw new UsageError(`--user: "${user}" is not a broker user name (1-128 characters, no spaces)`);
 
     let key: ChannelKey;
     if (verb === 'new') {
@@ -79,7 +84,7 @@ export const channel: Command = {
         throw new UsageError(`--key-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code}`);
       }
     }
-    const link = inviteLink({ web, channel: name, key, broker, prefix: String(flags.prefix) });
+    const link = inviteLink({ web, channel: name, key, broker, prefix: String(flags.prefix), user });
     const out: string[] = [];
     if (verb === 'new') {
       out.push(`channel ${name}: new key, epoch ${key.epoch}`, '');

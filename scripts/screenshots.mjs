@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Screenshots of the web client's main states for docs/screenshots/ (PNG): the join form, joined
-// and idle, talking, receiving a radio, busy (talking refused), broker lost. Runs a real gateway
+// and idle, the link's QR code, talking, receiving a radio, busy (talking refused), broker lost. Runs a real gateway
 // on free loopback ports, Debian's headless Chromium with a fake microphone, and a simulated radio
 // talker on the channel. Needs `npm run build` first (it uses gateway/dist and gateway/web/dist).
 import { mkdirSync } from 'node:fs';
@@ -57,6 +57,12 @@ try {
   await until((s) => s.holder === null, 'first over done');
   await sleep(300);
   await shot('joined-idle');
+  await page.getByRole('button', { name: /Show (invite )?QR/ }).click();
+  await page.locator('#qr svg').waitFor();
+  await page.locator('#qr-wrap').scrollIntoViewIfNeeded();
+  await shot('qr');
+  await page.getByRole('button', { name: 'Hide QR' }).click();
+  await page.evaluate(() => (document.activeElement.blur(), window.scrollTo(0, 0)));
 
   const btn = page.getByRole('button', { name: 'Push to talk', exact: true });
   await page.keyboard.down('Space');

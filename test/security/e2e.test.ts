@@ -6,7 +6,7 @@
  * on any of it — but does on a genuine encrypted over (so the test can fail).
  */
 import t from 'tap';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import { startMosquitto, type TestBroker } from '../helpers/brokers.js';
@@ -331,4 +331,35 @@ radios:
   await replay(pub, over);
   await fresh.waitFor(/"event":"ptt".*"on":false/, 15000);
   t.equal(keyUps(), 2, 'a gateway with no memory keys on it');
+});
+
+t.test('channel new → invite link → send/listen --invite: the CLI joins from the same link a phone does', async (t) => {
+  const kf = path.join(dir, 'ops.key');
+  const made = await runCli(['channel', 'new', 'Ops', '--web', 'https://kit.local:8443/', '--key-file', kf, '--user', 'alice', '--no-qr']);
+  t.equal(made.code, 0, made.stderr);
+  t.equal(statSync(kf).mode & 0o777, 0o600, 'key file written 0600');
+  t.match(made.stdout, /keyFile: .*ops\.key/, 'prints the config line');
+  const link = /https:\/\/kit\.local:8443\/#\S+/.exec(made.stdout)?.[0];
+  t.ok(link, 'prints the invite link');
+  t.match(link, /channel=ops&.*key=1\.[A-Za-z0-9_-]{43}/);
+  t.match(link, /user=alice/, 'names the login, never a password');
+  const again = await runCli(['channel', 'new', 'ops', '--key-file', kf, '--no-qr']);
+  t.equal(again.code, 2, 'never overwrites a key file');
+  t.match(again.stderr, /exists; not overwriting/);
+  const shown = await runCli(['channel', 'invite', 'ops', '--key-file', kf, '--web', 'https://kit.local:8443/', '--user', 'alice', '--no-qr']);
+  t.match(shown.stdout, link!, 'invite prints the same link again');
+
+  const out = path.join(dir, 'invite.wav');
+  const l = startCli(['listen', '--invite', link!, '-b', broker.url, '--username', 'bob', '-o', out, '--timeout', '30']);
+  await l.waitFor(/listening on channel ops .*end-to-end encrypted/);
+  const s = await runCli(['send', '--invite', link!, '-b', broker.url, SPEECH]);
+  t.equal(s.code, 0, s.stderr);
+  const r = await l.result;
+  t.equal(r.code, 0, r.stderr);
+  const heard = await readWav(out);
+  const c = envelopeCorrelation((await readWav(SPEECH)).samples, 16000, heard.samples, heard.sampleRate);
+  t.ok(c.r >= 0.9, `heard through the invite's key: correlation ${c.r.toFixed(3)}`);
+  const bad = await runCli(['listen', '--invite', 'not a link', '-o', out]);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /--invite: not a link/);
 });

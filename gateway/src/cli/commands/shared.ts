@@ -84,8 +84,11 @@ export function applyInvite(flags: Record<string, unknown>): void {
   }
   const q = new URLSearchParams(hash.replace(/^#/, ''));
   if (!q.get('channel')) throw new UsageError('--invite: the link names no channel');
-  for (const [param, flag] of [['broker', 'broker'], ['channel', 'channel'], ['key', 'key'], ['prefix', 'prefix']] as const) {
+  // A key given another way (--key-file, --passphrase-file) wins over the link's.
+  const ownKey = flags['key-file'] !== undefined || flags['passphrase-file'] !== undefined;
+  for (const [param, flag] of [['broker', 'broker'], ['channel', 'channel'], ['key', 'key'], ['prefix', 'prefix'], ['user', 'username']] as const) {
     const v = q.get(param);
+    if (flag === 'key' && ownKey) continue;
     if (v && (flags[flag] === undefined || (flag === 'prefix' && flags.prefix === DEFAULT_PREFIX))) flags[flag] = v;
   }
 }

@@ -6,11 +6,11 @@
  * on any of it — but does on a genuine encrypted over (so the test can fail).
  */
 import t from 'tap';
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import { startMosquitto, type TestBroker } from '../helpers/brokers.js';
-import { FIXTURES, runCli, startCli } from '../helpers/cli.js';
+import { FIXTURES, ROOT, runCli, startCli } from '../helpers/cli.js';
 import { envelopeCorrelation } from '../helpers/audio.js';
 import { readWav } from '../../gateway/src/audio/wav.js';
 import { Flag, HEADER_BYTES, decodeFrames, decodeHeader } from '../../gateway/src/channel/packet.js';
@@ -362,4 +362,24 @@ t.test('channel new → invite link → send/listen --invite: the CLI joins from
   const bad = await runCli(['listen', '--invite', 'not a link', '-o', out]);
   t.equal(bad.code, 2);
   t.match(bad.stderr, /--invite: not a link/);
+});
+
+t.test('the field-kit example in docs/config.md is a valid config (encrypted channels, auth, HTTPS, uplink)', async (t) => {
+  const doc = readFileSync(path.join(ROOT, 'docs/config.md'), 'utf8');
+  const example = /```yaml\n(# \/etc\/talkbridge\/config\.yaml — a field kit[\s\S]*?)```/.exec(doc)?.[1];
+  t.ok(example, 'found the example');
+  const etc = path.join(dir, 'etc');
+  mkdirSync(etc);
+  for (const ch of ['sar-ops', 'base']) t.equal((await runCli(['channel', 'new', ch, '--key-file', path.join(etc, `${ch}.key`), '--no-qr'])).code, 0);
+  const tls = await runCli(['tls', 'init', '--dir', path.join(etc, 'tls'), '--host', 'kit-07.local']);
+  t.equal(tls.code, 0, tls.stderr);
+  writeFileSync(path.join(etc, 'team.yaml'), 'users:\n  kit-07: { role: gateway, channels: [sar-ops, base], password: "kit seven pw" }\n  ann: { role: talk, channels: [base], password: "ann password" }\n');
+  writeFileSync(path.join(etc, 'uplink.pw'), 'secret-uplink\n');
+  const file = path.join(dir, 'kit.yaml');
+  writeFileSync(file, example!.replaceAll('/etc/talkbridge', etc));
+  const r = await runCli(['check-config', file]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /2 channels: sar-ops, base/);
+  const shown = await runCli(['check-config', '--print', file]);
+  t.notMatch(shown.stdout, /secret-uplink|kit seven pw|\d\.[A-Za-z0-9_-]{43}/, 'no secret printed');
 });

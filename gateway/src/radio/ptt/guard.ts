@@ -40,10 +40,13 @@ run() {
 idle() { if [ "$hold" = 1 ]; then run "$TB_IDLE"; else eval "$TB_IDLE"; fi; }
 final() { if [ "$hold" = 1 ]; then stop_holder; eval "$TB_RESET"; else eval "$TB_IDLE"; fi; }
 keyed=0
+part=
 now; last=$NOW
 if [ "$hold" = 1 ]; then if idle; then echo "ok u"; else echo "err u $? cannot drive the line idle"; fi; else echo "ok u"; fi
 while :; do
   if read -r -t 0.025 c; then
+    # A read that times out mid-line keeps the bytes it took in c: joined here, never lost.
+    c=$part$c; part=
     case "$c" in
       h) now; last=$NOW ;;
       k)
@@ -58,6 +61,8 @@ while :; do
   elif [ $? -le 128 ]; then
     final
     exit 0
+  else
+    part=$part$c
   fi
   if [ $keyed = 1 ] && now && [ $(( NOW - last )) -gt $wd_us ]; then
     keyed=0
@@ -84,7 +89,7 @@ export interface GuardOptions {
 
 export class PttGuard {
   private proc: ChildProcessWithoutNullStreams | null = null;
-  private waiting: Array<{ resolve: (line: string) => void; reject: (e: Error) => void }> = [];
+  private waiting: Array<{ c: 'k' | 'u'; resolve: (line: string) => void; reject: (e: Error) => void }> = [];
   private heartbeat: NodeJS.Timeout | null = null;
   private stderr: string[] = [];
   private exited: Promise<number | null> = Promise.resolve(null);
@@ -115,7 +120,7 @@ export class PttGuard {
         this.o.onLost(why, false);
       }
     });
-    const first = await this.next();
+    const first = await this.next('u');
     if (first !== 'ok u') throw new RadioError(`cannot drive the line idle${this.lastErr()}`);
   }
 
@@ -131,24 +136,37 @@ export class PttGuard {
     } else if (m) {
       this.stopHeartbeat();
       this.o.onLost(`the process holding the line exited (status ${m[2]})${this.lastErr()}`, m[3] === 'idle');
-    } else this.waiting.shift()?.resolve(l);
+    } else {
+      // Every answer names its request. One that arrives after its request timed out (a guard
+      // stalled by its idle command or a starved CPU) must not answer the next request: that
+      // would leave every later key/unkey one answer behind and the PTT queue growing.
+      const c = /^(?:ok|err) ([ku])\b/.exec(l)?.[1];
+      if (c && this.waiting[0]?.c !== c) return void this.o.log.warn({ guard: l }, 'late PTT guard answer ignored');
+      this.waiting.shift()?.resolve(l);
+    }
   }
 
   private failAll(err: Error): void {
     for (const w of this.waiting.splice(0)) w.reject(err);
   }
 
-  private next(ms = 5000): Promise<string> {
+  private next(c: 'k' | 'u', ms = 5000): Promise<string> {
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new RadioError('PTT guard did not answer within 5 s')), ms);
-      this.waiting.push({ resolve: (l) => (clearTimeout(t), resolve(l)), reject: (e) => (clearTimeout(t), reject(e)) });
+      const w = { c, resolve: (l: string) => (clearTimeout(t), resolve(l)), reject: (e: Error) => (clearTimeout(t), reject(e)) };
+      const t = setTimeout(() => {
+        // Out of the queue: its answer, if it ever comes, is dropped in onLine.
+        const i = this.waiting.indexOf(w);
+        if (i >= 0) this.waiting.splice(i, 1);
+        reject(new RadioError('PTT guard did not answer within 5 s'));
+      }, ms);
+      this.waiting.push(w);
     });
   }
 
   private async request(c: 'k' | 'u'): Promise<void> {
     const proc = this.proc;
     if (!proc) throw new RadioError(`PTT guard is not running${this.lastErr()}`);
-    const answer = this.next();
+    const answer = this.next(c);
     proc.stdin.write(c + '\n');
     const line = await answer;
     if (line !== `ok ${c}`) throw new RadioError(`${line.replace(/^err [ku] \d+ /, '')}${this.lastErr()}`);

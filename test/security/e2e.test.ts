@@ -22,7 +22,8 @@ import { sendPcm } from '../../gateway/src/talk/send.js';
 import { KEY, UNKEY, pttFifo, runGateway, sleep, tmp } from '../bridge/helpers.js';
 
 type Captured = { topic: string; payload: Buffer; at: number };
-const SPEECH = path.join(FIXTURES, 'speech-16k.wav');
+// 2.5 s of speech (pauses included): long enough for every check, short enough for a quick suite.
+const SPEECH = path.join(FIXTURES, 'speech-short-16k.wav');
 
 async function recorder(broker: TestBroker, filter = 'talkbridge/v1/#') {
   const c = await mqtt.connectAsync(broker.url, { clientId: `raw-${Math.random()}`, protocolVersion: 4 });
@@ -66,7 +67,7 @@ t.test('the broker sees only headers: nothing decodes as Opus, no names, no JSON
   t.equal((await l0.result).code, 0);
   await rawClear.close();
   const frames = clearFrames(rawClear.msgs);
-  t.ok(frames.length > 200, `clear over: ${frames.length} Opus frames readable off the broker`);
+  t.ok(frames.length > 100, `clear over: ${frames.length} Opus frames readable off the broker`);
   t.ok(rawClear.msgs.some((m) => m.payload.includes('Ann Field')), 'clear over: the talker name is readable');
 
   const raw = await recorder(broker, 'talkbridge/v1/base/#');
@@ -86,7 +87,7 @@ t.test('the broker sees only headers: nothing decodes as Opus, no names, no JSON
   encrypted = raw.msgs;
   const audio = raw.msgs.filter((m) => m.topic.includes('/audio/'));
   const other = raw.msgs.filter((m) => !m.topic.includes('/audio/') && m.payload.length > 0);
-  t.ok(audio.length >= 120, `${audio.length} audio packets recorded`);
+  t.ok(audio.length >= 60, `${audio.length} audio packets recorded`);
   t.ok(audio.every((m) => decodeHeader(m.payload).flags & Flag.ENCRYPTED && decodeHeader(m.payload).keyEpoch === 1), 'every packet: ENCRYPTED flag, key epoch 1');
   let parsed = 0;
   for (const m of audio) {
@@ -111,7 +112,7 @@ t.test('the broker sees only headers: nothing decodes as Opus, no names, no JSON
 
 t.test('the wrong key: a clean error, nothing played, nothing written', async (t) => {
   const out = path.join(dir, 'wrong.wav');
-  const l = startCli(['listen', '-b', broker.url, '-c', 'base', '--key', formatKey(generateKey(1)), '-o', out, '--timeout', '8']);
+  const l = startCli(['listen', '-b', broker.url, '-c', 'base', '--key', formatKey(generateKey(1)), '-o', out, '--timeout', '6']);
   await l.waitFor(/listening/);
   const s = await runCli(['send', '-b', broker.url, '-c', 'base', '--key-file', keyFile, SPEECH]);
   t.equal(s.code, 0);

@@ -20,6 +20,7 @@ import { sendPcm } from '../../gateway/src/talk/send.js';
 import { startMosquitto } from '../helpers/brokers.js';
 import { FIXTURES } from '../helpers/cli.js';
 import { pttFifo, runGateway, tmp, writeConfig } from '../bridge/helpers.js';
+import { DAEMON_FLAGS } from './memory.js';
 
 const RATE = 48000;
 /** Capture period of the simulated sound card: 5 ms, as a low-latency ALSA setup delivers. */
@@ -175,8 +176,8 @@ export async function daemonRun(): Promise<Record<string, number | string>> {
     writeFileSync(file, encodeWav({ sampleRate: RATE, samples: all }));
     const fifo = pttFifo(dir);
     const extra = 'bridge:\n  hangMs: 0\n';
-    // As the systemd unit runs it: a 1 MB young generation keeps an idle daemon's heap small.
-    process.env.NODE_OPTIONS = '--max-semi-space-size=1';
+    // As the systemd unit runs it (a 1 MB young generation, one V8 helper thread).
+    process.env.NODE_OPTIONS = DAEMON_FLAGS;
     const b = runGateway(writeConfig(dir, { id: 'gw-b', broker: broker.url, radio: `  - name: b\n    ptt: { type: cm108, device: ${fifo.path} }\n    audio: { sampleRate: 48000, output: { type: 'null' } }`, extra }));
     await b.waitFor(/"event":"ready"/);
     await sleep(2000);

@@ -3,6 +3,7 @@ import { benchCodec } from './codec.js';
 import { benchLatency } from './latency.js';
 import { benchFanout } from './fanout.js';
 import { benchBridge } from './bridge.js';
+import { memoryRun } from './memory.js';
 
 const only = process.argv.slice(2);
 const want = (name: string) => only.length === 0 || only.includes(name);
@@ -40,4 +41,10 @@ if (want('bridge')) {
   console.log('\n## Bridge daemons (two `talkbridge run` processes, 20 s of speech bridged, then 1,000 short overs into B)');
   for (const [k, v] of Object.entries(b.daemon)) console.log(`  ${k.padEnd(48)} ${fmt(v)}`);
   console.log('  targets: CPU ≤ 1.3× native tools; RSS ≤ 60 MB idle and flat after 1,000 overs');
+}
+if (want('memory')) {
+  console.log('\n## Daemon memory (one `talkbridge run` bridging one radio on one channel, external Mosquitto, as the systemd unit runs it)');
+  const m = await memoryRun(2000, (...a: unknown[]) => console.log('  ', ...a));
+  console.log(`  idle RSS ${m.idleMB} MB; overs played ${m.played}`);
+  console.log('  target: RSS ≤ 60 MB idle and flat after 1,000 overs');
 }

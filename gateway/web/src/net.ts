@@ -52,6 +52,8 @@ export class BrokerConnection extends Emitter<{ state: [ConnState] }> {
       ...(o.username ? { username: o.username, password: o.password ?? '' } : {}),
       // A stale over replayed after an outage would be worse than lost audio.
       queueQoSZero: false,
+      // MQTT.js otherwise builds a cache of 65,536 small buffers (~7 MB) that a phone keeps for good.
+      writeCache: false,
       // An empty retained payload clears our presence when the connection dies.
       will: { topic: o.will.topic, payload: '', qos: o.will.qos, retain: o.will.retain },
     });

@@ -184,7 +184,6 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
       const h = s.holder;
       if (h && !h.self && this.st === 'idle') this.onChannelOverStart(s, h);
     }
-    this.watch = setInterval(() => this.check(), 50);
     this.log.info({ event: 'bridge', radio: this.radio, ptt: r.ptt.description, cos: r.cos.description, input: r.input?.description ?? null, output: r.output.description, transmit: this.o.transmit?.topics.channel ?? null, monitor: this.o.monitor.map((m) => m.topics.channel) }, `radio ${this.radio} bridged`);
   }
 
@@ -212,6 +211,14 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     const from = this.st;
     this.st = to;
     this.log.info({ event: 'state', radio: this.radio, from, to, reason }, `${this.radio}: ${from} → ${to} (${reason})`);
+    // The starvation and lockout checks matter only in those states: an idle gateway (most of its
+    // life) is not woken twenty times a second for nothing.
+    const watching = (to === 'tx' || to === 'lockout') && !this.stopped;
+    if (watching && !this.watch) this.watch = setInterval(() => this.check(), 50);
+    if (!watching && this.watch) {
+      clearInterval(this.watch);
+      this.watch = null;
+    }
     this.emit('state', from, to, reason);
   }
 

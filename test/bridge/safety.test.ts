@@ -4,6 +4,7 @@
  */
 import t, { type Test } from 'tap';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { startMosquitto } from '../helpers/brokers.js';
 import { FIXTURES, runCli, startCli } from '../helpers/cli.js';
 import { KEY, UNKEY, pttFifo, runGateway, tmp, writeConfig, sleep } from './helpers.js';
@@ -65,6 +66,12 @@ t.test('SIGKILL mid-over: the guard unkeys at once; reset afterwards leaves it i
   while (!(unkeyedAfter(at) || idle()) && Date.now() < until) await sleep(5);
   await sleep(300);
   t.ok(idle(), `the line ends unkeyed (${unkeyedAfter(at) ? `released ${unkeyedAfter(at)!.at - at} ms after SIGKILL` : 'already released by the watchdog'})`);
+  if (!idle()) {
+    // Seen once in CI and never reproduced here: keep what tells the guard's side of it.
+    t.comment(`reports: ${fifo.reports.map((r) => `${r.hex}@${r.at - at}`).join(' ')}`);
+    t.comment(`processes: ${spawnSync('ps', ['-eo', 'pid,ppid,stat,etimes,args'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => /ptt-guard|hidraw|cat /.test(l)).join(' | ')}`);
+    t.comment(`daemon output tail: ${b.events().slice(-8).map((e) => JSON.stringify(e)).join(' | ')}`);
+  }
   const before = fifo.reports.length;
   const r = await runCli(['reset', '--config', config]);
   t.equal(r.code, 0, `reset exits 0: ${r.stdout}${r.stderr}`);

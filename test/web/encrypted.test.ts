@@ -203,7 +203,8 @@ t.test('the page talks (fake microphone) → listen --key writes the speech', as
   t.equal(r.code, 0, `listen exits 0 (${r.stderr.trim()})`);
   t.match(r.stdout, /over 1: Ann \(web\)/, 'listen names the web talker');
   const pk = /packets (\d+) received \/ (\d+) lost \/ (\d+) late/.exec(r.stdout);
-  t.ok(pk && Number(pk[1]) >= 0.97 * (Number(pk[1]) + Number(pk[2]) + Number(pk[3])), `≥ 97 % of packets played (${pk?.[0]})`);
+  // Every packet must arrive; on a loaded CI machine a few may come after their playout time.
+  t.ok(pk && Number(pk[2]) === 0 && Number(pk[1]) >= 0.95 * (Number(pk[1]) + Number(pk[3])), `none lost, ≥ 95 % played in time (${pk?.[0]})`);
   const ref = await readWav(SPEECH);
   const got = await readWav(out);
   const secs = got.samples.length / got.sampleRate;

@@ -114,16 +114,19 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       if (http.redirect) log.info({ event: 'listening', service: 'http-redirect', port: http.redirect.port }, `team CA and redirect to HTTPS on http://${http.redirect.host}:${http.redirect.port}/ (phones: open it to install the CA)`);
     }
 
-    const urls = brokerUrls(config.broker);
-    if (!urls.length && broker) urls.push(`mqtt://${localHost(broker.tcp!.host)}:${broker.tcp!.port}`);
+    const configured = brokerUrls(config.broker);
+    const urls = configured.length ? configured : broker ? [`mqtt://${localHost(broker.tcp!.host)}:${broker.tcp!.port}`] : [];
     const brokerUrl = urls[0];
     if (!brokerUrl) throw new UserError('no broker: set broker.url (or broker.urls) or enable embeddedBroker');
 
     const connection = brokerConnection(config.broker, urls);
-    if (embeddedAuth && !brokerUrls(config.broker).length) Object.assign(connection, { username: embeddedAuth.internal.username, password: embeddedAuth.internal.password });
+    if (embeddedAuth && !configured.length) Object.assign(connection, { username: embeddedAuth.internal.username, password: embeddedAuth.internal.password });
     else if (connection.username !== undefined && connection.username !== config.gateway.id)
       // Brokers with talkbridge ACLs let a login publish only under its own name (docs/security.md).
       log.warn({ event: 'broker', username: connection.username, gatewayId: config.gateway.id }, `broker.username "${connection.username}" differs from gateway.id "${config.gateway.id}": a broker using talkbridge ACLs will drop this gateway's audio and status`);
+    // systemd's StateDirectory= (docs/operations.md): encrypted channels keep their replay memory
+    // there across restarts; without one it lasts a run.
+    const stateDir = process.env.STATE_DIRECTORY?.split(':')[0];
     for (const c of config.channels) {
       const clog = log.child({ module: 'channel', channel: c.name });
       const crypto = await createChannelCrypto({
@@ -134,8 +137,6 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         maxSkewMs: config.encryption.maxClockSkewSeconds * 1000,
         overlapMs: config.encryption.overlapMinutes * 60_000,
       });
-      // systemd's StateDirectory= (docs/operations.md); without one the memory lasts a run.
-      const stateDir = process.env.STATE_DIRECTORY?.split(':')[0];
       if (crypto && stateDir) {
         const save = keepReplayState(crypto, stateDir, clog);
         stack.push(save);

@@ -138,7 +138,7 @@ export class ChannelSession extends Emitter<SessionEvents> {
   private inbox: Promise<void> = Promise.resolve();
   /** Sealing is asynchronous too; publishing stays in the order messages were made. */
   private outbox: Promise<void> = Promise.resolve();
-  readonly wire: Wire;
+  private readonly wire: Wire;
   private readonly onMessage = (topic: string, payload: Uint8Array) => this.handle(topic, payload);
   private readonly onConnect = () => this.announce();
 
@@ -267,8 +267,8 @@ export class ChannelSession extends Emitter<SessionEvents> {
     // Our own echo is never played, never re-sent; our presence is ours to know already.
     if (t.sender === this.sender && t.kind !== 'presence') return;
     if (this.crypto) {
-      // Copy: MQTT.js may reuse the buffer before the queued work runs.
-      const data = payload.slice();
+      // A real copy (Buffer#slice would only be a view): the queued work runs after this handler returns.
+      const data = new Uint8Array(payload);
       this.inbox = this.inbox.then(() => this.handleSecure(t.kind, t.sender, data)).catch((err) => this.count('internal', (err as Error).message));
       return;
     }
@@ -284,14 +284,20 @@ export class ChannelSession extends Emitter<SessionEvents> {
       if (!m.ok) return this.count('control', m.reason);
       return this.onControl(t.sender, m.value);
     }
-    let p;
-    try {
-      p = decodePacket(payload);
-    } catch (err) {
-      return this.count(err instanceof PacketError ? `packet-${err.reason}` : 'packet', (err as Error).message);
-    }
+    const p = this.decode(payload);
+    if (!p) return;
     if (p.flags & Flag.ENCRYPTED) return this.count('encrypted', 'no key for this channel');
     this.onAudio(t.sender, p);
+  }
+
+  /** The packet, or null when it is malformed (counted by reason). */
+  private decode(payload: Uint8Array): AudioPacket | null {
+    try {
+      return decodePacket(payload);
+    } catch (err) {
+      this.count(err instanceof PacketError ? `packet-${err.reason}` : 'packet', (err as Error).message);
+      return null;
+    }
   }
 
   private onPresence(sender: string, payload: Uint8Array): void {
@@ -326,12 +332,8 @@ export class ChannelSession extends Emitter<SessionEvents> {
       }
       return this.onControl(sender, m.value);
     }
-    let p;
-    try {
-      p = decodePacket(payload);
-    } catch (err) {
-      return this.count(err instanceof PacketError ? `packet-${err.reason}` : 'packet', (err as Error).message);
-    }
+    const p = this.decode(payload);
+    if (!p) return;
     const r = await c.openAudio(sender, p, now);
     if (!r.ok) return this.count(r.reason, r.detail);
     p.frames = r.value;

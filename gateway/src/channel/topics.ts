@@ -69,6 +69,15 @@ export class ChannelTopics {
   }
 }
 
+/**
+ * The sender id a broker login talks as: brokers with talkbridge ACLs let a user publish only under
+ * its own name (one login per device). Null when the user name cannot be a sender id — such a
+ * broker cannot pin topics to it anyway, so the caller picks its own id.
+ */
+export function loginSender(user: string | undefined): string | null {
+  return user !== undefined && SENDER.test(user) ? user : null;
+}
+
 /** A sender id that is readable in logs and unique enough: name slug + 8 random hex digits. */
 export function makeSenderId(name: string, random: (n: number) => Uint8Array = (n) => globalThis.crypto.getRandomValues(new Uint8Array(n))): string {
   const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'talker';

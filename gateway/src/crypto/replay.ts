@@ -61,15 +61,8 @@ export class ReplayGuard {
   /** An authenticated audio packet: seq within over `stream` that started at `start` (sender clock). */
   packet(sender: string, stream: string, start: number, seq: number, timestamp: number, now: number): ReplayVerdict {
     if (this.stale(timestamp, now)) return 'stale';
-    const s = this.state(sender);
-    let st = s.streams.get(stream);
-    if (!st) {
-      if (start < s.newestStart - this.slackMs) return 'replay';
-      st = { top: -1, mask: 0n };
-      s.streams.set(stream, st);
-      if (s.streams.size > MAX_STREAMS_PER_SENDER) s.streams.delete(s.streams.keys().next().value as string);
-      if (start > s.newestStart) s.newestStart = start;
-    }
+    const st = this.stream(this.state(sender), stream, start);
+    if (!st) return 'replay';
     if (seq > st.top) {
       const shift = BigInt(seq - st.top);
       st.mask = shift >= WINDOW ? 1n : ((st.mask << shift) | 1n) & ((1n << WINDOW) - 1n);
@@ -87,14 +80,20 @@ export class ReplayGuard {
   /** The start of an over announced on the control topic (authenticated). */
   overStart(sender: string, stream: string, start: number, now: number): ReplayVerdict {
     if (this.stale(start, now)) return 'stale';
-    const s = this.state(sender);
+    const st = this.stream(this.state(sender), stream, start);
+    return !st || st.top === FINISHED ? 'replay' : null;
+  }
+
+  /** A stream's window; a stream new to us is admitted only if it is not older than the sender's newest over. */
+  private stream(s: SenderState, stream: string, start: number): StreamState | null {
     const known = s.streams.get(stream);
-    if (known) return known.top === FINISHED ? 'replay' : null;
-    if (start < s.newestStart - this.slackMs) return 'replay';
-    s.streams.set(stream, { top: -1, mask: 0n });
+    if (known) return known;
+    if (start < s.newestStart - this.slackMs) return null;
+    const st = { top: -1, mask: 0n };
+    s.streams.set(stream, st);
     if (s.streams.size > MAX_STREAMS_PER_SENDER) s.streams.delete(s.streams.keys().next().value as string);
     if (start > s.newestStart) s.newestStart = start;
-    return null;
+    return st;
   }
 
   /**

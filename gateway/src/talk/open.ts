@@ -1,7 +1,7 @@
 /** Connects to a broker and joins one talk channel: the common start of send, listen and the daemon. */
 import type { MqttClient } from 'mqtt';
 import { ChannelSession, type SessionOptions } from '../channel/session.js';
-import { makeSenderId, validateSender } from '../channel/topics.js';
+import { loginSender, makeSenderId } from '../channel/topics.js';
 import type { Source } from '../channel/control.js';
 import type { ChannelCrypto } from '../crypto/channel-crypto.js';
 import { loadOpusWasm } from '../codec/opus-node.js';
@@ -41,20 +41,11 @@ export interface OpenChannel {
 export { SOFTWARE } from '../core/version.js';
 import { SOFTWARE } from '../core/version.js';
 
-function isSenderId(s: string): boolean {
-  try {
-    validateSender(s);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export async function openChannel(o: OpenOptions): Promise<OpenChannel> {
   const wasm = await loadOpusWasm();
-  const user = o.connection?.username;
-  const fromLogin = o.sender === undefined && user !== undefined && isSenderId(user);
-  const sender = o.sender ?? (fromLogin ? user : makeSenderId(o.name));
+  const login = o.sender === undefined ? loginSender(o.connection?.username) : null;
+  const fromLogin = login !== null;
+  const sender = o.sender ?? login ?? makeSenderId(o.name);
   const client = await connect({
     ...o.connection,
     url: o.url,

@@ -5,7 +5,7 @@
  * localStorage, and where a channel key may be kept on the device. Pure functions over strings and
  * a Storage, unit-tested in Node.
  */
-import { DEFAULT_PREFIX, TopicError, normalizeChannel, validatePrefix, validateSender } from '../../src/channel/topics.js';
+import { DEFAULT_PREFIX, TopicError, normalizeChannel, validatePrefix } from '../../src/channel/topics.js';
 import { KeyError, formatKey, parseKey } from '../../src/crypto/keys.js';
 import { OPUS_DEFAULTS } from '../../src/codec/codec.js';
 
@@ -147,23 +147,6 @@ export function userProblem(user: string): string | null {
   if (user.length > MAX_USER) return `a user name is at most ${MAX_USER} characters`;
   if (/[\s\u0000-\u001f]/.test(user)) return 'a user name has no spaces or control characters';
   return null;
-}
-
-/**
- * The sender id for a join, mirroring talk/open.ts: with a login that is a valid sender id, the
- * user name itself — the broker's ACL lets a login publish only on topics ending in its own name —
- * else the page's own id for the name (fallback()).
- */
-export function senderForLogin(user: string | undefined, fallback: () => string): string {
-  if (user !== undefined) {
-    try {
-      validateSender(user);
-      return user;
-    } catch {
-      /* a user name no sender id can be: the broker's ACL cannot pin topics to it anyway */
-    }
-  }
-  return fallback();
 }
 
 /** True when the fragment carries a key, which the page then takes out of the address bar. */

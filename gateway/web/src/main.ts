@@ -4,7 +4,7 @@
  * received (each replayable) and every connection and microphone state.
  */
 import { ChannelSession, type AudioFrame, type OverReport, type TalkerInfo } from '../../src/channel/session.js';
-import { makeSenderId } from '../../src/channel/topics.js';
+import { loginSender, makeSenderId } from '../../src/channel/topics.js';
 import { createChannelCrypto } from '../../src/crypto/channel-crypto.js';
 import { KeyError, formatKey, keyFromPassphrase, parseKey } from '../../src/crypto/keys.js';
 import { AudioEngine } from './audio.js';
@@ -23,7 +23,6 @@ import {
   loadName,
   type Login,
   loginFor,
-  senderForLogin,
   storeLogin,
   userProblem,
   loadRecent,
@@ -388,7 +387,7 @@ async function join(params: JoinParams): Promise<void> {
     return;
   }
   if (audio.suspended) banner('Tap anywhere to turn on sound', 'info');
-  const sender = senderForLogin(params.user, () => senderFor(params.name));
+  const sender = loginSender(params.user) ?? senderFor(params.name);
   const will = ChannelSession.willFor(params.prefix, params.channel, sender);
   // As talk/open.ts: two tabs (or a tab and a CLI) on one login must not kick each other off.
   const clientId = (sender === params.user ? `tb-${makeSenderId('').slice(-8)}-${sender}` : `tb-${sender}`).slice(0, 64);

@@ -30,9 +30,12 @@ export function pttFifo(dir: string, name = 'hidraw-b'): { path: string; reports
   const p = path.join(dir, name);
   execFileSync('mkfifo', [p]);
   const reports: Array<{ hex: string; at: number }> = [];
-  // A separate reader: a blocking FIFO read inside node would pin a libuv thread. The reader
-  // re-opens the FIFO every time the writer closes it (each guard write is one open/close).
-  const proc = spawn('bash', ['-c', `while true; do cat "${p}"; done`], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
+  // A separate reader: a blocking FIFO read inside node would pin a libuv thread. It holds the
+  // FIFO open read-write, so it never sees end-of-file when a writer closes. (A reader that
+  // re-opened the FIFO after each end-of-file lost the guard's release now and then: a write
+  // landing between cat's end-of-file and its close is discarded with the pipe. That was the
+  // one CI failure of the SIGKILL test; a real hidraw node has no such gap.)
+  const proc = spawn('bash', ['-c', 'exec 3<>"$1"; exec cat <&3', 'reader', p], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
   let pending = Buffer.alloc(0);
   proc.stdout!.on('data', (d: Buffer) => {
     pending = Buffer.concat([pending, d]);

@@ -65,11 +65,19 @@ class Out0 extends Emitter<AudioOutEvents> implements AudioOut {
   readonly description = 'bench';
   readonly sampleRate = RATE;
   readonly state = 'running' as const;
-  /** [time the block was handed over, samples written before it, block] */
+  /**
+   * [time the block's first sample is played, samples written before it, block]. A card plays in
+   * real time: a block handed over while earlier audio is still playing waits its turn (audio held
+   * back during the TX delay and then written at once delays everything after it). Only the card's
+   * own buffer is left out ("sound-card buffers aside").
+   */
   blocks: Array<[number, number, Int16Array]> = [];
   private n = 0;
+  private playedUntil = 0;
   write(s: Int16Array) {
-    this.blocks.push([performance.now(), this.n, s]);
+    const at = Math.max(performance.now(), this.playedUntil);
+    this.playedUntil = at + (s.length * 1000) / RATE;
+    this.blocks.push([at, this.n, s]);
     this.n += s.length;
     return true;
   }
@@ -98,7 +106,9 @@ export async function latencyRun(framesPerPacket: number): Promise<Record<string
     const a = await mk('a', { cos: acos, input: ain, output: new Out0() }, chA);
     const b = await mk('b', { cos: new Cos0(), input: null, output: bout }, chB);
     await sleep(300);
-    // 24 overs of 2.5 s, each with five 60 ms tone bursts starting on block boundaries (every 500 ms).
+    // 24 overs of 2.5 s, each with five 60 ms tone bursts, one per 500 ms. Speech does not start on
+    // codec frame boundaries: the bursts' offsets step through a whole 40 ms packet in 5 ms blocks
+    // (0–35 ms), so every phase against the packetisation is measured equally often.
     const h = monitorEventLoopDelay({ resolution: 1 });
     h.enable();
     const marks: number[] = [];
@@ -114,10 +124,11 @@ export async function latencyRun(framesPerPacket: number): Promise<Record<string
         const wait = due - performance.now();
         if (wait > 0) await sleep(wait);
         const blk = new Int16Array(BLOCK);
-        const burst = k % per >= 8 && k % per < 20; // 60 ms burst every 500 ms
+        const first = 8 + ((over * 5 + Math.floor(k / per)) % 8);
+        const burst = k % per >= first && k % per < first + 12; // 60 ms burst every 500 ms
         if (burst) for (let i = 0; i < BLOCK; i++) blk[i] = Math.round(12000 * Math.sin((2 * Math.PI * 1000 * (k * BLOCK + i)) / RATE));
         // The block's first sample was captured one period before the block is delivered.
-        if (k % per === 8) starts.push(performance.now() - BLOCK_MS);
+        if (k % per === first) starts.push(performance.now() - BLOCK_MS);
         ain.emit('data', blk);
       }
       acos.set(false);

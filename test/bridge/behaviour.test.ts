@@ -74,6 +74,46 @@ async function talk(t: Test, broker: TestBroker, seconds: number, ch = 'link') {
   return sendPcm(c.session, enc, { sampleRate: 16000, samples }, { framesPerPacket: 2, frameMs: 20, fast: false });
 }
 
+t.test('PTT keys on the over’s START, before its audio: the TX delay runs meanwhile instead of delaying the over', async (t) => {
+  const { broker, ether } = await setup(t);
+  const b = await gateway(t, broker, ether, 'gw-b', { config: { txDelayMs: 400 } });
+  const c = await channel(t, broker, 'base');
+  await sleep(200);
+  const enc = await createEncoder({ sampleRate: 16000, frameMs: 20, bitrate: 16000, complexity: 5 });
+  const over = c.session.talk({ sampleRate: 16000, frameMs: 20, framesPerPacket: 2 });
+  if ('busy' in over) throw new Error('channel busy');
+  const start = performance.now();
+  let keyedAt = 0;
+  while (!b.radio.ptt.keyed && performance.now() - start < 2000) await sleep(2);
+  keyedAt = performance.now();
+  t.ok(b.radio.ptt.keyed, `keyed ${Math.round(keyedAt - start)} ms after START`);
+  t.equal(b.radio.output.written, 0, 'no audio yet');
+  // The talker's first audio comes 600 ms after its START (a slow press, a slow link): the 400 ms
+  // TX delay is over by then, so audio goes out as it arrives.
+  await sleep(600 - (performance.now() - start));
+  const firstSent = performance.now();
+  let firstWrite = 0;
+  for (let k = 0; k < 25; k++) {
+    const at = firstSent + k * 40;
+    while (performance.now() < at) {
+      if (!firstWrite && b.radio.output.written > 0) firstWrite = performance.now();
+      await sleep(1);
+    }
+    const pcm = speech.samples.subarray(16000 + k * 640, 16000 + (k + 1) * 640);
+    over.send([enc.encode(pcm.subarray(0, 320)), enc.encode(pcm.subarray(320, 640))]);
+  }
+  over.end('done');
+  while (!firstWrite && performance.now() - firstSent < 3000) {
+    if (b.radio.output.written > 0) firstWrite = performance.now();
+    await sleep(1);
+  }
+  t.ok(keyedAt < firstSent, 'keyed before the first audio was even sent');
+  t.ok(firstWrite > 0 && firstWrite - firstSent < 300, `first audio to the transmitter ${Math.round(firstWrite - firstSent)} ms after it was sent, not held for the 400 ms TX delay`);
+  await sleep(1500);
+  t.notOk(b.radio.ptt.keyed, 'unkeyed after the over and its hang time');
+  t.equal(b.radio.ptt.keyCount, 1);
+});
+
 t.test('two gateways on one frequency and one channel: a network over is transmitted, never echoed back', async (t) => {
   const { broker, ether } = await setup(t);
   const a = await gateway(t, broker, ether, 'gw-a');

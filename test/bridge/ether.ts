@@ -3,6 +3,11 @@
  * transmitted audio reaches every other radio's receiver and opens their carrier detect; a handheld
  * can transmit on it too. The bridge only ever sees its small driver interfaces (radio/types.ts),
  * so this stands exactly where the hardware drivers stand.
+ *
+ * A carrier is not instant on real radios: the transmitter needs time to key up (PLL lock, power
+ * ramp) and the receiver's squelch to open — tens of milliseconds, which is why gateways have a TX
+ * delay at all. Other radios' carrier detect opens `keyUpMs` after a radio keys (40 ms here, at the
+ * quick end of real sets); it closes as soon as the transmitter unkeys.
  */
 import { Emitter } from '../../gateway/src/core/emitter.js';
 import type { AudioIn, AudioInEvents, AudioOut, AudioOutEvents, AudioState, CarrierDetect, CarrierEvents, Levels, Ptt, PttEvents } from '../../gateway/src/radio/types.js';
@@ -16,8 +21,9 @@ export class Ether {
   private handheld: Int16Array | null = null;
   private pos = 0;
   private timer: NodeJS.Timeout;
+  private pending: NodeJS.Timeout | null = null;
 
-  constructor() {
+  constructor(readonly keyUpMs = 40) {
     // Every 20 ms each receiver gets what is on the air (silence when nothing is).
     this.timer = setInterval(() => this.tick(), 20);
   }
@@ -40,7 +46,13 @@ export class Ether {
   }
 
   update(): void {
-    for (const r of this.radios) r.cos.set(this.handheld !== null || this.radios.some((o) => o !== r && o.ptt.keyed));
+    const now = performance.now();
+    const onAir = (o: SimRadio) => o.ptt.keyed && now - o.ptt.keyedAt >= this.keyUpMs;
+    for (const r of this.radios) r.cos.set(this.handheld !== null || this.radios.some((o) => o !== r && onAir(o)));
+    // A transmitter still keying up comes on the air later.
+    const next = Math.min(...this.radios.filter((o) => o.ptt.keyed && !onAir(o)).map((o) => o.ptt.keyedAt + this.keyUpMs));
+    if (this.pending) clearTimeout(this.pending);
+    this.pending = Number.isFinite(next) ? setTimeout(() => this.update(), Math.max(1, Math.ceil(next - now))) : null;
   }
 
   private tick(): void {
@@ -64,18 +76,23 @@ export class Ether {
 
   close(): void {
     clearInterval(this.timer);
+    if (this.pending) clearTimeout(this.pending);
   }
 }
 
 class SimPtt extends Emitter<PttEvents> implements Ptt {
   keyed = false;
+  keyedAt = 0;
   keyCount = 0;
   constructor(readonly description: string, private readonly ether: Ether) {
     super();
   }
   async open() {}
   async key() {
-    if (!this.keyed) this.keyCount++;
+    if (!this.keyed) {
+      this.keyCount++;
+      this.keyedAt = performance.now();
+    }
     this.keyed = true;
     this.emit('state', true);
     this.ether.update();

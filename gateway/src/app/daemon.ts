@@ -8,6 +8,7 @@ import type { Logger } from '../core/log.js';
 import type { EmbeddedBroker } from '../broker/embedded.js';
 import type { HttpServer } from '../http/server.js';
 import { type OpenChannel, SOFTWARE, openChannel } from '../talk/open.js';
+import type { OpusRate } from '../channel/session.js';
 import { UserError } from '../core/errors.js';
 import { Bridge } from '../bridge/bridge.js';
 import { createEncoder } from '../codec/opus-node.js';
@@ -19,6 +20,8 @@ import { brokerOf } from '../net/failover.js';
 import type { Uplink } from '../net/uplink.js';
 import { type Monitor, startMonitor, statusClientId, statusWill } from './status.js';
 import { type Notifier, createNotifier } from './sd-notify.js';
+
+const OPUS_RATES: ReadonlySet<number> = new Set([8000, 12000, 16000, 24000, 48000]);
 
 export interface Daemon {
   broker: EmbeddedBroker | null;
@@ -129,6 +132,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     const stateDir = process.env.STATE_DIRECTORY?.split(':')[0];
     for (const c of config.channels) {
       const clog = log.child({ module: 'channel', channel: c.name });
+      // The sound cards that play this channel: at one Opus rate, the decoder produces it directly.
+      const playRates = new Set(config.bridge.links.filter((l) => l.monitor.includes(c.name.toLowerCase())).map((l) => config.radios.find((r) => r.name === l.radio)!.audio.sampleRate));
+      const [only] = playRates;
+      const decodeRate = playRates.size === 1 && OPUS_RATES.has(only!) ? (only as OpusRate) : undefined;
       const crypto = await createChannelCrypto({
         channel: c.name,
         keys: c.keys,
@@ -152,6 +159,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         source: 'radio',
         silenceMs: config.floor.silenceMs,
         jitter: config.jitter,
+        decodeRate,
         onRetry: (err, attempt, next, url) => clog.warn({ event: 'broker', state: 'waiting', attempt, retryMs: next, next: url, err: err.message }, `${err.message}; ${urls.length > 1 ? `trying ${url} ` : 'retrying '}${next ? `in ${(next / 1000).toFixed(1)} s` : 'now'}`),
       });
       channels.push(ch);

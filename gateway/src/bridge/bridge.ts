@@ -29,6 +29,9 @@ import { resampleAll } from '../audio/resample.js';
 import type { BridgeConfig } from './schema.js';
 import type { BridgeCounters, BridgeEvents, BridgeState, BridgeStatus, BridgeView, OverInfo } from './types.js';
 
+/** How much longer than starvationMs an over's first audio may take after its START (ms). */
+const FIRST_AUDIO_GRACE_MS = 500;
+
 export interface RadioIo {
   name: string;
   ptt: Ptt;
@@ -79,7 +82,8 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   private txStream: string | null = null;
   private txInfo: OverInfo | null = null;
   private txSession: ChannelSession | null = null;
-  private readonly txResampler: Resampler | null;
+  /** From the rate the channel's audio arrives at (the codec's, or the card's when decoded to it). */
+  private txResampler: Resampler | null = null;
   private readonly txChain: Stage;
   private txStartAt = 0;
   private txQueue: Int16Array[] = [];
@@ -88,7 +92,8 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   private keyedSince: number | null = null;
   private totTimer: NodeJS.Timeout | null = null;
   private hangTimer: NodeJS.Timeout | null = null;
-  private watch: NodeJS.Timeout | null = null;
+  private starveTimer: NodeJS.Timeout | null = null;
+  private lockoutPoll: NodeJS.Timeout | null = null;
   private holdoffUntil = 0;
   private lastChannelOverEnd = -Infinity;
   private lastId = -Infinity;
@@ -96,7 +101,7 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   private announcement: Float32Array | null = null;
   private readonly skipped = new Set<string>();
   /** busyPolicy "wait": a network over held while the radio receives. */
-  private held: { session: ChannelSession; info: TalkerInfo; pcm: Int16Array[]; samples: number; ended: boolean } | null = null;
+  private held: { session: ChannelSession; info: TalkerInfo; pcm: Int16Array[]; rate: number; samples: number; ended: boolean } | null = null;
 
   constructor(private readonly o: BridgeOptions) {
     super();
@@ -116,7 +121,6 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     rx.push(limiter(rate, { ceilingDb: -1, releaseMs: 80 }));
     this.rxChain = chain(rx);
     const outRate = o.radio.output.sampleRate;
-    this.txResampler = outRate === rate ? null : new Resampler(rate, outRate);
     this.txChain = limiter(outRate, { ceilingDb: this.c.txAudio.limiterDb, releaseMs: 80 });
   }
 
@@ -174,7 +178,7 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
       const monitored = this.o.monitor.includes(s);
       this.offs.push(
         s.on('overEnd', (rep) => this.onChannelOverEnd(s, rep, monitored)),
-        ...(monitored ? [s.on('overStart', (info) => this.onChannelOverStart(s, info)), s.on('audio', (f) => this.onChannelAudio(f))] : []),
+        ...(monitored ? [s.on('floor', (h) => this.onFloor(s, h)), s.on('overStart', (info) => this.onChannelOverStart(s, info)), s.on('audio', (f) => this.onChannelAudio(f))] : []),
       );
     }
     await r.cos.start();
@@ -191,8 +195,8 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.watch) clearInterval(this.watch);
-    for (const t of [this.rxTimer, this.totTimer, this.hangTimer, this.txFlushTimer]) if (t) clearTimeout(t);
+    if (this.lockoutPoll) clearInterval(this.lockoutPoll);
+    for (const t of [this.rxTimer, this.totTimer, this.hangTimer, this.txFlushTimer, this.starveTimer]) if (t) clearTimeout(t);
     if (this.st === 'rx') this.endRx('aborted');
     for (const off of this.offs.splice(0)) off();
     const r = this.o.radio;
@@ -211,13 +215,18 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     const from = this.st;
     this.st = to;
     this.log.info({ event: 'state', radio: this.radio, from, to, reason }, `${this.radio}: ${from} → ${to} (${reason})`);
-    // The starvation and lockout checks matter only in those states: an idle gateway (most of its
-    // life) is not woken twenty times a second for nothing.
-    const watching = (to === 'tx' || to === 'lockout') && !this.stopped;
-    if (watching && !this.watch) this.watch = setInterval(() => this.check(), 50);
-    if (!watching && this.watch) {
-      clearInterval(this.watch);
-      this.watch = null;
+    // Checks run only in the states they guard: an idle gateway (most of its life) is never woken
+    // for them, and a transmitting one once per starvation period, not per frame.
+    if (to === 'tx' && !this.stopped) this.armStarvation();
+    else if (this.starveTimer) {
+      clearTimeout(this.starveTimer);
+      this.starveTimer = null;
+    }
+    // Lockout ends on the floor event that leaves the channels quiet; the poll is a backstop.
+    if (to === 'lockout' && !this.stopped) this.lockoutPoll ??= setInterval(() => this.checkLockout(), 500);
+    else if (this.lockoutPoll) {
+      clearInterval(this.lockoutPoll);
+      this.lockoutPoll = null;
     }
     this.emit('state', from, to, reason);
   }
@@ -329,7 +338,19 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
 
   // ---- channel → radio ----------------------------------------------------------------------
 
+  /**
+   * The floor changed hands. A new talker's START arrives a packet time (or more) before its first
+   * audio can play: keying now lets the TX delay run out meanwhile instead of holding back, and so
+   * delaying, the whole over.
+   */
+  private onFloor(s: ChannelSession, h: TalkerInfo | null): void {
+    if (this.st === 'lockout') this.checkLockout();
+    if (h && !h.self) this.onChannelOverStart(s, h);
+  }
+
   private onChannelOverStart(s: ChannelSession, info: TalkerInfo): void {
+    // Each over comes here twice: when it takes the floor and when its first audio plays.
+    if (info.stream === this.txStream || info.stream === this.held?.info.stream || this.skipped.has(info.stream)) return;
     const desc = `${info.name} on ${s.topics.channel}`;
     if (this.st === 'lockout') {
       this.skip(info.stream, `locked out after a time-out: ${desc} not transmitted`);
@@ -340,7 +361,7 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
       if (this.c.busyPolicy === 'preempt') {
         if (this.st === 'rx') this.endRx('preempted');
       } else if (this.c.busyPolicy === 'wait' && !this.held) {
-        this.held = { session: s, info, pcm: [], samples: 0, ended: false };
+        this.held = { session: s, info, pcm: [], rate: this.rate, samples: 0, ended: false };
         this.log.info({ event: 'tx-held', radio: this.radio, stream: info.stream }, `${this.radio}: radio is receiving: ${desc} held until it is quiet`);
         return;
       } else {
@@ -363,9 +384,9 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     this.held = null;
     if (h.pcm.length === 0 && h.ended) return;
     this.startTx(h.session, h.info);
-    for (const pcm of h.pcm) this.play(pcm);
+    for (const pcm of h.pcm) this.play(pcm, h.rate);
     // Starvation counts from the end of what is already queued.
-    this.lastValid = this.txStartAt + (h.samples * 1000) / this.rate;
+    this.lastValid = this.txStartAt + (h.samples * 1000) / h.rate;
     if (h.ended) this.endTx('held over played');
   }
 
@@ -384,7 +405,9 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     this.txSession = s;
     this.txInfo = { direction: 'channel-to-radio', channel: s.topics.channel, stream: info.stream, talker: info.name, since: Date.now() };
     this.txQueue = [];
-    this.lastValid = now;
+    // Keyed at the START, the first audio is still a packet and a jitter buffer away: starvation
+    // counts from FIRST_AUDIO_GRACE_MS on, so a slow first packet does not unkey.
+    this.lastValid = now + FIRST_AUDIO_GRACE_MS;
     this.counters.oversToRadio++;
     this.go('tx', `over from ${info.name} on ${s.topics.channel}`);
     this.emit('over', 'start', this.txInfo, 'over started');
@@ -439,8 +462,9 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     const h = this.held;
     if (h && f.stream === h.info.stream) {
       h.pcm.push(f.pcm);
+      h.rate = f.sampleRate;
       h.samples += f.pcm.length;
-      if (h.samples > this.c.waitMaxSeconds * this.rate) {
+      if (h.samples > this.c.waitMaxSeconds * f.sampleRate) {
         this.held = null;
         this.counters.refusedBusy++;
         this.skip(f.stream, `held over longer than ${this.c.waitMaxSeconds} s: dropped`);
@@ -449,12 +473,16 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     }
     if (f.stream !== this.txStream || this.st !== 'tx') return;
     if (!f.concealed) this.lastValid = performance.now();
-    this.play(f.pcm);
+    // Audio flowing is proof of a live event loop: the PTT watchdog needs no timer of its own meanwhile.
+    this.o.radio.ptt.alive?.();
+    this.play(f.pcm, f.sampleRate);
   }
 
-  /** Codec-rate PCM to the transmitter, held back until the TX delay has passed. */
-  private play(pcm: Int16Array): void {
-    const up = this.txResampler ? this.txResampler.process(pcm) : pcm;
+  /** PCM to the transmitter, held back until the TX delay has passed. */
+  private play(pcm: Int16Array, rate: number): void {
+    const outRate = this.o.radio.output.sampleRate;
+    if (rate !== outRate && this.txResampler?.inRate !== rate) this.txResampler = new Resampler(rate, outRate);
+    const up = rate === outRate ? pcm : this.txResampler!.process(pcm);
     const f = toFloat(up);
     this.txChain.process(f);
     const out = toInt16(f);
@@ -547,14 +575,24 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     for (const s of this.o.monitor) s.notice('timeout', `${this.radio}: transmitter timed out after ${secs} s; locked out until the channel is quiet`);
   }
 
-  /** Runs every 50 ms: starvation, lockout release. */
-  private check(): void {
-    const now = performance.now();
-    if (this.st === 'tx' && now - this.lastValid > this.c.starvationMs) {
-      this.counters.starvations++;
-      this.log.warn({ event: 'starvation', radio: this.radio, ms: Math.round(now - this.lastValid) }, `${this.radio}: no audio for ${Math.round(now - this.lastValid)} ms, unkeyed`);
-      this.abortTx('no audio (starvation)');
-    }
+  /** Due when the last valid audio is `starvationMs` old; valid audio since then re-arms it. */
+  private armStarvation(): void {
+    if (this.starveTimer) clearTimeout(this.starveTimer);
+    const wait = this.lastValid + this.c.starvationMs - performance.now();
+    this.starveTimer = setTimeout(() => this.checkStarvation(), Math.max(0, Math.ceil(wait)) + 1);
+  }
+
+  private checkStarvation(): void {
+    this.starveTimer = null;
+    if (this.st !== 'tx' || this.stopped) return;
+    const silent = performance.now() - this.lastValid;
+    if (silent <= this.c.starvationMs) return this.armStarvation();
+    this.counters.starvations++;
+    this.log.warn({ event: 'starvation', radio: this.radio, ms: Math.round(silent) }, `${this.radio}: no audio for ${Math.round(silent)} ms, unkeyed`);
+    this.abortTx('no audio (starvation)');
+  }
+
+  private checkLockout(): void {
     if (this.st === 'lockout' && this.o.monitor.every((s) => !s.holder || s.holder.self)) this.go('idle', 'channel quiet after time-out');
   }
 }

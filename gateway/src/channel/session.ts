@@ -43,6 +43,9 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => performance.now(), wall: () => Date.now() };
 
+/** How early (ms) playout may hand out a frame: see schedule(). */
+const EARLY_MS = 1;
+
 export interface TalkerInfo {
   stream: string;
   sender: string;
@@ -58,6 +61,8 @@ export interface OverReport extends TalkerInfo {
   stats: OverStats;
   durationMs: number;
 }
+
+export type OpusRate = 8000 | 12000 | 16000 | 24000 | 48000;
 
 export interface AudioFrame {
   pcm: Int16Array;
@@ -89,7 +94,13 @@ export interface SessionOptions {
   source: Source;
   silenceMs: number;
   jitter?: Partial<Omit<JitterOptions, 'frameMs'>>;
-  createDecoder: (s: { sampleRate: 8000 | 12000 | 16000 | 24000 | 48000; frameMs: 2.5 | 5 | 10 | 20 | 40 | 60 }) => FrameDecoder;
+  createDecoder: (s: { sampleRate: OpusRate; frameMs: 2.5 | 5 | 10 | 20 | 40 | 60 }) => FrameDecoder;
+  /**
+   * Rate to decode to, when everything that plays this channel runs at one rate (a gateway's sound
+   * cards, usually 48 kHz): Opus decodes to any of its rates itself, far cheaper than decoding at
+   * the stream's rate and resampling in JavaScript. Default: the stream's own rate.
+   */
+  decodeRate?: OpusRate;
   clock?: Clock;
   software?: string;
   /**
@@ -217,7 +228,7 @@ export class ChannelSession extends Emitter<SessionEvents> {
       this.mqtt.subscribe(this.topics.all, { qos: 1 }, (err) => (err ? reject(new Error(`subscribe to ${this.topics.all} refused: ${err.message}`)) : resolve())),
     );
     this.announce();
-    this.tickTimer = setInterval(() => this.tick(), 100);
+    this.ensureTick();
   }
 
   /** Clears our presence and stops; an over in progress ends first. */
@@ -435,6 +446,7 @@ export class ChannelSession extends Emitter<SessionEvents> {
       this.emit('floor', this.holder);
       this.schedule();
     }
+    this.ensureTick();
     // Streams that are active but not holding the floor only buffer; drop their state when they end.
     for (const [stream] of this.incoming) if (!this.floor.isActive(stream) && this.floor.isEnded(stream)) this.finish(stream, reason ?? 'done');
   }
@@ -444,6 +456,16 @@ export class ChannelSession extends Emitter<SessionEvents> {
     // talker holding the button past silenceMs saw the channel as clear while still on air.
     if (this.outgoing?.active) this.floor.heard(this.outgoing.stream, this.clock.now());
     this.apply(this.floor.tick(this.clock.now()));
+    // A quiet channel needs no silence check: a gateway waits most of its life, and on a Pi every
+    // wake-up costs. The next claim (apply) starts it again.
+    if (!this.floor.busy && this.tickTimer) {
+      clearInterval(this.tickTimer);
+      this.tickTimer = null;
+    }
+  }
+
+  private ensureTick(): void {
+    if (this.joined && !this.tickTimer && this.floor.busy) this.tickTimer = setInterval(() => this.tick(), 100);
   }
 
   /** Arms the playout timer for the holder's next due frame. */
@@ -455,7 +477,10 @@ export class ChannelSession extends Emitter<SessionEvents> {
     if (!inc) return;
     const due = inc.jb.nextDue();
     if (due === null) return;
-    this.playTimer = setTimeout(() => this.play(), Math.max(0, due - this.clock.now()));
+    // Node timers run on whole, slightly stale milliseconds: aimed at the exact due time, one lands
+    // a fraction early, finds nothing due and needs another wake-up 1 ms later. Waking up to
+    // EARLY_MS before and playing what is due by then costs nothing (the output is buffered).
+    this.playTimer = setTimeout(() => this.play(), Math.max(0, Math.ceil(due - this.clock.now() - EARLY_MS)));
   }
 
   private play(): void {
@@ -463,7 +488,7 @@ export class ChannelSession extends Emitter<SessionEvents> {
     const h = this.floor.holder;
     const inc = h && this.incoming.get(h.stream);
     if (!inc) return;
-    const now = this.clock.now();
+    const now = this.clock.now() + EARLY_MS;
     for (let item = inc.jb.pop(now); item; item = inc.jb.pop(now)) {
       if (item.type === 'end') {
         this.apply(this.floor.release(inc.info.stream), inc.endReason);
@@ -472,7 +497,7 @@ export class ChannelSession extends Emitter<SessionEvents> {
       }
       if (!inc.started) {
         inc.started = true;
-        inc.decoder = this.opts.createDecoder({ sampleRate: inc.sampleRate as 16000, frameMs: inc.frameMs as 20 });
+        inc.decoder = this.opts.createDecoder({ sampleRate: this.opts.decodeRate ?? (inc.sampleRate as OpusRate), frameMs: inc.frameMs as 20 });
         this.emit('overStart', inc.info);
       }
       let pcm: Int16Array;
@@ -486,7 +511,7 @@ export class ChannelSession extends Emitter<SessionEvents> {
       }
       this.emit('audio', {
         pcm,
-        sampleRate: inc.sampleRate,
+        sampleRate: inc.decoder!.sampleRate,
         stream: inc.info.stream,
         index: item.index,
         concealed,

@@ -27,6 +27,7 @@ export interface OpenOptions {
   sender?: string;
   silenceMs: number;
   jitter?: SessionOptions['jitter'];
+  decodeRate?: SessionOptions['decodeRate'];
   /** The channel's keys (encrypted channel), or none (clear). */
   crypto?: ChannelCrypto | null;
   onRetry?: ConnectOptions['onRetry'];
@@ -63,6 +64,7 @@ export async function openChannel(o: OpenOptions): Promise<OpenChannel> {
     source: o.source,
     silenceMs: o.silenceMs,
     jitter: o.jitter,
+    ...(o.decodeRate ? { decodeRate: o.decodeRate } : {}),
     software: SOFTWARE,
     crypto: o.crypto ?? undefined,
     createDecoder: (s) => wasm.createDecoder(s),

@@ -54,11 +54,12 @@ export class FileAudioIn extends Emitter<AudioInEvents> implements AudioIn {
     const t0 = performance.now();
     this.st = 'running';
     this.emit('state', 'running', this.description);
-    // Each frame is due at t0 + n·frame: timer lateness is caught up, never accumulated.
+    // Each frame is due at t0 + n·frame: timer lateness is caught up, never accumulated. A frame
+    // within 1 ms of due goes now: Node's whole-millisecond timers would otherwise wake us twice.
     const tick = () => {
       this.timer = null;
       if (this.closed) return;
-      while (performance.now() >= t0 + n * frameMs) {
+      while (performance.now() + 1 >= t0 + n * frameMs) {
         if (pos >= samples.length) {
           if (!this.o.loop) {
             this.st = 'stopped';
@@ -74,7 +75,7 @@ export class FileAudioIn extends Emitter<AudioInEvents> implements AudioIn {
         this.meter.add(chunk);
         this.emit('data', chunk);
       }
-      this.timer = setTimeout(tick, Math.max(1, t0 + n * frameMs - performance.now()));
+      this.timer = setTimeout(tick, Math.max(1, Math.ceil(t0 + n * frameMs - performance.now() - 1)));
     };
     tick();
   }

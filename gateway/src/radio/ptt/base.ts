@@ -6,6 +6,7 @@
 import { pino, type Logger } from 'pino';
 import { Emitter } from '../../core/emitter.js';
 import { type Ptt, type PttEvents, RadioError } from '../types.js';
+import type { PttGuard } from './guard.js';
 
 export const silentLog: Logger = pino({ level: 'silent' });
 
@@ -16,6 +17,8 @@ export abstract class PttBase extends Emitter<PttEvents> implements Ptt {
   private opened = false;
   private closed = false;
   private isKeyed = false;
+  /** The driver's guard process, if it has one (see guard.ts). */
+  protected guard: PttGuard | null = null;
 
   constructor(readonly description: string, protected readonly log: Logger = silentLog) {
     super();
@@ -24,6 +27,10 @@ export abstract class PttBase extends Emitter<PttEvents> implements Ptt {
 
   get keyed(): boolean {
     return this.isKeyed;
+  }
+
+  alive(): void {
+    this.guard?.alive();
   }
 
   /** Opens the device and drives it idle; a driver must not return with the line keyed. */

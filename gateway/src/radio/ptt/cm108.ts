@@ -37,7 +37,6 @@ function hidError(device: string, err: unknown): string {
 
 export class Cm108Ptt extends PttBase {
   private fd: FileHandle | null = null;
-  private guard: PttGuard | null = null;
   private presence: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: Cm108PttOptions) {

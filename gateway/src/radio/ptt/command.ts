@@ -19,7 +19,6 @@ export interface CommandPttOptions {
 }
 
 export class CommandPtt extends PttBase {
-  private guard: PttGuard | null = null;
 
   constructor(private readonly o: CommandPttOptions) {
     super('command PTT', o.log);

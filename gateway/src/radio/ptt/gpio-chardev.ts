@@ -22,7 +22,6 @@ export interface ChardevPttOptions {
 }
 
 export class ChardevPtt extends PttBase {
-  private guard: PttGuard | null = null;
   chip = '';
 
   constructor(private readonly o: ChardevPttOptions) {

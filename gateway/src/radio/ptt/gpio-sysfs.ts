@@ -48,7 +48,6 @@ export interface SysfsPttOptions {
 
 export class SysfsPtt extends PttBase {
   private gpio: GpioLike | null = null;
-  private guard: PttGuard | null = null;
   number = -1;
 
   constructor(private readonly o: SysfsPttOptions) {

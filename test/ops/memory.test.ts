@@ -95,6 +95,7 @@ t.test('a bridging gateway on an external broker loads only what it uses', async
   const r = await observe(t, 'bridge:\n  hangMs: 0\n', { trace: true });
   for (const p of NEVER) t.notOk(r.packages.has(p), `${p} is not loaded`);
   t.notOk(r.modules.some((m) => /\/dist\/http\//.test(m)), 'no web server code (http is disabled)');
+  t.notOk(r.packages.has('prom-client'), 'no prom-client: nothing could scrape /metrics');
   t.ok(r.packages.has('mqtt') && r.packages.has('pino'), 'the probe does see the packages the daemon uses');
   t.equal(r.numberCache, 0, "MQTT.js's 65,536-buffer number cache is never built");
 });
@@ -112,5 +113,6 @@ t.test('with the web port on, still no embedded broker code unless it is enabled
   const r = await observe(t, 'bridge:\n  hangMs: 0\n', { trace: true, web: `http:\n  enabled: true\n  host: 127.0.0.1\n  port: ${port}\n` });
   for (const p of NEVER) t.notOk(r.packages.has(p), `${p} is not loaded`);
   t.ok(r.modules.some((m) => /\/dist\/http\/server\.js$/.test(m)), 'the web server is loaded');
+  t.ok(r.packages.has('prom-client'), 'prom-client is loaded for /metrics');
   t.equal(r.numberCache, 0, 'no number cache');
 });

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { startMonitor } from '../../gateway/src/app/status.js';
+import { createMetrics } from '../../gateway/src/app/metrics.js';
 import { startHttpServer } from '../../gateway/src/http/server.js';
 import { FakeBridge, FakeChannel } from './fakes.js';
 import { sleep } from './helpers.js';
@@ -38,9 +39,9 @@ t.test('/metrics: names, types, and values that follow bridge and channel events
   const hf = new FakeBridge('hf');
   const vhf = new FakeBridge('vhf');
   const base = new FakeChannel('base');
-  const monitor = startMonitor({ prefix: 'tb/v1', gatewayId: 'gw-a', name: 'Hill top', version: 'talkbridge/0.1', bridges: [hf, vhf], channels: [base], client: null, minIntervalMs: 20, levelsMs: 5000 });
+  const monitor = startMonitor({ prefix: 'tb/v1', gatewayId: 'gw-a', name: 'Hill top', version: 'talkbridge/0.1', bridges: [hf, vhf], channels: [base], client: null, minIntervalMs: 20, levelsMs: 5000, createMetrics });
   t.teardown(() => monitor.stop());
-  const http = await startHttpServer({ host: '127.0.0.1', port: 0, routes: [monitor.metricsRoute] });
+  const http = await startHttpServer({ host: '127.0.0.1', port: 0, routes: [monitor.metricsRoute!] });
   t.teardown(() => http.close());
   const url = `http://127.0.0.1:${http.address.port}/metrics`;
   const scrape = async () => {
@@ -137,7 +138,7 @@ t.test('/metrics: names, types, and values that follow bridge and channel events
 t.test('healthy(): every channel connected and every radio audio OK; status() is called by the monitor only', async (t) => {
   const hf = new FakeBridge('hf');
   const base = new FakeChannel('base');
-  const monitor = startMonitor({ prefix: 'tb/v1', gatewayId: 'gw-a', name: 'A', version: 'x', bridges: [hf], channels: [base], client: null, levelsMs: 50, defaultMetrics: false });
+  const monitor = startMonitor({ prefix: 'tb/v1', gatewayId: 'gw-a', name: 'A', version: 'x', bridges: [hf], channels: [base], client: null, levelsMs: 50, defaultMetrics: false, createMetrics });
   t.teardown(() => monitor.stop());
   t.equal(monitor.healthy(), true);
   base.client.connected = false;
@@ -150,7 +151,7 @@ t.test('healthy(): every channel connected and every radio audio OK; status() is
   await sleep(120);
   t.equal(monitor.healthy(), true, 'back');
   const calls = hf.statusCalls;
-  await monitor.metrics.text();
+  await monitor.metrics!.text();
   monitor.healthy();
   t.equal(hf.statusCalls, calls, 'scrapes and health checks read the sample, not status()');
 });

@@ -100,7 +100,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
               radios: monitor ? monitor.snapshot().radios.map((r) => ({ radio: r.radio, state: r.state, ptt: r.ptt, audioOk: r.audioOk })) : [],
             });
           },
-          (req, res) => monitor?.metricsRoute(req, res) ?? false,
+          (req, res) => monitor?.metricsRoute?.(req, res) ?? false,
           staticFiles(WEB_ROOT, {
             missingIndex:
               `<!doctype html><meta charset="utf-8"><title>talkbridge</title><h1>talkbridge</h1>` +
@@ -256,7 +256,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       will: statusWill(id),
     });
     stack.push(() => disconnect(statusClient));
-    const mon = startMonitor({ ...id, bridges, channels, client: statusClient, uplink: uplink ? () => uplink!.status() : undefined, log: log.child({ module: 'status' }) });
+    // /metrics is served by the web server: without it, prom-client is not even loaded.
+    const metricsModule = http ? await import('./metrics.js') : null;
+    const mon = startMonitor({ ...id, bridges, channels, client: statusClient, uplink: uplink ? () => uplink!.status() : undefined, log: log.child({ module: 'status' }), ...(metricsModule ? { createMetrics: metricsModule.createMetrics } : {}) });
     monitor = mon;
     stack.push(() => mon.stop());
 

@@ -17,7 +17,7 @@ import type { Route } from '../http/server.js';
 import { brokerOf } from '../net/failover.js';
 import type { UplinkStatus } from '../net/uplink.js';
 import type { Levels } from '../radio/types.js';
-import { type Metrics, createMetrics } from './metrics.js';
+import type { Metrics, createMetrics } from './metrics.js';
 
 export const STATUS_SEGMENT = '_gateways';
 
@@ -130,6 +130,12 @@ export interface MonitorOptions extends GatewayIdentity {
   log?: Logger;
   /** false leaves out prom-client's process and Node.js metrics. */
   defaultMetrics?: boolean;
+  /**
+   * metrics.ts's createMetrics, passed in by a gateway that serves /metrics. Without it there are
+   * no Prometheus metrics at all: prom-client (~1 MB resident) and its samplers stay unloaded on a
+   * gateway whose web port is off, where nothing could scrape them.
+   */
+  createMetrics?: typeof createMetrics;
 }
 
 export interface Monitor {
@@ -137,9 +143,9 @@ export interface Monitor {
   snapshot(): GatewayStatusJson;
   /** Every channel connected and every radio's audio usable: the watchdog's predicate. */
   healthy(): boolean;
-  /** GET /metrics in Prometheus text format; a Route for startHttpServer. */
-  readonly metricsRoute: Route;
-  readonly metrics: Metrics;
+  /** GET /metrics in Prometheus text format; a Route for startHttpServer (null: no metrics). */
+  readonly metricsRoute: Route | null;
+  readonly metrics: Metrics | null;
   /** Publishes the offline document (when connected) and stops; does not close the client. */
   stop(): Promise<void>;
 }
@@ -251,7 +257,7 @@ export function startMonitor(o: MonitorOptions): Monitor {
   const periodic = setInterval(publish, levelsMs);
   periodic.unref();
 
-  const metrics = createMetrics({
+  const metrics = o.createMetrics?.({
     identity: o,
     bridges: o.bridges,
     channels: o.channels,
@@ -269,8 +275,8 @@ export function startMonitor(o: MonitorOptions): Monitor {
       if (!o.channels.every((c) => c.client.connected)) return false;
       return o.bridges.every((b) => latest.get(b.radio)?.audioOk === true);
     },
-    metricsRoute: metrics.route,
-    metrics,
+    metricsRoute: metrics?.route ?? null,
+    metrics: metrics ?? null,
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -278,7 +284,7 @@ export function startMonitor(o: MonitorOptions): Monitor {
       clearInterval(periodic);
       for (const off of offs) off();
       o.client?.removeListener('connect', onConnect);
-      metrics.stop();
+      metrics?.stop();
       const client = o.client;
       if (!client?.connected) return;
       // A clean stop says offline itself: the broker discards the Will on a normal disconnect.

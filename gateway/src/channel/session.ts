@@ -44,7 +44,7 @@ export interface Clock {
 export const systemClock: Clock = { now: () => performance.now(), wall: () => Date.now() };
 
 /** How early (ms) playout may hand out a frame: see schedule(). */
-const EARLY_MS = 1;
+const EARLY_MS = 2;
 
 export interface TalkerInfo {
   stream: string;
@@ -477,10 +477,10 @@ export class ChannelSession extends Emitter<SessionEvents> {
     if (!inc) return;
     const due = inc.jb.nextDue();
     if (due === null) return;
-    // Node timers run on whole, slightly stale milliseconds: aimed at the exact due time, one lands
-    // a fraction early, finds nothing due and needs another wake-up 1 ms later. Waking up to
-    // EARLY_MS before and playing what is due by then costs nothing (the output is buffered).
-    this.playTimer = setTimeout(() => this.play(), Math.max(0, Math.ceil(due - this.clock.now() - EARLY_MS)));
+    // Node timers count whole milliseconds from a loop time that can be a millisecond or so stale:
+    // one aimed at the due time may fire up to ~2 ms early, find nothing due and need a chain of
+    // 1 ms wake-ups. Playing what is due within EARLY_MS costs nothing (the output is buffered).
+    this.playTimer = setTimeout(() => this.play(), Math.max(0, Math.ceil(due - this.clock.now())));
   }
 
   private play(): void {

@@ -55,11 +55,12 @@ export class FileAudioIn extends Emitter<AudioInEvents> implements AudioIn {
     this.st = 'running';
     this.emit('state', 'running', this.description);
     // Each frame is due at t0 + n·frame: timer lateness is caught up, never accumulated. A frame
-    // within 1 ms of due goes now: Node's whole-millisecond timers would otherwise wake us twice.
+    // within 2 ms of due goes now: Node's whole-millisecond timers, counted from a slightly stale
+    // loop time, fire up to that early and would otherwise wake us again 1 ms later.
     const tick = () => {
       this.timer = null;
       if (this.closed) return;
-      while (performance.now() + 1 >= t0 + n * frameMs) {
+      while (performance.now() + 2 >= t0 + n * frameMs) {
         if (pos >= samples.length) {
           if (!this.o.loop) {
             this.st = 'stopped';
@@ -75,7 +76,7 @@ export class FileAudioIn extends Emitter<AudioInEvents> implements AudioIn {
         this.meter.add(chunk);
         this.emit('data', chunk);
       }
-      this.timer = setTimeout(tick, Math.max(1, Math.ceil(t0 + n * frameMs - performance.now() - 1)));
+      this.timer = setTimeout(tick, Math.max(1, Math.ceil(t0 + n * frameMs - performance.now())));
     };
     tick();
   }

@@ -198,9 +198,9 @@ export class PttGuard {
 
   /**
    * The daemon is alive (called per audio frame while keyed): a beat goes out if one is due, and
-   * the timer is pushed back either way, so while audio flows the heartbeat wakes nobody up. When
-   * the calls stop, the timer beats one period after the last call: at worst two periods (half the
-   * watchdog) pass between beats, once.
+   * the timer is pushed back either way, so it does not beat as well. When the calls stop, the
+   * timer beats one period after the last call: at worst two periods (half the watchdog) pass
+   * between beats, once.
    */
   alive(): void {
     if (!this.heartbeat) return;

@@ -4,7 +4,9 @@
  * energy envelopes, against the file twice over) and returns exactly the stretch of the looping
  * file the microphone was playing, to be compared with envelopeCorrelation like any other over.
  */
-import { envelope } from '../helpers/audio.js';
+import type { Test } from 'tap';
+import { readWav } from '../../gateway/src/audio/wav.js';
+import { envelope, envelopeCorrelation } from '../helpers/audio.js';
 
 const HOP_MS = 5;
 
@@ -84,4 +86,26 @@ export function windowedLoopCorrelation(ref: Int16Array, refRate: number, test: 
     off = best.off + W;
   }
   return { mean: rs.reduce((x, y) => x + y, 0) / Math.max(1, rs.length), worst: Math.min(...rs) };
+}
+
+/**
+ * What a browser → `listen` test checks of the listener: a clean exit, the web talker named, every
+ * packet arrived (on a loaded CI machine a few may come after their playout time), an over about as
+ * long as the button was held, and the looping microphone file in it, scored per second (one
+ * alignment over the whole over scored 0.73 for intact speech in a loaded CI run, where the fake
+ * microphone's loop point shifted it).
+ */
+export async function checkHeardFromWeb(t: Test, r: { code: number | null; stdout: string; stderr: string }, recording: string, reference: string, heldS: [min: number, max: number]): Promise<void> {
+  t.equal(r.code, 0, `listen exits 0 (${r.stderr.trim()})`);
+  t.match(r.stdout, /over 1: Ann \(web\)/, 'listen names the web talker');
+  const pk = /packets (\d+) received \/ (\d+) lost \/ (\d+) late/.exec(r.stdout);
+  t.ok(pk && Number(pk[2]) === 0 && Number(pk[1]) >= 0.95 * (Number(pk[1]) + Number(pk[3])), `none lost, ≥ 95 % played in time (${pk?.[0]})`);
+  const ref = await readWav(reference);
+  const got = await readWav(recording);
+  const secs = got.samples.length / got.sampleRate;
+  t.ok(secs > heldS[0] && secs < heldS[1], `over lasts about as long as the button was held (${secs.toFixed(2)} s)`);
+  const mic = loopedReference(ref.samples, ref.sampleRate, got.samples, got.sampleRate);
+  const one = envelopeCorrelation(mic.samples, ref.sampleRate, got.samples, got.sampleRate);
+  const w = windowedLoopCorrelation(ref.samples, ref.sampleRate, got.samples, got.sampleRate);
+  t.ok(w.mean >= 0.85, `envelope correlation per second ${w.mean.toFixed(3)} ≥ 0.85, worst second ${w.worst.toFixed(3)} (${one.r.toFixed(3)} at one alignment; the microphone was ${mic.offsetMs} ms into its file)`);
 }

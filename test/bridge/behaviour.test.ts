@@ -114,6 +114,25 @@ t.test('PTT keys on the over’s START, before its audio: the TX delay runs mean
   t.equal(b.radio.ptt.keyCount, 1);
 });
 
+t.test('an over that ends before any audio (a tap on the button) unkeys after the hang time, not on starvation', async (t) => {
+  const { broker, ether } = await setup(t);
+  const b = await gateway(t, broker, ether, 'gw-b', { config: { hangMs: 200 } });
+  const c = await channel(t, broker, 'base');
+  await sleep(200);
+  const over = c.session.talk({ sampleRate: 16000, frameMs: 20, framesPerPacket: 2 });
+  if ('busy' in over) throw new Error('channel busy');
+  const start = performance.now();
+  while (!b.radio.ptt.keyed && performance.now() - start < 2000) await sleep(2);
+  t.ok(b.radio.ptt.keyed, 'keyed on START');
+  over.end('done');
+  const ended = performance.now();
+  while (b.radio.ptt.keyed && performance.now() - ended < 2000) await sleep(2);
+  t.notOk(b.radio.ptt.keyed, `unkeyed ${Math.round(performance.now() - ended)} ms after the END (hang 200 ms)`);
+  t.ok(performance.now() - ended < 200 + 250, 'within the hang time, well before START + starvation + grace (800 ms)');
+  t.equal(b.bridge.counters.starvations, 0, 'not counted as starvation');
+  t.equal(b.bridge.state, 'idle');
+});
+
 t.test('two gateways on one frequency and one channel: a network over is transmitted, never echoed back', async (t) => {
   const { broker, ether } = await setup(t);
   const a = await gateway(t, broker, ether, 'gw-a');

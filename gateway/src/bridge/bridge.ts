@@ -345,6 +345,9 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
    */
   private onFloor(s: ChannelSession, h: TalkerInfo | null): void {
     if (this.st === 'lockout') this.checkLockout();
+    // An over that played has ended (overEnd) before the floor moves on. One that leaves it with
+    // no audio played (a tap on the button) has no overEnd: it ends here, not at starvation.
+    if (this.st === 'tx' && this.txSession === s && h?.stream !== this.txStream) this.endTx('over ended before any audio');
     if (h && !h.self) this.onChannelOverStart(s, h);
   }
 

@@ -213,7 +213,8 @@ export class PttGuard {
     this.lastBeat = now;
     this.heartbeat?.refresh();
     const proc = this.proc;
-    if (!proc) return;
+    // A destroyed stdin has given its fd back: that number may already belong to another file.
+    if (!proc || proc.stdin.destroyed) return;
     // Straight to the pipe: through the stream machinery each beat cost several times the write
     // itself (measured: 8 % of a bridging daemon's CPU). Order against k/u needs no care: a beat
     // is meaningful only between them, and stdin stays empty unless the guard stops reading.

@@ -57,6 +57,22 @@ t.test('a talker that vanished releases the floor after the silence time', async
   t.ok(f.isEnded('aaaaaaaaaaaaaaaa'));
 });
 
+t.test('nextSilence is when the quietest over would fall silent', async (t) => {
+  const f = new Floor({ silenceMs: 1000 });
+  t.equal(f.nextSilence(), null, 'nobody talking: nothing to check');
+  f.claim({ stream: 'a', sender: 'x', t: 1, priority: 0 }, 100);
+  f.claim({ stream: 'b', sender: 'y', t: 2, priority: 0 }, 300);
+  t.equal(f.nextSilence(), 1100);
+  f.heard('a', 500);
+  t.equal(f.nextSilence(), 1300, 'hearing the quietest moves the check to the next one');
+  f.tick(1299);
+  t.notOk(f.isEnded('b'), 'not silent a millisecond before');
+  f.tick(1300);
+  t.ok(f.isEnded('b'), 'silent at nextSilence');
+  t.notOk(f.isEnded('a'));
+  t.equal(f.nextSilence(), 1500);
+});
+
 t.test('a waiting claim gets the floor when the holder ends', async (t) => {
   const f = new Floor({ silenceMs: 1000 });
   const a: Claim = { stream: 'aaaaaaaaaaaaaaaa', sender: 'a', t: 1, priority: 0 };

@@ -130,3 +130,17 @@ t.test('joining late counts loss from the first packet heard; END fixes the tota
   t.match(jb.stats(false, 62), { received: 10, lost: 2 });
   t.match(jb.stats(true, 62), { received: 10, lost: 52 });
 });
+
+t.test('a frame already here may be taken up to `ahead` early; a missing one is concealed only when due', async (t) => {
+  const jb = new JitterBuffer(opts);
+  // Two frames per packet: packet 0 (frames 0, 1) arrives; packet 1 (frames 2, 3) never does.
+  jb.push(pkt(0, 2), 1000);
+  const due0 = jb.nextDue()!;
+  t.equal(jb.pop(due0 - 1), null, 'without ahead, nothing before its due time');
+  t.match(jb.pop(due0), { type: 'frame', index: 0 });
+  t.match(jb.pop(due0, 20), { type: 'frame', index: 1 }, 'with ahead, the rest of the packet goes with it');
+  t.equal(jb.pop(due0, 20), null, 'frame 2 is not here: no concealment 20 ms early');
+  t.equal(jb.pop(due0 + 39, 20), null);
+  t.match(jb.pop(due0 + 40, 20), { type: 'conceal', index: 2 }, 'concealed at its due time');
+  t.match(jb.stats(true), { played: 2, concealed: 1 });
+});

@@ -476,8 +476,6 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     }
     if (f.stream !== this.txStream || this.st !== 'tx') return;
     if (!f.concealed) this.lastValid = performance.now();
-    // Audio flowing is proof of a live event loop: the PTT watchdog needs no timer of its own meanwhile.
-    this.o.radio.ptt.alive?.();
     this.play(f.pcm, f.sampleRate);
   }
 

@@ -93,7 +93,14 @@ export class Floor {
     return this.elect({ claim: a.claim, reason: 'end' });
   }
 
-  /** Expires silent overs; call at least every few hundred ms. */
+  /** When the quietest over in progress falls silent unless it is heard (null: none in progress). */
+  nextSilence(): number | null {
+    let due: number | null = null;
+    for (const a of this.active.values()) if (due === null || a.lastHeard + this.opts.silenceMs < due) due = a.lastHeard + this.opts.silenceMs;
+    return due;
+  }
+
+  /** Expires silent overs: call at nextSilence() (or any time). */
   tick(now: number): FloorChange[] {
     const out: FloorChange[] = [];
     for (const [stream, a] of this.active) {

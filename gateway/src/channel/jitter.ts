@@ -135,13 +135,17 @@ export class JitterBuffer {
     return this.anchor === null ? null : this.anchor + this.next * this.o.frameMs;
   }
 
-  /** The next item if it is due at `now`, else null. Call repeatedly until null. */
-  pop(now: number): PlayoutItem | null {
+  /**
+   * The next item if it is due at `now`, else null. Call repeatedly until null. A frame that is
+   * already here may be taken up to `ahead` ms early (the output queues it behind what is playing);
+   * a missing one is concealed only when due, since it may still come.
+   */
+  pop(now: number, ahead = 0): PlayoutItem | null {
     if (this.anchor === null) return null;
     if (this.lastIndex !== null && this.next > this.lastIndex) return { type: 'end' };
-    if (now < this.anchor + this.next * this.o.frameMs) return null;
     const index = this.next;
     const data = this.frames.get(index);
+    if (now < this.anchor + index * this.o.frameMs - (data ? ahead : 0)) return null;
     if (data) {
       this.frames.delete(index);
       this.next++;

@@ -142,7 +142,9 @@ export class ChannelSession extends Emitter<SessionEvents> {
   private readonly presence = new Map<string, Presence>();
   private outgoing: OutgoingOver | null = null;
   private playTimer: ReturnType<typeof setTimeout> | null = null;
-  private tickTimer: ReturnType<typeof setInterval> | null = null;
+  /** The due time playTimer is aimed at. */
+  private playDue: number | null = null;
+  private tickTimer: ReturnType<typeof setTimeout> | null = null;
   private joined = false;
   private readonly crypto: ChannelCrypto | null;
   /** Encrypted input is opened asynchronously (WebCrypto) but must be handled in arrival order. */
@@ -238,7 +240,7 @@ export class ChannelSession extends Emitter<SessionEvents> {
     this.joined = false;
     // What is still being sealed (the END of our over) goes out before we say goodbye.
     await Promise.race([this.outbox, new Promise((r) => setTimeout(r, 1000))]);
-    if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.tickTimer) clearTimeout(this.tickTimer);
     if (this.playTimer) clearTimeout(this.playTimer);
     this.tickTimer = this.playTimer = null;
     for (const [stream] of this.incoming) this.finish(stream, 'aborted');
@@ -452,30 +454,37 @@ export class ChannelSession extends Emitter<SessionEvents> {
   }
 
   private tick(): void {
+    this.tickTimer = null;
     // Our own over lives while we send it: only other talkers can fall silent. Without this a
     // talker holding the button past silenceMs saw the channel as clear while still on air.
     if (this.outgoing?.active) this.floor.heard(this.outgoing.stream, this.clock.now());
     this.apply(this.floor.tick(this.clock.now()));
-    // A quiet channel needs no silence check: a gateway waits most of its life, and on a Pi every
-    // wake-up costs. The next claim (apply) starts it again.
-    if (!this.floor.busy && this.tickTimer) {
-      clearInterval(this.tickTimer);
-      this.tickTimer = null;
-    }
   }
 
+  /**
+   * One timer at the moment the quietest over would fall silent, re-aimed when it fires (being
+   * heard only moves that moment later, and a new claim's is the latest of all, so the armed timer
+   * is never too late). A periodic check cost ten wake-ups a second while anyone talked; a quiet
+   * channel needs none (a gateway waits most of its life, and on a Pi every wake-up costs).
+   */
   private ensureTick(): void {
-    if (this.joined && !this.tickTimer && this.floor.busy) this.tickTimer = setInterval(() => this.tick(), 100);
+    if (!this.joined || this.tickTimer) return;
+    const due = this.floor.nextSilence();
+    if (due === null) return;
+    this.tickTimer = setTimeout(() => this.tick(), Math.max(1, Math.ceil(due - this.clock.now())));
   }
 
   /** Arms the playout timer for the holder's next due frame. */
   private schedule(): void {
     const h = this.floor.holder;
     const inc = h && this.incoming.get(h.stream);
+    const due = inc ? inc.jb.nextDue() : null;
+    // Already aimed there (a packet arrived for the frame it waits for): re-arming would cost a
+    // wake-up, since Node still wakes at a cleared timer's expiry.
+    if (this.playTimer && due === this.playDue) return;
     if (this.playTimer) clearTimeout(this.playTimer);
     this.playTimer = null;
-    if (!inc) return;
-    const due = inc.jb.nextDue();
+    this.playDue = due;
     if (due === null) return;
     // Node timers count whole milliseconds from a loop time that can be a millisecond or so stale:
     // one aimed at the due time may fire up to ~2 ms early, find nothing due and need a chain of
@@ -489,7 +498,12 @@ export class ChannelSession extends Emitter<SessionEvents> {
     const inc = h && this.incoming.get(h.stream);
     if (!inc) return;
     const now = this.clock.now() + EARLY_MS;
-    for (let item = inc.jb.pop(now); item; item = inc.jb.pop(now)) {
+    // Once an over plays, the rest of a packet that is already here goes out with its first frame:
+    // one wake-up per packet instead of one per frame, and no later for it (a sound card plays it
+    // right after the frame before). The over's first frame still waits for its due time, which
+    // is what gives the jitter buffer its depth.
+    const ahead = (inc.fpp - 1) * inc.frameMs;
+    for (let item = inc.jb.pop(now, inc.started ? ahead : 0); item; item = inc.jb.pop(now, inc.started ? ahead : 0)) {
       if (item.type === 'end') {
         this.apply(this.floor.release(inc.info.stream), inc.endReason);
         this.finish(inc.info.stream, inc.endReason ?? 'done');

@@ -32,11 +32,6 @@ export interface Ptt extends Emitter<PttEvents> {
   key(): Promise<void>;
   unkey(): Promise<void>;
   close(): Promise<void>;
-  /**
-   * Optional hint while keyed: the daemon is demonstrably alive (audio is flowing). A driver whose
-   * watchdog wants heartbeats may send them from here instead of waking up on a timer.
-   */
-  alive?(): void;
 }
 
 export interface CarrierEvents {

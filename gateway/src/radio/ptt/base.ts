@@ -29,10 +29,6 @@ export abstract class PttBase extends Emitter<PttEvents> implements Ptt {
     return this.isKeyed;
   }
 
-  alive(): void {
-    this.guard?.alive();
-  }
-
   /** Opens the device and drives it idle; a driver must not return with the line keyed. */
   protected abstract openLine(): Promise<void>;
   protected abstract setLine(keyed: boolean): Promise<void>;

@@ -104,7 +104,6 @@ export class PttGuard {
   private heartbeat: NodeJS.Timeout | null = null;
   private stderr: string[] = [];
   private exited: Promise<number | null> = Promise.resolve(null);
-  private lastBeat = 0;
   /** Four beats per watchdog period: one late beat must not unkey a healthy daemon. */
   private readonly beatMs: number;
 
@@ -192,26 +191,13 @@ export class PttGuard {
   async key(): Promise<void> {
     await this.request('k');
     this.stopHeartbeat();
-    this.lastBeat = performance.now();
-    this.heartbeat = setInterval(() => this.beat(performance.now()), this.beatMs);
+    // A plain interval, never pushed back: Node wakes at a timer's first expiry even when it was
+    // refreshed since, so beating from the audio path and deferring this timer cost a wake-up
+    // per audio frame (measured: 50 a second) instead of saving one.
+    this.heartbeat = setInterval(() => this.beat(), this.beatMs);
   }
 
-  /**
-   * The daemon is alive (called per audio frame while keyed): a beat goes out if one is due, and
-   * the timer is pushed back either way, so it does not beat as well. When the calls stop, the
-   * timer beats one period after the last call: at worst two periods (half the watchdog) pass
-   * between beats, once.
-   */
-  alive(): void {
-    if (!this.heartbeat) return;
-    const now = performance.now();
-    if (now - this.lastBeat >= this.beatMs) this.beat(now);
-    else this.heartbeat.refresh();
-  }
-
-  private beat(now: number): void {
-    this.lastBeat = now;
-    this.heartbeat?.refresh();
+  private beat(): void {
     const proc = this.proc;
     // A destroyed stdin has given its fd back: that number may already belong to another file.
     if (!proc || proc.stdin.destroyed) return;

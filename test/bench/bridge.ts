@@ -248,7 +248,7 @@ export async function daemonRun(): Promise<Record<string, number | string>> {
       'B RSS idle MB': Number(idle.rssMB.toFixed(1)),
       'B RSS after 250/500/750/1000 overs MB': rss.map((x) => x.toFixed(1)).join(' / '),
       // Back-to-back overs chain through the hang state on one key-up (and eventually the time-out).
-      'overs B played (of 1001)': played,
+      'overs B played (of 1002: A\'s two and 1,000)': played,
     };
   } finally {
     await broker.stop();

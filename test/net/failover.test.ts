@@ -188,7 +188,8 @@ t.test('one client hops across protocols: mqtt → ws with a path (aedes) → mq
     server.close();
   });
 
-  const client = await connect({ url: [a.url, wsUrl, tlsUrl], clientId: 'hopper', reconnectMs: 100, tls: { ca: readFileSync(pki.ca) } });
+  // MQTT 5 where the broker speaks it: aedes refuses it, and is asked again in 3.1.1 on that hop.
+  const client = await connect({ url: [a.url, wsUrl, tlsUrl], clientId: 'hopper', reconnectMs: 100, tls: { ca: readFileSync(pki.ca) }, mqtt5: true });
   t.teardown(() => disconnect(client));
   const got: string[] = [];
   client.on('message', (_topic, payload) => got.push(payload.toString()));
@@ -204,6 +205,7 @@ t.test('one client hops across protocols: mqtt → ws with a path (aedes) → mq
     t.ok(got.includes(text), `heard "${text}" through ${brokerOf(client)}`);
   };
   t.equal(brokerOf(client), a.url);
+  t.equal(client.options.protocolVersion, 5, 'Mosquitto: MQTT 5');
   await say(a.url, 'over mqtt');
 
   const switched = () => new Promise<void>((r) => client.once('connect', () => r()));
@@ -211,6 +213,7 @@ t.test('one client hops across protocols: mqtt → ws with a path (aedes) → mq
   await a.stop();
   await next;
   t.equal(brokerOf(client), wsUrl, 'second: WebSocket, path kept');
+  t.equal(client.options.protocolVersion, 4, 'aedes refused MQTT 5: the same broker again in 3.1.1');
   await say(`mqtt://127.0.0.1:${aedes.tcp!.port}`, 'over ws');
 
   next = switched();
@@ -218,6 +221,7 @@ t.test('one client hops across protocols: mqtt → ws with a path (aedes) → mq
   server.closeAllConnections();
   await next;
   t.equal(brokerOf(client), tlsUrl, 'third: TLS, the pinned CA and the host name checked');
+  t.equal(client.options.protocolVersion, 5, 'back to MQTT 5 on a broker that speaks it');
   await say(c.url, 'over mqtts');
 });
 

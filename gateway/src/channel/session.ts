@@ -27,7 +27,8 @@ import { type ChannelCrypto, ENVELOPE_V1 } from '../crypto/channel-crypto.js';
 export interface PubSub {
   readonly connected: boolean;
   publish(topic: string, payload: Uint8Array | string, opts: { qos: 0 | 1; retain: boolean }, cb?: (err?: Error) => void): unknown;
-  subscribe(topic: string, opts: { qos: 0 | 1 }, cb?: (err: Error | null) => void): unknown;
+  /** `nl` (MQTT 5 "no local"; ignored on 3.1.1): the broker does not send our own messages back. */
+  subscribe(topic: string, opts: { qos: 0 | 1; nl?: boolean }, cb?: (err: Error | null) => void): unknown;
   unsubscribe(topic: string, cb?: (err?: Error) => void): unknown;
   on(event: 'message', fn: (topic: string, payload: Uint8Array) => void): unknown;
   on(event: 'connect', fn: () => void): unknown;
@@ -212,6 +213,10 @@ export class ChannelSession extends Emitter<SessionEvents> {
     return h ? this.describe(h) : null;
   }
 
+  private get ownPresence(): string {
+    return this.topics.topic('presence', this.sender);
+  }
+
   get online(): ReadonlyMap<string, Presence> {
     return this.presence;
   }
@@ -226,9 +231,14 @@ export class ChannelSession extends Emitter<SessionEvents> {
     this.joined = true;
     this.mqtt.on('message', this.onMessage);
     this.mqtt.on('connect', this.onConnect);
-    await new Promise<void>((resolve, reject) =>
-      this.mqtt.subscribe(this.topics.all, { qos: 1 }, (err) => (err ? reject(new Error(`subscribe to ${this.topics.all} refused: ${err.message}`)) : resolve())),
-    );
+    const sub = (topic: string, nl: boolean) =>
+      new Promise<void>((resolve, reject) =>
+        this.mqtt.subscribe(topic, { qos: 1, nl }, (err) => (err ? reject(new Error(`subscribe to ${topic} refused: ${err.message}`)) : resolve())),
+      );
+    // Everything but our own messages (on MQTT 5; 3.1.1 echoes them and handle() drops them), and
+    // our own presence after all: its coming back is how a participant knows the broker took it
+    // (we are on the channel, the list of who is online includes us).
+    await Promise.all([sub(this.topics.all, true), sub(this.ownPresence, false)]);
     this.announce();
     this.ensureTick();
   }
@@ -253,8 +263,9 @@ export class ChannelSession extends Emitter<SessionEvents> {
         const t = setTimeout(resolve, 1000);
         fn(() => (clearTimeout(t), resolve()));
       });
-      await bounded((done) => this.mqtt.publish(this.topics.topic('presence', this.sender), new Uint8Array(0), { qos: 1, retain: true }, done));
+      await bounded((done) => this.mqtt.publish(this.ownPresence, new Uint8Array(0), { qos: 1, retain: true }, done));
       await bounded((done) => this.mqtt.unsubscribe(this.topics.all, done));
+      await bounded((done) => this.mqtt.unsubscribe(this.ownPresence, done));
     }
   }
 

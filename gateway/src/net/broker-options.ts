@@ -22,5 +22,6 @@ export function brokerConnection(b: BrokerConfig, url: string | readonly string[
     keepaliveSeconds: b.keepaliveSeconds,
     connectTimeoutMs: b.connectTimeoutMs,
     reconnectMs: b.reconnectMs,
+    mqtt5: b.mqtt5,
   };
 }

@@ -6,7 +6,7 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { UserError } from '../core/errors.js';
 import { type TlsOptions, describeTlsError } from './credentials.js';
-import { backoffMs, followBrokers } from './failover.js';
+import { backoffMs, followBrokers, protocolFor, refusesV5 } from './failover.js';
 
 export interface ConnectOptions {
   /** One broker, or several tried in order (net/failover.ts). */
@@ -27,6 +27,12 @@ export interface ConnectOptions {
   onRetry?: (err: UserError, attempt: number, nextMs: number, nextUrl: string) => void;
   /** Gives up waiting (a daemon stopping while its uplink is still looking for a broker). */
   signal?: AbortSignal;
+  /**
+   * Speak MQTT 5 to brokers that accept it, 3.1.1 to those that refuse it (net/failover.ts
+   * remembers which). A channel wants 5 for its "no local" subscriptions: the broker then does not
+   * send a client's own packets back to it, half of the traffic a talking gateway receives.
+   */
+  mqtt5?: boolean;
 }
 
 export function clientOptions(o: ConnectOptions): IClientOptions {
@@ -37,6 +43,9 @@ export function clientOptions(o: ConnectOptions): IClientOptions {
     keepalive: o.keepaliveSeconds ?? 30,
     connectTimeout: o.connectTimeoutMs ?? 10000,
     reconnectPeriod: o.reconnectMs ?? 1000,
+    // MQTT.js stops reconnecting for good after a refused CONNACK unless told otherwise: one broker
+    // of the list refusing us (or saying "server unavailable") must not end the failover.
+    reconnectOnConnackError: true,
     clean: true,
     protocolVersion: 4,
     queueQoSZero: false,
@@ -69,9 +78,10 @@ export function describeConnectError(err: Error, url = ''): string {
   // A plain MQTT listener drops a TLS hello as a malformed packet: the handshake just ends.
   if (/^(mqtts|wss):/.test(url) && (code === 'ECONNRESET' || /before secure TLS connection/.test(err.message)))
     return 'the connection closed during the TLS handshake — does this port speak TLS (mqtts://, wss://), or plain mqtt://?';
-  // MQTT.js puts the CONNACK return code in err.code (4: bad user name or password, 5: not authorized).
-  if ((code as unknown) === 4 || /bad user ?name or password/i.test(err.message)) return 'bad username or password (broker.username/passwordFile, --username/--password-file)';
-  if ((code as unknown) === 5 || /not authori[sz]ed/i.test(err.message)) return 'not authorized — the broker wants a username and password (or a client certificate) it accepts';
+  // MQTT.js puts the CONNACK return code in err.code (MQTT 3.1.1: 4 bad user name or password,
+  // 5 not authorized; MQTT 5: 0x86 and 0x87).
+  if ((code as unknown) === 4 || (code as unknown) === 0x86 || /bad user ?name or password/i.test(err.message)) return 'bad username or password (broker.username/passwordFile, --username/--password-file)';
+  if ((code as unknown) === 5 || (code as unknown) === 0x87 || /not authori[sz]ed/i.test(err.message)) return 'not authorized — the broker wants a username and password (or a client certificate) it accepts';
   return err.message;
 }
 
@@ -90,7 +100,7 @@ export async function connect(o: ConnectOptions): Promise<MqttClient> {
       if (o.signal?.aborted) throw new UserError('connecting was cancelled');
       try {
         const client = await connectOnce(o, urls[i]!);
-        followBrokers(client, urls, i, reconnectMs);
+        followBrokers(client, urls, i, reconnectMs, o.mqtt5 ?? false);
         return client;
       } catch (err) {
         if (!(err instanceof UserError)) throw err;
@@ -110,38 +120,47 @@ export async function connect(o: ConnectOptions): Promise<MqttClient> {
 }
 
 async function connectOnce(o: ConnectOptions, url: string): Promise<MqttClient> {
+  const version = protocolFor(url, o.mqtt5 ?? false);
   let client: MqttClient;
   try {
-    client = mqtt.connect(url, { ...clientOptions(o), reconnectPeriod: 0 });
+    client = mqtt.connect(url, { ...clientOptions(o), protocolVersion: version, reconnectPeriod: 0 });
   } catch (err) {
     throw new UserError(`cannot connect to ${url}: ${(err as Error).message}`);
   }
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error(`no answer within ${((o.connectTimeoutMs ?? 10000) / 1000).toFixed(0)} s`)), o.connectTimeoutMs ?? 10000);
-    const fail = (err: Error) => {
-      clearTimeout(timer);
-      o.signal?.removeEventListener('abort', onAbort);
-      client.removeAllListeners();
-      // MQTT.js may still fire its own CONNACK timer on the abandoned client: with no 'error'
-      // listener that would be an uncaught exception, minutes after we moved on.
-      client.on('error', () => {});
-      client.end(true);
-      const why = describeConnectError(err, url);
-      reject(new UserError(`cannot connect to broker ${url}: ${why}`));
-    };
-    client.once('connect', () => {
-      clearTimeout(timer);
-      client.removeListener('error', fail);
-      client.removeListener('close', onClose);
-      resolve();
+  let refused = false;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => fail(new Error(`no answer within ${((o.connectTimeoutMs ?? 10000) / 1000).toFixed(0)} s`)), o.connectTimeoutMs ?? 10000);
+      const fail = (err: Error) => {
+        clearTimeout(timer);
+        // A 3.1.1-only broker (aedes, an old Mosquitto) refuses a v5 CONNECT: ask again in 3.1.1.
+        refused = version === 5 && refusesV5(url, err);
+        o.signal?.removeEventListener('abort', onAbort);
+        client.removeAllListeners();
+        // MQTT.js may still fire its own CONNACK timer on the abandoned client: with no 'error'
+        // listener that would be an uncaught exception, minutes after we moved on.
+        client.on('error', () => {});
+        client.end(true);
+        const why = describeConnectError(err, url);
+        reject(new UserError(`cannot connect to broker ${url}: ${why}`));
+      };
+      client.once('connect', () => {
+        clearTimeout(timer);
+        client.removeListener('error', fail);
+        client.removeListener('close', onClose);
+        resolve();
+      });
+      const onClose = () => fail(new Error('connection closed by the broker'));
+      const onAbort = () => fail(new Error('cancelled'));
+      client.once('error', fail);
+      client.once('close', onClose);
+      o.signal?.addEventListener('abort', onAbort, { once: true });
+      client.once('connect', () => o.signal?.removeEventListener('abort', onAbort));
     });
-    const onClose = () => fail(new Error('connection closed by the broker'));
-    const onAbort = () => fail(new Error('cancelled'));
-    client.once('error', fail);
-    client.once('close', onClose);
-    o.signal?.addEventListener('abort', onAbort, { once: true });
-    client.once('connect', () => o.signal?.removeEventListener('abort', onAbort));
-  });
+  } catch (err) {
+    if (refused) return connectOnce(o, url);
+    throw err;
+  }
   // From now on MQTT.js reconnects by itself; followBrokers picks the target and the delay.
   client.options.reconnectPeriod = o.reconnectMs ?? 1000;
   client.on('error', () => {}); // reported through 'close'/'offline'; an unhandled 'error' would kill the process

@@ -52,6 +52,25 @@ export function targetOf(url: string): { protocol: string; host: string; hostnam
   };
 }
 
+/** Brokers that refused an MQTT 5 CONNECT, for the life of the process. */
+const v3Only = new Set<string>();
+
+/** The MQTT version to ask `url` for: 5 when wanted, unless that broker refused it before. */
+export function protocolFor(url: string, mqtt5: boolean): 4 | 5 {
+  return mqtt5 && !v3Only.has(url) ? 5 : 4;
+}
+
+/**
+ * Whether `err` is a broker refusing MQTT 5 ("unacceptable protocol version": return code 1 from
+ * a 3.1.1 broker, reason 0x84 from one that parses v5); if so, `url` is asked for 3.1.1 from now on.
+ */
+export function refusesV5(url: string, err: Error): boolean {
+  const code = (err as { code?: unknown }).code;
+  if (code !== 1 && code !== 0x84) return false;
+  v3Only.add(url);
+  return true;
+}
+
 interface State {
   urls: readonly string[];
   /** Index of the broker we are connected to, or were last connected to. */
@@ -76,17 +95,25 @@ export function brokersOf(client: object): readonly string[] {
  * connected to. After a drop, the next attempt starts at the top of the list: every client of a
  * team has the same list, so preferring the first broker that answers keeps the team together.
  */
-export function followBrokers(client: MqttClient, urls: readonly string[], active: number, reconnectMs: number): void {
+export function followBrokers(client: MqttClient, urls: readonly string[], active: number, reconnectMs: number, mqtt5 = false): void {
   const state: State = { urls, active };
   states.set(client, state);
   const servername = client.options.servername;
   let connected = true;
   let pos = active;
   let round = 0;
+  let askAgain = false;
+  // A broker first reached after a drop may be one that refuses MQTT 5: the same broker again, in 3.1.1.
+  client.on('error', (err) => {
+    if (client.options.protocolVersion === 5 && refusesV5(urls[pos]!, err)) askAgain = true;
+  });
   // Prepended so it runs before MQTT.js's own 'close' handler, which reads reconnectPeriod to
   // schedule the next attempt: the delay must be chosen before, not after.
   client.prependListener('close', () => {
-    if (connected) {
+    if (askAgain) {
+      askAgain = false;
+      client.options.reconnectPeriod = nextUrlMs();
+    } else if (connected) {
       connected = false;
       pos = 0;
       round = 0;
@@ -102,7 +129,7 @@ export function followBrokers(client: MqttClient, urls: readonly string[], activ
   });
   client.on('reconnect', () => {
     const o = client.options as Record<string, unknown>;
-    Object.assign(o, targetOf(urls[pos]!));
+    Object.assign(o, targetOf(urls[pos]!), { protocolVersion: protocolFor(urls[pos]!, mqtt5) });
     // The TLS builder fills in servername from the first host it saw; a new host needs its own.
     if (servername === undefined) delete o.servername;
   });

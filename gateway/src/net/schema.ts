@@ -44,6 +44,11 @@ export const BrokerFields = z
     keepaliveSeconds: z.number().int().min(5).max(600).default(30),
     connectTimeoutMs: z.number().int().min(500).max(120000).default(10000),
     reconnectMs: z.number().int().min(100).max(60000).default(1000),
+    /**
+     * MQTT 5 to brokers that accept it (a channel then subscribes "no local": the broker does not
+     * echo our own audio back), 3.1.1 to those that refuse it. false: always 3.1.1.
+     */
+    mqtt5: z.boolean().default(true),
   });
 
 /** A config error unless at most one of url / urls is given. */

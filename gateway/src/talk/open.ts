@@ -55,6 +55,7 @@ export async function openChannel(o: OpenOptions): Promise<OpenChannel> {
     clientId: (fromLogin ? `tb-${makeSenderId('').slice(-8)}-${sender}-${o.channel}` : `tb-${sender}-${o.channel}`).slice(0, 64),
     onRetry: o.onRetry,
     will: ChannelSession.willFor(o.prefix, o.channel, sender),
+    mqtt5: o.connection?.mqtt5 ?? true,
   });
   const session = new ChannelSession(client, {
     prefix: o.prefix,

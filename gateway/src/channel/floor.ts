@@ -57,11 +57,6 @@ export class Floor {
     return this.ended.has(stream);
   }
 
-  /** Any over in progress (ours included): only then can one fall silent. */
-  get busy(): boolean {
-    return this.active.size > 0;
-  }
-
   isActive(stream: string): boolean {
     return this.active.has(stream);
   }

@@ -46,6 +46,8 @@ export const systemClock: Clock = { now: () => performance.now(), wall: () => Da
 
 /** How early (ms) playout may hand out a frame: see schedule(). */
 const EARLY_MS = 2;
+/** A playout timer this late (ms) means the event loop stalled: see onPlayTimer(). */
+const STALLED_MS = 10;
 
 export interface TalkerInfo {
   stream: string;
@@ -145,6 +147,8 @@ export class ChannelSession extends Emitter<SessionEvents> {
   private playTimer: ReturnType<typeof setTimeout> | null = null;
   /** The due time playTimer is aimed at. */
   private playDue: number | null = null;
+  /** playTimer is the one-turn deferral after a stall (onPlayTimer). */
+  private playDeferred = false;
   private tickTimer: ReturnType<typeof setTimeout> | null = null;
   private joined = false;
   private readonly crypto: ChannelCrypto | null;
@@ -495,16 +499,33 @@ export class ChannelSession extends Emitter<SessionEvents> {
     if (this.playTimer && due === this.playDue) return;
     if (this.playTimer) clearTimeout(this.playTimer);
     this.playTimer = null;
+    this.playDeferred = false;
     this.playDue = due;
     if (due === null) return;
     // Node timers count whole milliseconds from a loop time that can be a millisecond or so stale:
     // one aimed at the due time may fire up to ~2 ms early, find nothing due and need a chain of
     // 1 ms wake-ups. Playing what is due within EARLY_MS costs nothing (the output is buffered).
-    this.playTimer = setTimeout(() => this.play(), Math.max(0, Math.ceil(due - this.clock.now())));
+    this.playTimer = setTimeout(() => this.onPlayTimer(due), Math.max(0, Math.ceil(due - this.clock.now())));
+  }
+
+  /**
+   * After a stall (GC, a busy machine) the timer fires late, and Node runs overdue timers before it
+   * reads sockets: packets that arrived meanwhile are still unread, and playing now would conceal
+   * frames that are already here (and then drop them as late). One turn of the loop lets them in
+   * first; a timer at 0 ms runs after this turn's reading, in Node and in browsers alike.
+   */
+  private onPlayTimer(due: number): void {
+    if (!this.playDeferred && this.clock.now() - due > STALLED_MS) {
+      this.playDeferred = true;
+      this.playTimer = setTimeout(() => this.play(), 0);
+      return;
+    }
+    this.play();
   }
 
   private play(): void {
     this.playTimer = null;
+    this.playDeferred = false;
     const h = this.floor.holder;
     const inc = h && this.incoming.get(h.stream);
     if (!inc) return;

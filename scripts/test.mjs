@@ -12,6 +12,8 @@ const npx = (args) => execFileSync('npx', ['--no-install', ...args], { stdio: 'i
 try {
   npx(['tsc', '-p', 'tsconfig.json']);
   npx(['tsc', '-p', 'test/tsconfig.json']);
+  // The tests run the CLI as users do: the bundle gateway/bin/talkbridge.js loads.
+  execFileSync(process.execPath, ['scripts/build-daemon.mjs'], { stdio: 'inherit' });
   // The browser tests load the built web client.
   execFileSync(process.execPath, ['scripts/build-web.mjs', '--quiet'], { stdio: 'inherit' });
 } catch (err) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Thin shim: the CLI lives in gateway/src/cli (compiled to gateway/dist by `npm ci` / `npm run build`).
-import { main } from '../dist/cli/index.js';
+// Thin shim: the CLI lives in gateway/src/cli, bundled into gateway/dist/bundle by `npm ci` /
+// `npm run build` (scripts/build-daemon.mjs says why a bundle).
+import { main } from '../dist/bundle/cli.js';
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),

@@ -2,7 +2,7 @@
  * The composition root: the only place that knows how the pieces fit. Starts them in dependency
  * order and stops them in reverse; each piece gets a child logger and only what it needs.
  */
-import { fileURLToPath } from 'node:url';
+import { packagePath } from '../core/paths.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../core/log.js';
 import type { EmbeddedBroker } from '../broker/embedded.js';
@@ -36,8 +36,7 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-// gateway/web/dist, the same from gateway/src/app and gateway/dist/app.
-const WEB_ROOT = fileURLToPath(new URL('../../web/dist/', import.meta.url));
+const WEB_ROOT = packagePath('gateway/web/dist/');
 
 const SECURITY_DROPS = new Set(['encrypted', 'auth', 'unknown-epoch', 'old-epoch', 'replay', 'stale', 'sender-mismatch', 'unencrypted', 'envelope']);
 

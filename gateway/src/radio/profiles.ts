@@ -5,7 +5,7 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packagePath } from '../core/paths.js';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import type { ModuleChannel, Tone } from './types.js';
@@ -227,7 +227,7 @@ export class ProfileError extends Error {
 
 /** Built-in firmware-config/ plus any directories in TALKBRIDGE_PROFILES (colon-separated), searched first. */
 export function profileDirs(env: NodeJS.ProcessEnv = process.env): string[] {
-  const builtin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../firmware-config');
+  const builtin = packagePath('firmware-config');
   return [...(env.TALKBRIDGE_PROFILES ?? '').split(':').filter(Boolean), builtin];
 }
 

@@ -1,12 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import type { Config } from '../../config/schema.js';
 import { createLogger } from '../../core/log.js';
 import { UserError } from '../../core/errors.js';
+import { CLI_BIN } from '../../core/paths.js';
 import { startDaemon } from '../../app/daemon.js';
 import type { Command } from '../command.js';
-
-const BIN = fileURLToPath(new URL('../../../bin/talkbridge.js', import.meta.url));
 
 /**
  * The config is validated in a short-lived child process (`check-config --json`): the schema
@@ -14,7 +12,7 @@ const BIN = fileURLToPath(new URL('../../../bin/talkbridge.js', import.meta.url)
  * on a Pi and would otherwise keep ~15 MB of them resident for nothing.
  */
 function loadConfigApart(file: string | null, env: NodeJS.ProcessEnv): Config {
-  const r = spawnSync(process.execPath, [BIN, 'check-config', '--json', file ?? '-'], { env, encoding: 'utf8', maxBuffer: 16 << 20 });
+  const r = spawnSync(process.execPath, [CLI_BIN, 'check-config', '--json', file ?? '-'], { env, encoding: 'utf8', maxBuffer: 16 << 20 });
   if (r.error) throw new UserError(`cannot check the config: ${r.error.message}`);
   if (r.status !== 0) throw new UserError(r.stderr.replace(/^talkbridge: /, '').trimEnd(), r.status ?? 1);
   return JSON.parse(r.stdout) as Config;

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { AlsaCapture, AlsaPlayback, alsaArgs } from '../../gateway/src/radio/audio/alsa.js';
 import { FileAudioIn, FileAudioOut, NullAudioOut } from '../../gateway/src/radio/audio/file.js';
-import { LevelMeter, applyGain, dbfs, toBytes } from '../../gateway/src/radio/audio/levels.js';
+import { LevelMeter, PcmAssembler, applyGain, dbfs, toBytes } from '../../gateway/src/radio/audio/levels.js';
 import { parseWav, writeWav } from '../../gateway/src/audio/wav.js';
 import type { AudioState } from '../../gateway/src/radio/types.js';
 import { sine } from '../helpers/audio.js';
@@ -225,4 +225,16 @@ t.test('level meter and gain', async (t) => {
   t.equal(l.clipped, 0);
   t.equal(m.take().peakDb, -Infinity, 'reset after take');
   t.same([...applyGain(Int16Array.of(20000, -20000, 100), 6.0206)], [32767, -32768, 200], 'saturates');
+});
+
+t.test('bytes ⇄ samples: little-endian S16, split anywhere', async (t) => {
+  const s = Int16Array.of(0, 1, -1, 32767, -32768, 0x1234, -2);
+  const b = toBytes(s);
+  t.same([...b.subarray(0, 8)], [0, 0, 1, 0, 0xff, 0xff, 0xff, 0x7f], 'S16_LE on the wire');
+  const a = new PcmAssembler();
+  const got: number[] = [];
+  for (const [from, to] of [[0, 3], [3, 4], [4, 9], [9, 14]]) got.push(...a.push(b.subarray(from, to)));
+  t.same(got, [...s], 'odd splits: the odd byte waits for its partner');
+  const sub = toBytes(s.subarray(3, 5));
+  t.same([...sub], [0xff, 0x7f, 0x00, 0x80], 'a view converts only its own samples');
 });

@@ -1,7 +1,8 @@
 import t from 'tap';
 import path from 'node:path';
 import { encodeWav, parseWav, readWav } from '../../gateway/src/audio/wav.js';
-import { Resampler, resampleAll } from '../../gateway/src/audio/resample.js';
+import { ResampleToFloat, Resampler, resampleAll } from '../../gateway/src/audio/resample.js';
+import { capturePeriodMs } from '../../gateway/src/bridge/bridge.js';
 import { FIXTURES } from '../helpers/cli.js';
 import { envelopeCorrelation, rms, sine } from '../helpers/audio.js';
 
@@ -59,6 +60,32 @@ t.test('streaming in odd chunks gives the same output as one block', async (t) =
   const parts: number[] = [];
   for (let o = 0; o < x.length; o += 333) parts.push(...r.process(x.subarray(o, o + 333)));
   t.same(parts, [...whole]);
+});
+
+t.test('resampling to float in reused buffers gives the 16-bit resampler\'s output, scaled', async (t) => {
+  const x = sine(700, 48000, 0.48); // twelve 40 ms reads
+  const ref = new Resampler(48000, 16000).process(x);
+  const r = new ResampleToFloat(48000, 16000);
+  const got: number[] = [];
+  const views = new Set<Float32Array>();
+  for (let o = 0; o < x.length; o += 1920) {
+    const f = r.process(x.subarray(o, o + 1920));
+    if (o) views.add(f); // the first read is short by the filter's delay
+    for (const v of f) got.push(Math.round(v * 32768));
+  }
+  t.same(got, [...ref]);
+  t.equal(views.size, 1, 'then one output buffer for every 40 ms read');
+  const same = new ResampleToFloat(16000, 16000).process(Int16Array.of(16384, -32768));
+  t.same([...same], [0.5, -1], 'same rate: scaled only');
+});
+
+t.test('capture period: a whole packet, in whole frames, at most 60 ms', async (t) => {
+  t.equal(capturePeriodMs(20, 2), 40);
+  t.equal(capturePeriodMs(20, 1), 20);
+  t.equal(capturePeriodMs(20, 3), 60);
+  t.equal(capturePeriodMs(10, 3), 30);
+  t.equal(capturePeriodMs(40, 2), 40, '80 ms packets are read as two 40 ms frames');
+  t.equal(capturePeriodMs(60, 3), 60);
 });
 
 t.test('the speech metric tells speech from its absence', async (t) => {

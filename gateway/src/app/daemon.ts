@@ -10,7 +10,7 @@ import type { HttpServer } from '../http/server.js';
 import { type OpenChannel, SOFTWARE, openChannel } from '../talk/open.js';
 import type { OpusRate } from '../channel/session.js';
 import { UserError } from '../core/errors.js';
-import { Bridge } from '../bridge/bridge.js';
+import { Bridge, capturePeriodMs } from '../bridge/bridge.js';
 import { createEncoder } from '../codec/opus-node.js';
 import { createChannelCrypto } from '../crypto/channel-crypto.js';
 import { keepReplayState } from './replay-state.js';
@@ -200,7 +200,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       const rc = config.radios.find((r) => r.name === link.radio)!;
       const rlog = log.child({ module: 'radio', radio: rc.name });
       const deps = { log: rlog };
-      const input = createAudioIn(rc.audio, deps);
+      const input = createAudioIn(rc.audio, deps, capturePeriodMs(config.codec.frameMs, config.codec.framesPerPacket));
       const output = createAudioOut(rc.audio, deps);
       const ptt = await createPtt(rc.ptt, deps);
       const cos = await createCos(rc.cos, input, deps);

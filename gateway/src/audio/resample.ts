@@ -119,6 +119,36 @@ export class StreamResampler {
   }
 }
 
+/**
+ * 16-bit PCM at one rate in, float samples (full scale ±1) at another out, for the DSP stages: one
+ * pass, into buffers it keeps, so a pipeline running 50 times a second makes no garbage here.
+ */
+export class ResampleToFloat {
+  private readonly core: StreamResampler | null;
+  private out = new Float32Array(0);
+  private f = new Float32Array(0);
+
+  constructor(readonly inRate: number, readonly outRate: number) {
+    this.core = inRate === outRate ? null : new StreamResampler(inRate, outRate, 4096);
+  }
+
+  /** The result is valid until the next call. */
+  process(pcm: Int16Array): Float32Array {
+    const core = this.core;
+    let n = pcm.length;
+    if (core) {
+      const need = core.maxOut(pcm.length);
+      if (this.out.length < need) this.out = new Float32Array(need);
+      n = core.process(pcm, pcm.length, this.out);
+    }
+    if (this.f.length !== n) this.f = new Float32Array(n);
+    const f = this.f;
+    const src = core ? this.out : pcm;
+    for (let i = 0; i < n; i++) f[i] = src[i]! / 32768;
+    return f;
+  }
+}
+
 /** 16-bit PCM in and out, for the gateway's pipelines. */
 export class Resampler {
   private readonly core: StreamResampler;

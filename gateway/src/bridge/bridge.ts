@@ -16,7 +16,7 @@
  */
 import type { Logger } from 'pino';
 import { Emitter } from '../core/emitter.js';
-import { Resampler } from '../audio/resample.js';
+import { ResampleToFloat } from '../audio/resample.js';
 import type { FrameEncoder } from '../codec/codec.js';
 import type { AudioFrame, ChannelSession, OutgoingOver, OverReport, TalkerInfo } from '../channel/session.js';
 import type { AudioIn, AudioOut, CarrierDetect, Ptt } from '../radio/types.js';
@@ -31,6 +31,19 @@ import type { BridgeCounters, BridgeEvents, BridgeState, BridgeStatus, BridgeVie
 
 /** How much longer than starvationMs an over's first audio may take after its START (ms). */
 const FIRST_AUDIO_GRACE_MS = 500;
+
+/**
+ * How much audio the bridge asks a radio's sound card to deliver per read: a whole packet (or the
+ * largest whole-frame part of one up to 60 ms). A packet leaves only when its last frame has been
+ * captured, so reading it in one go adds no delay; at the default two 20 ms frames per packet it
+ * halves the wake-ups of the sending side, and the work each wake-up costs around the audio itself
+ * (measured in docs/operations.md). Longer reads would only coarsen VOX.
+ */
+export function capturePeriodMs(frameMs: number, framesPerPacket: number): number {
+  let k = framesPerPacket;
+  while (k > 1 && (framesPerPacket % k !== 0 || frameMs * k > 60)) k--;
+  return frameMs * k;
+}
 
 export interface RadioIo {
   name: string;
@@ -67,9 +80,11 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   // radio → channel
   private readonly rate: number;
   private readonly frame: number;
-  private readonly rxResampler: Resampler | null;
+  /** Receive path: the card's rate to the codec's, and the frame being filled (both reused). */
+  private readonly rxIn: ResampleToFloat;
+  private readonly rxFrame: Int16Array;
+  private rxFill = 0;
   private readonly rxChain: Stage;
-  private rxBuf = new Int16Array(0);
   private readonly tail: Int16Array[] = [];
   private encoded: Uint8Array[] = [];
   private outOver: OutgoingOver | null = null;
@@ -83,7 +98,7 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   private txInfo: OverInfo | null = null;
   private txSession: ChannelSession | null = null;
   /** From the rate the channel's audio arrives at (the codec's, or the card's when decoded to it). */
-  private txResampler: Resampler | null = null;
+  private txIn: ResampleToFloat | null = null;
   private readonly txChain: Stage;
   private txStartAt = 0;
   private txQueue: Int16Array[] = [];
@@ -113,7 +128,8 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     this.frame = o.encoder.frameSamples;
     const rate = this.rate;
     const inRate = o.radio.input?.sampleRate ?? rate;
-    this.rxResampler = inRate === rate ? null : new Resampler(inRate, rate);
+    this.rxIn = new ResampleToFloat(inRate, rate);
+    this.rxFrame = new Int16Array(this.frame);
     const rx: Stage[] = [dcBlock(rate)];
     if (this.c.rxAudio.highpassHz > 0) rx.push(highpass(rate, this.c.rxAudio.highpassHz));
     if (this.c.rxAudio.deemphasis) rx.push(deemphasis(rate));
@@ -313,23 +329,31 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
 
   private onInput(pcm: Int16Array): void {
     // Always filtered, so the filters are settled when a carrier rises.
-    const s = this.rxResampler ? this.rxResampler.process(pcm) : pcm;
-    const f = toFloat(s);
+    const f = this.rxIn.process(pcm);
     this.rxChain.process(f);
-    const out = toInt16(f);
-    const buf = new Int16Array(this.rxBuf.length + out.length);
-    buf.set(this.rxBuf);
-    buf.set(out, this.rxBuf.length);
-    let o = 0;
-    for (; o + this.frame <= buf.length; o += this.frame) this.onRxFrame(buf.slice(o, o + this.frame));
-    this.rxBuf = buf.slice(o);
+    const frame = this.rxFrame;
+    let fill = this.rxFill;
+    for (let i = 0; i < f.length; i++) {
+      const v = Math.round(f[i]! * 32768);
+      frame[fill++] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+      if (fill === frame.length) {
+        fill = 0;
+        this.onRxFrame(frame);
+      }
+    }
+    this.rxFill = fill;
   }
 
   private onRxFrame(frame: Int16Array): void {
     if (this.st !== 'rx' || !this.outOver) return;
-    this.tail.push(frame);
-    if (this.tail.length * this.o.frameMs <= this.c.squelchTailMs) return;
-    this.encoded.push(this.o.encoder.encode(this.tail.shift()!));
+    // `frame` is the receive path's own buffer, refilled by the next read: held frames are copies.
+    let pcm = frame;
+    if (this.c.squelchTailMs > 0) {
+      this.tail.push(frame.slice());
+      if (this.tail.length * this.o.frameMs <= this.c.squelchTailMs) return;
+      pcm = this.tail.shift()!;
+    }
+    this.encoded.push(this.o.encoder.encode(pcm));
     if (this.encoded.length === this.o.framesPerPacket) {
       this.outOver.send(this.encoded);
       this.encoded = [];
@@ -482,10 +506,10 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   /** PCM to the transmitter, held back until the TX delay has passed. */
   private play(pcm: Int16Array, rate: number): void {
     const outRate = this.o.radio.output.sampleRate;
-    if (rate !== outRate && this.txResampler?.inRate !== rate) this.txResampler = new Resampler(rate, outRate);
-    const up = rate === outRate ? pcm : this.txResampler!.process(pcm);
-    const f = toFloat(up);
+    if (this.txIn?.inRate !== rate) this.txIn = new ResampleToFloat(rate, outRate);
+    const f = this.txIn.process(pcm);
     this.txChain.process(f);
+    // A new block each time: the output (or the TX-delay queue) keeps it.
     const out = toInt16(f);
     const wait = this.txStartAt - performance.now();
     if (wait > 0 || this.txQueue.length) {

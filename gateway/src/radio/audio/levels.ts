@@ -51,6 +51,10 @@ export function applyGain(s: Int16Array, gainDb: number): Int16Array {
   return s;
 }
 
+// Every Pi (and x86) is little-endian, as the sound cards' S16_LE is: the bytes are the samples and
+// one block copy converts a period, instead of a call per sample on the audio path.
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
 /** Little-endian bytes → samples, keeping an odd trailing byte for the next chunk. */
 export class PcmAssembler {
   private carry: Buffer | null = null;
@@ -60,7 +64,8 @@ export class PcmAssembler {
     const even = buf.length & ~1;
     this.carry = even < buf.length ? Buffer.from(buf.subarray(even)) : null;
     const out = new Int16Array(even / 2);
-    for (let i = 0; i < out.length; i++) out[i] = buf.readInt16LE(i * 2);
+    if (LITTLE_ENDIAN) new Uint8Array(out.buffer).set(buf.subarray(0, even));
+    else for (let i = 0; i < out.length; i++) out[i] = buf.readInt16LE(i * 2);
     return out;
   }
 
@@ -70,6 +75,7 @@ export class PcmAssembler {
 }
 
 export function toBytes(s: Int16Array): Buffer {
+  if (LITTLE_ENDIAN) return Buffer.from(new Uint8Array(s.buffer, s.byteOffset, s.length * 2));
   const b = Buffer.alloc(s.length * 2);
   for (let i = 0; i < s.length; i++) b.writeInt16LE(s[i]!, i * 2);
   return b;

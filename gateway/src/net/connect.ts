@@ -3,10 +3,16 @@
  * over replayed after an outage would reach the air late), reconnects back off with jitter, and the
  * Last Will clears our retained presence when we vanish.
  */
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
+// The client alone, not MQTT.js's URL front end (which loads every transport): net/transport.ts.
+// A CommonJS module: its default import is module.exports, whose `default` is the class.
+import clientModule from 'mqtt/lib/client';
 import { UserError } from '../core/errors.js';
 import { type TlsOptions, describeTlsError } from './credentials.js';
-import { backoffMs, followBrokers, protocolFor, refusesV5 } from './failover.js';
+import { backoffMs, followBrokers, protocolFor, refusesV5, targetOf } from './failover.js';
+import { buildStream, prepareTransports } from './transport.js';
+
+const MqttClientImpl = clientModule.default;
 
 export interface ConnectOptions {
   /** One broker, or several tried in order (net/failover.ts). */
@@ -93,6 +99,11 @@ export function describeConnectError(err: Error, url = ''): string {
 export async function connect(o: ConnectOptions): Promise<MqttClient> {
   const urls = typeof o.url === 'string' ? [o.url] : [...o.url];
   if (urls.length === 0) throw new UserError('no broker URL given');
+  try {
+    await prepareTransports(urls);
+  } catch (err) {
+    throw new UserError(`cannot connect to ${urls.join(', ')}: ${(err as Error).message}`);
+  }
   const reconnectMs = o.reconnectMs ?? 1000;
   const failures: string[] = [];
   for (let round = 0, attempt = 1; ; round++) {
@@ -123,7 +134,10 @@ async function connectOnce(o: ConnectOptions, url: string): Promise<MqttClient> 
   const version = protocolFor(url, o.mqtt5 ?? false);
   let client: MqttClient;
   try {
-    client = mqtt.connect(url, { ...clientOptions(o), protocolVersion: version, reconnectPeriod: 0 });
+    const u = new URL(url);
+    // user:password@ in the URL, as MQTT.js's URL front end takes it, unless given apart.
+    const auth = u.username && o.username === undefined ? { username: decodeURIComponent(u.username), password: decodeURIComponent(u.password) } : {};
+    client = new MqttClientImpl(buildStream, { ...clientOptions(o), ...auth, ...targetOf(url), protocolVersion: version, reconnectPeriod: 0 } as IClientOptions);
   } catch (err) {
     throw new UserError(`cannot connect to ${url}: ${(err as Error).message}`);
   }

@@ -9,6 +9,9 @@ import t from 'tap';
 import net from 'node:net';
 import { connect, disconnect } from '../../gateway/src/net/connect.js';
 import path from 'node:path';
+import os from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync } from 'node:fs';
 import { startMosquitto } from '../helpers/brokers.js';
 import { FIXTURES, runCli } from '../helpers/cli.js';
 
@@ -66,6 +69,19 @@ t.test('mqtt:// straight, and through a SOCKS5 proxy named by MQTTJS_SOCKS_PROXY
   const r = await runCli(['send', '--broker', broker.url, '--channel', 'tr', path.join(FIXTURES, 'speech-short-16k.wav')], { env: { MQTTJS_SOCKS_PROXY: process.env.MQTTJS_SOCKS_PROXY } });
   t.equal(r.code, 0, `talkbridge send through the proxy: ${r.stderr.trim()}`);
   t.equal(proxy.targets.length, 2, 'its connection went through the proxy too');
+});
+
+t.test('credentials written in the URL are used, percent-decoded, unless given apart', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'tb-tr-'));
+  execFileSync('mosquitto_passwd', ['-c', '-b', path.join(dir, 'passwd'), 'field@kit', 'p:ss/word']);
+  // Mosquitto started as root reads its files as the mosquitto user.
+  chmodSync(dir, 0o755);
+  chmodSync(path.join(dir, 'passwd'), 0o644);
+  const broker = await startMosquitto(`allow_anonymous false\npassword_file ${path.join(dir, 'passwd')}\n`);
+  t.teardown(() => broker.stop());
+  const u = new URL(broker.url);
+  t.equal(await roundTrip(`mqtt://${encodeURIComponent('field@kit')}:${encodeURIComponent('p:ss/word')}@${u.host}`), 'hello', 'user:password@ in the URL');
+  await t.rejects(connect({ url: broker.url, clientId: 'anon' }), /not authorized|bad username/, 'without them the broker refuses');
 });
 
 t.test('a broker URL nobody speaks is refused with the reason', async (t) => {

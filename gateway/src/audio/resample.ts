@@ -6,6 +6,7 @@
  * browser audio glitch), keeps state between chunks of any size, and adds HALF_TAPS input samples
  * of delay.
  */
+import { toFloat, toInt16 } from '../dsp/stage.js';
 
 const HALF_TAPS = 16;
 const TAPS = 2 * HALF_TAPS;
@@ -142,33 +143,26 @@ export class ResampleToFloat {
       n = core.process(pcm, pcm.length, this.out);
     }
     if (this.f.length !== n) this.f = new Float32Array(n);
-    const f = this.f;
-    const src = core ? this.out : pcm;
-    for (let i = 0; i < n; i++) f[i] = src[i]! / 32768;
-    return f;
+    return toFloat(core ? this.out : pcm, this.f, n);
+  }
+
+  /** Delay the filter adds, in output samples. */
+  get delaySamples(): number {
+    return this.core?.delaySamples ?? 0;
   }
 }
 
-/** 16-bit PCM in and out, for the gateway's pipelines. */
+/** 16-bit PCM in and out (whole recordings: resampleAll). */
 export class Resampler {
-  private readonly core: StreamResampler;
-  private out = new Float32Array(0);
+  private readonly f: ResampleToFloat;
 
   constructor(readonly inRate: number, readonly outRate: number) {
-    this.core = new StreamResampler(inRate, outRate, 4096);
+    this.f = new ResampleToFloat(inRate, outRate);
   }
 
+  /** Scaling by 2^-15 and back is exact, so this is the filter's output rounded to 16 bits. */
   process(input: Int16Array): Int16Array {
-    if (this.inRate === this.outRate) return input.slice();
-    const need = this.core.maxOut(input.length);
-    if (this.out.length < need) this.out = new Float32Array(need);
-    const n = this.core.process(input, input.length, this.out);
-    const r = new Int16Array(n);
-    for (let i = 0; i < n; i++) {
-      const v = Math.round(this.out[i]!);
-      r[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
-    }
-    return r;
+    return toInt16(this.f.process(input));
   }
 
   /** Pushes out the samples still inside the filter. */
@@ -178,7 +172,7 @@ export class Resampler {
 
   /** Delay the filter adds, in output samples. */
   get delaySamples(): number {
-    return this.core.delaySamples;
+    return this.f.delaySamples;
   }
 }
 

@@ -7,11 +7,11 @@
  */
 import { fileURLToPath } from 'node:url';
 
-export const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 export function packagePath(...parts: string[]): string {
   return PACKAGE_ROOT + parts.join('/');
 }
 
-/** The CLI entry point: what child processes (config check, PTT guard) are started with. */
+/** The CLI entry point: what `run` starts its config check with. */
 export const CLI_BIN = packagePath('gateway/bin/talkbridge.js');

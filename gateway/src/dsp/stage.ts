@@ -19,8 +19,9 @@ export function chain(stages: Stage[]): Stage {
   };
 }
 
-export function toFloat(x: Int16Array, out = new Float32Array(x.length)): Float32Array {
-  for (let i = 0; i < x.length; i++) out[i] = x[i]! / 32768;
+/** 16-bit scale (an Int16Array, or a resampler's float output at that scale) → ±1; the first `n`. */
+export function toFloat(x: ArrayLike<number>, out = new Float32Array(x.length), n = x.length): Float32Array {
+  for (let i = 0; i < n; i++) out[i] = x[i]! / 32768;
   return out;
 }
 

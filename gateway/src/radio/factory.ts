@@ -87,12 +87,11 @@ export async function createCos(c: CosConfig, audio: AudioIn | null, deps: Drive
 export function createAudioIn(a: AudioConfig, deps: DriverDeps = {}, periodMs = 20): AudioIn | null {
   const log = deps.log ?? silentLog;
   const i = a.input;
-  const periodFrames = i.type === 'alsa' ? (i.periodFrames ?? Math.round((a.sampleRate * periodMs) / 1000)) : 0;
   switch (i.type) {
     case 'none':
       return null;
     case 'alsa':
-      return new AlsaCapture({ device: i.device, sampleRate: a.sampleRate, gainDb: i.gainDb, log, periodFrames, ...(i.bufferFrames ? { bufferFrames: i.bufferFrames } : {}), ...(deps.arecord ? { exe: deps.arecord } : {}) });
+      return new AlsaCapture({ device: i.device, sampleRate: a.sampleRate, gainDb: i.gainDb, log, periodFrames: i.periodFrames ?? Math.round((a.sampleRate * periodMs) / 1000), ...(i.bufferFrames ? { bufferFrames: i.bufferFrames } : {}), ...(deps.arecord ? { exe: deps.arecord } : {}) });
     case 'file':
       return new FileAudioIn({ path: i.path, sampleRate: a.sampleRate, loop: i.loop, gainDb: i.gainDb, log, frameMs: periodMs });
   }

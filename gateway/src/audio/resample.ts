@@ -86,9 +86,11 @@ export class StreamResampler {
       for (let i = 0; i < n; i++) out[o + w++] = buf[TAPS + i - HALF_TAPS]!;
     } else {
       const table = this.table;
-      while (Math.floor(this.pos / up) + HALF_TAPS < have) {
-        const base = Math.floor(this.pos / up);
-        const phase = this.pos - base * up;
+      const down = this.down;
+      // The position in a local for the loop: a field written per output sample stays in memory.
+      let pos = this.pos;
+      for (let base = Math.floor(pos / up); base + HALF_TAPS < have; base = Math.floor(pos / up)) {
+        const phase = pos - base * up;
         const first = base - HALF_TAPS + 1;
         let acc = 0;
         if (table) {
@@ -100,9 +102,9 @@ export class StreamResampler {
         }
         if (o + w >= out.length) throw new RangeError('resampler output buffer too small');
         out[o + w++] = acc;
-        this.pos += this.down;
+        pos += down;
       }
-      this.pos -= n * up;
+      this.pos = pos - n * up;
     }
     buf.copyWithin(0, n, n + TAPS);
     return w;

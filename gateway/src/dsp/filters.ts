@@ -87,13 +87,17 @@ export function dcBlock(rate: number): Stage {
   let y1 = 0;
   return {
     process(x) {
+      // Locals in the loop, as in Biquad.run (see dynamics.ts).
+      let px = x1;
+      let py = y1;
       for (let i = 0; i < x.length; i++) {
         const v = x[i]!;
-        const y = v - x1 + r * y1;
-        x1 = v;
-        y1 = y;
-        x[i] = y;
+        py = v - px + r * py;
+        px = v;
+        x[i] = py;
       }
+      x1 = px;
+      y1 = Math.abs(py) < 1e-20 ? 0 : py;
     },
     reset() {
       x1 = y1 = 0;
@@ -113,10 +117,12 @@ export function deemphasis(rate: number, tauUs = 750): Stage {
   let y1 = 0;
   return {
     process(x) {
+      let y = y1;
       for (let i = 0; i < x.length; i++) {
-        y1 = (1 - a) * x[i]! + a * y1;
-        x[i] = y1 * g;
+        y = (1 - a) * x[i]! + a * y;
+        x[i] = y * g;
       }
+      y1 = Math.abs(y) < 1e-20 ? 0 : y;
     },
     reset() {
       y1 = 0;

@@ -106,6 +106,13 @@ t.test('encoder refuses what the decoder would refuse', async (t) => {
   t.throws(() => encodePacket(base, []), PacketError);
   t.throws(() => encodePacket(base, [new Uint8Array(0)]), PacketError);
   t.throws(() => encodePacket({ ...base, streamId: 'xyz' }, [Uint8Array.of(1)]), PacketError);
+  // 16 characters, but not 16 lower-case hex digits: upper case, a letter past f, a sign, a space.
+  for (const streamId of ['0123456789ABCDEF', '0123456789abcdeg', '-123456789abcdef', '0123456789abcde ', '0123456789abcdef0']) {
+    t.throws(() => encodePacket({ ...base, streamId }, [Uint8Array.of(1)]), PacketError, streamId);
+  }
+  for (const streamId of ['0000000000000000', 'ffffffffffffffff', '00ff10a09b5c7e3d']) {
+    t.equal(decodeHeader(encodePacket({ ...base, streamId }, [Uint8Array.of(1)])).streamId, streamId, `${streamId} round trip`);
+  }
   t.throws(() => encodePacket({ ...base, seq: -1 }, [Uint8Array.of(1)]), PacketError);
 });
 

@@ -49,6 +49,19 @@ t.test('topics', async (t) => {
   for (const bad of ['', 'a/b', '#', '+', 'a b', 'x'.repeat(65), '-lead']) t.throws(() => normalizeChannel(bad), /not valid/, JSON.stringify(bad));
   t.throws(() => new ChannelTopics('bad/#', 'x'));
   t.throws(() => c.topic('audio', 'a/b'));
+  // Topics and parses are remembered: the same answers the second time, a bad sender still refused,
+  // and more senders than the memo holds still come out right.
+  t.equal(c.topic('audio', 'ann-1234'), 'talkbridge/v1/base/audio/ann-1234');
+  t.throws(() => c.topic('audio', 'a/b'));
+  t.same(c.parse('talkbridge/v1/base/control/ann-1234'), { kind: 'control', sender: 'ann-1234' });
+  for (const bad of ['talkbridge/v1/base/video/a', 'talkbridge/v1/base/audio/+']) t.equal(c.parse(bad), null, `${bad} again`);
+  const wrong: string[] = [];
+  for (let i = 0; i < 600; i++) {
+    if (c.topic('presence', `s-${i}`) !== `talkbridge/v1/base/presence/s-${i}`) wrong.push(`topic ${i}`);
+    if (c.parse(`talkbridge/v1/base/audio/s-${i}`)?.sender !== `s-${i}`) wrong.push(`parse ${i}`);
+  }
+  t.same(wrong, [], '600 senders, more than the memo holds');
+  t.same(c.parse('talkbridge/v1/base/control/ann-1234'), { kind: 'control', sender: 'ann-1234' });
   t.match(makeSenderId('Ann Smith!'), /^ann-smith-[0-9a-f]{8}$/);
   t.match(makeSenderId('!!!'), /^talker-[0-9a-f]{8}$/);
 });

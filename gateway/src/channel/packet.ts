@@ -65,9 +65,20 @@ export class PacketError extends Error {
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
+/** Value of a lower-case hex digit's char code, -1 for anything else. */
+function hexValue(c: number): number {
+  return c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+}
+
+// Runs for every packet sent: digit by digit, without a regular expression and 8 substrings.
 export function streamIdToBytes(id: string, out: Uint8Array, offset: number): void {
-  if (!/^[0-9a-f]{16}$/.test(id)) throw new PacketError('header', `stream id must be 16 hex digits, got "${id}"`);
-  for (let i = 0; i < 8; i++) out[offset + i] = parseInt(id.slice(i * 2, i * 2 + 2), 16);
+  if (id.length !== 16) throw new PacketError('header', `stream id must be 16 hex digits, got "${id}"`);
+  for (let i = 0; i < 8; i++) {
+    const hi = hexValue(id.charCodeAt(2 * i));
+    const lo = hexValue(id.charCodeAt(2 * i + 1));
+    if (hi < 0 || lo < 0) throw new PacketError('header', `stream id must be 16 hex digits, got "${id}"`);
+    out[offset + i] = (hi << 4) | lo;
+  }
 }
 
 function bytesToStreamId(b: Uint8Array, offset: number): string {

@@ -40,9 +40,14 @@ export function validatePrefix(prefix: string): string {
   return prefix;
 }
 
+/** Topic strings and parses are remembered (25 packets a second reuse the same few); at most this many. */
+const MEMO_MAX = 256;
+
 export class ChannelTopics {
   readonly channel: string;
   readonly base: string;
+  private readonly made = new Map<string, string>();
+  private readonly parsed = new Map<string, { kind: TopicKind; sender: string } | null>();
 
   constructor(prefix: string, channel: string) {
     this.channel = normalizeChannel(channel);
@@ -50,7 +55,14 @@ export class ChannelTopics {
   }
 
   topic(kind: TopicKind, sender: string): string {
-    return `${this.base}/${kind}/${validateSender(sender)}`;
+    const key = `${kind}/${sender}`;
+    let t = this.made.get(key);
+    if (t === undefined) {
+      t = `${this.base}/${kind}/${validateSender(sender)}`;
+      if (this.made.size >= MEMO_MAX) this.made.clear();
+      this.made.set(key, t);
+    }
+    return t;
   }
 
   /** Everything on the channel, for one subscription. */
@@ -60,6 +72,19 @@ export class ChannelTopics {
 
   /** Returns null for topics that are not well-formed channel topics (counted by the caller). */
   parse(topic: string): { kind: TopicKind; sender: string } | null {
+    let p = this.parsed.get(topic);
+    if (p === undefined) {
+      p = this.parseNew(topic);
+      // Well-formed topics only: junk from a hostile client must not evict the channel's talkers.
+      if (p) {
+        if (this.parsed.size >= MEMO_MAX) this.parsed.clear();
+        this.parsed.set(topic, p);
+      }
+    }
+    return p;
+  }
+
+  private parseNew(topic: string): { kind: TopicKind; sender: string } | null {
     if (!topic.startsWith(this.base + '/')) return null;
     const rest = topic.slice(this.base.length + 1).split('/');
     if (rest.length !== 2) return null;

@@ -6,7 +6,7 @@
  * A wrapper passed as `bash` stands between the daemon and the real guard to make it happen.
  */
 import t from 'tap';
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
 import { PttGuard } from '../../gateway/src/radio/ptt/guard.js';
@@ -30,6 +30,7 @@ function guard(bash: string, faults: string[]): PttGuard {
   });
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const settle = (p: Promise<unknown>) => p.then(() => 'ok', (e: Error) => e.message);
 
 t.test('a command split across the read timeout is still one command', async (t) => {
@@ -69,5 +70,60 @@ t.test('a request whose answer never comes does not leave the next ones one answ
   t.equal(await settle(g.unkey()), 'ok', 'the next unkey gets its own answer');
   t.equal(await settle(g.key()), 'ok', 'and so does the next key');
   t.equal(await settle(g.unkey()), 'ok', 'and the next unkey');
+  await g.close();
+});
+
+t.test("the transmit path's blocks are the heartbeat while they come often enough, and the timer takes over when they stop", async (t) => {
+  const log = path.join(tmp(), 'stdin.log');
+  writeFileSync(log, '');
+  // Everything the daemon writes to the guard, as it arrives.
+  const bash = wrapper('tee', `tee -a ${log} | /bin/bash "$@"`);
+  const faults: string[] = [];
+  const g = new PttGuard({ idle: 'true', watchdogMs: 150, bash, log: pino({ level: 'silent' }), onWatchdog: () => faults.push('watchdog'), onLost: (why) => faults.push(why) });
+  await g.start();
+  const beats = () => readFileSync(log, 'utf8').split('\n').filter((l) => l === 'h').length;
+  const ticking = async (periodMs: number, ms: number) => {
+    const iv = setInterval(() => g.alive(periodMs), periodMs);
+    await sleep(ms);
+    clearInterval(iv);
+  };
+
+  g.alive(40);
+  t.equal(beats(), 0, 'not keyed: blocks are no heartbeat');
+  await g.key();
+  let b0 = beats();
+  await sleep(400);
+  t.ok(beats() - b0 >= 8, `keyed: the timer beats (${beats() - b0} in 400 ms)`);
+
+  b0 = beats();
+  await ticking(40, 800);
+  const paced = beats() - b0;
+  // Timer (~22 in 800 ms) plus blocks (~20) would be twice this.
+  t.ok(paced >= 15 && paced <= 23, `40 ms blocks: one beat each and no timer (${paced} in 800 ms)`);
+  t.same(faults, [], 'no watchdog while blocks come');
+
+  // The blocks stop without alive(null), as a hung event loop stops them: no timer covers for them.
+  await sleep(400);
+  t.same(faults, ['watchdog'], 'blocks that stop unannounced end in the watchdog');
+
+  faults.length = 0;
+  await g.key();
+  await ticking(40, 200);
+  g.alive(null);
+  b0 = beats();
+  await sleep(600);
+  t.same(faults, [], 'alive(null): the timer beats again (hang time)');
+  t.ok(beats() - b0 >= 12, `timer beats after alive(null) (${beats() - b0} in 600 ms)`);
+
+  // 60 ms packets are more than a third of the 150 ms watchdog: the timer keeps beating.
+  await ticking(60, 400);
+  await sleep(400);
+  t.same(faults, [], 'blocks slower than a third of the watchdog never replace the timer');
+
+  await g.unkey();
+  b0 = beats();
+  g.alive(40);
+  await sleep(200);
+  t.equal(beats(), b0, 'unkeyed: neither blocks nor the timer beat');
   await g.close();
 });

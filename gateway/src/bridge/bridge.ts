@@ -500,6 +500,9 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     }
     if (f.stream !== this.txStream || this.st !== 'tx') return;
     if (!f.concealed) this.lastValid = performance.now();
+    // Playout runs once per packet, concealing frame by frame when packets are late, until the over
+    // ends: its ticks are the PTT guard's heartbeat meanwhile (endTx hands it back to the timer).
+    this.o.radio.ptt.alive?.(f.packetMs);
     this.play(f.pcm, f.sampleRate);
   }
 
@@ -543,6 +546,8 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     this.txStream = null;
     this.txSession = null;
     this.txInfo = null;
+    // Still keyed through the hang time (and its tones), with no playout ticks.
+    this.o.radio.ptt.alive?.(null);
     this.emit('over', 'end', info, reason);
     this.go('hang', reason);
     // Courtesy tone and station ID go out during the hang, before we unkey.

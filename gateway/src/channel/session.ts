@@ -77,6 +77,8 @@ export interface AudioFrame {
   latencyMs: number;
   /** First frame of a packet (per-packet latency is measured on these). */
   packetStart: boolean;
+  /** Audio per packet of this over: playout runs once per packet while packets come on time. */
+  packetMs: number;
 }
 
 export type SessionEvents = {
@@ -563,6 +565,7 @@ export class ChannelSession extends Emitter<SessionEvents> {
         concealed,
         latencyMs: this.clock.wall() - (inc.t0 + item.index * inc.frameMs),
         packetStart: item.index % inc.fpp === 0,
+        packetMs: inc.fpp * inc.frameMs,
       });
     }
     this.schedule();

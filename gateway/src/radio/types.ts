@@ -32,6 +32,14 @@ export interface Ptt extends Emitter<PttEvents> {
   key(): Promise<void>;
   unkey(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Optional, for drivers with a PTT guard (radio/ptt/guard.ts). The transmit path calls it for each
+   * block it sends, `periodMs` being how often blocks come: while that is often enough for the
+   * guard's watchdog, these calls are the heartbeat and the guard's own heartbeat timer (a wake-up
+   * 27 times a second) stops. `alive(null)` when the blocks stop (over ended, hang time) hands the
+   * heartbeat back to the timer.
+   */
+  alive?(periodMs: number | null): void;
 }
 
 export interface CarrierEvents {

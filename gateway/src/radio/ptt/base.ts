@@ -29,6 +29,10 @@ export abstract class PttBase extends Emitter<PttEvents> implements Ptt {
     return this.isKeyed;
   }
 
+  alive(periodMs: number | null): void {
+    this.guard?.alive(periodMs);
+  }
+
   /** Opens the device and drives it idle; a driver must not return with the line keyed. */
   protected abstract openLine(): Promise<void>;
   protected abstract setLine(keyed: boolean): Promise<void>;

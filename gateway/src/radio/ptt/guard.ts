@@ -102,6 +102,11 @@ export class PttGuard {
   private exited: Promise<number | null> = Promise.resolve(null);
   /** Four beats per watchdog period: one late beat must not unkey a healthy daemon. */
   private readonly beatMs: number;
+  /** Keyed (or armed): heartbeats are due, from the timer or from alive(). */
+  private armed = false;
+  /** The caller's ticks are the heartbeat and the timer is stopped. */
+  private paced = false;
+  private lastBeat = 0;
 
   constructor(private readonly o: GuardOptions) {
     this.beatMs = Math.max(25, Math.floor(o.watchdogMs / 4));
@@ -122,7 +127,7 @@ export class PttGuard {
     createInterface({ input: proc.stdout }).on('line', (l) => this.onLine(l));
     proc.once('error', (err) => this.failAll(new RadioError(`cannot start the PTT guard (${this.o.bash ?? 'bash'}): ${err.message}`)));
     proc.once('close', (code, signal) => {
-      this.stopHeartbeat();
+      this.disarm();
       const why = `PTT guard exited (${signal ?? `status ${code}`})${this.lastErr()}`;
       this.failAll(new RadioError(why));
       if (this.proc === proc) {
@@ -142,10 +147,10 @@ export class PttGuard {
   private onLine(l: string): void {
     const m = /^(watchdog|lost (\d+)) (idle|unknown)$/.exec(l);
     if (m?.[1] === 'watchdog') {
-      this.stopHeartbeat();
+      this.disarm();
       this.o.onWatchdog(m[3] === 'idle');
     } else if (m) {
-      this.stopHeartbeat();
+      this.disarm();
       this.o.onLost(`the process holding the line exited (status ${m[2]})${this.lastErr()}`, m[3] === 'idle');
     } else {
       // Every answer names its request. One that arrives after its request timed out (a guard
@@ -186,14 +191,43 @@ export class PttGuard {
   /** Hold mode: keys the line. Otherwise: arms the guard (the driver keyed the line itself). */
   async key(): Promise<void> {
     await this.request('k');
+    this.armed = true;
+    this.startHeartbeat();
+  }
+
+  private startHeartbeat(): void {
     this.stopHeartbeat();
+    this.paced = false;
     // A plain interval, never pushed back: Node wakes at a timer's first expiry even when it was
-    // refreshed since, so beating from the audio path and deferring this timer cost a wake-up
-    // per audio frame (measured: 50 a second) instead of saving one.
+    // refreshed or cleared since, so deferring it from the audio path would cost a wake-up per
+    // audio frame (measured: 50 a second) instead of saving one. alive() stops it instead.
     this.heartbeat = setInterval(() => this.beat(), this.beatMs);
   }
 
+  /**
+   * The transmit path's blocks as the heartbeat (see Ptt.alive). Blocks must come at least every
+   * third of the watchdog period, so one late block still leaves two thirds of it for a busy
+   * machine; slower ones (long packets from some far sender) leave the timer running.
+   */
+  alive(periodMs: number | null): void {
+    if (!this.armed) return;
+    if (periodMs === null || periodMs > this.o.watchdogMs / 3) {
+      if (this.paced) {
+        this.beat();
+        this.startHeartbeat();
+      }
+      return;
+    }
+    if (!this.paced) {
+      this.stopHeartbeat();
+      this.paced = true;
+    }
+    // A packet's frames come together, and need one beat; concealed frames come one by one.
+    if (performance.now() - this.lastBeat >= periodMs / 2) this.beat();
+  }
+
   private beat(): void {
+    this.lastBeat = performance.now();
     const proc = this.proc;
     // A destroyed stdin has given its fd back: that number may already belong to another file.
     if (!proc || proc.stdin.destroyed) return;
@@ -214,7 +248,7 @@ export class PttGuard {
   }
 
   async unkey(): Promise<void> {
-    this.stopHeartbeat();
+    this.disarm();
     await this.request('u');
   }
 
@@ -223,9 +257,15 @@ export class PttGuard {
     this.heartbeat = null;
   }
 
+  private disarm(): void {
+    this.armed = false;
+    this.paced = false;
+    this.stopHeartbeat();
+  }
+
   /** Closing stdin makes the guard run its final idle command and exit, as a crash would. */
   async close(): Promise<void> {
-    this.stopHeartbeat();
+    this.disarm();
     const proc = this.proc;
     if (!proc) return;
     this.proc = null;

@@ -4,6 +4,8 @@
  */
 import t, { type Test } from 'tap';
 import path from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { encodeWav, readWav } from '../../gateway/src/audio/wav.js';
 import { spawnSync } from 'node:child_process';
 import { startMosquitto } from '../helpers/brokers.js';
 import { FIXTURES, runCli, startCli } from '../helpers/cli.js';
@@ -112,4 +114,40 @@ t.test('broker killed mid-over: B unkeys on starvation; broker back: both recove
   const until2 = Date.now() + 5000;
   while (fifo.reports.filter((r) => r.hex === KEY).length === keys && Date.now() < until2) await sleep(10);
   t.equal(fifo.reports.filter((r) => r.hex === KEY).length, keys + 1, 'B keyed for the next over without a restart');
+});
+
+t.test('an over that ends inside the TX delay (default 150 ms watchdog): the guard keeps its heartbeat until the held audio is out and the hang is over', async (t) => {
+  // The playout's ticks are the guard's heartbeat during an over; the over below is all queued
+  // behind a 700 ms TX delay and ends before it, so the bridge must hand the heartbeat back to the
+  // timer while it waits, or the watchdog would unkey a healthy transmitter.
+  const broker = await startMosquitto();
+  t.teardown(() => broker.stop());
+  const dir = tmp();
+  const fifo = pttFifo(dir);
+  t.teardown(() => fifo.close());
+  const b = runGateway(writeConfig(dir, {
+    id: 'gw-b',
+    broker: broker.url,
+    radio: `  - name: b
+    ptt: { type: cm108, device: ${fifo.path} }
+    audio: { sampleRate: 48000, output: { type: 'null' } }`,
+    extra: 'bridge:\n  txDelayMs: 700\n  hangMs: 400\n',
+  }));
+  t.teardown(() => b.proc.kill('SIGKILL'));
+  await b.waitFor(/"event":"ready"/);
+  const sp = await readWav(SPEECH);
+  const short = path.join(dir, 'short.wav');
+  writeFileSync(short, encodeWav({ sampleRate: sp.sampleRate, samples: sp.samples.subarray(8000, 8000 + sp.sampleRate * 0.3) }));
+  const r = await runCli(['send', '--broker', broker.url, '--channel', 'link', '--name', 'Base', short]);
+  t.equal(r.code, 0, r.stderr);
+  await b.waitFor(/"event":"ptt"[^\n]*"on":false/, 5000);
+  const key = fifo.reports.find((x) => x.hex === KEY);
+  const unkeyed = () => fifo.reports.find((x) => x.hex === UNKEY && x.at >= (key?.at ?? Infinity));
+  const until = Date.now() + 2000;
+  while (!unkeyed() && Date.now() < until) await sleep(10);
+  const unkey = unkeyed();
+  t.ok(key && unkey, 'keyed, then unkeyed');
+  t.ok(unkey!.at - key!.at >= 700 + 400 - 50, `unkeyed ${unkey!.at - key!.at} ms after keying: the TX delay (the over was queued behind it), then the hang time`);
+  t.notOk(b.events().some((e) => /watchdog/i.test(String(e.msg ?? ''))), 'no watchdog');
+  t.match(b.events().filter((e) => e.event === 'ptt').map((e) => e.reason).join(' | '), /hang time over/, 'unkeyed by the hang timer');
 });

@@ -536,6 +536,9 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
 
   private endTx(reason: string): void {
     if (this.st !== 'tx') return;
+    // Still keyed, with no more playout ticks: until the audio held for the TX delay has gone out,
+    // then through the hang time and its tones.
+    this.o.radio.ptt.alive?.(null);
     if (this.txFlushTimer) {
       // Audio still held for the TX delay: the over ends once it has gone out.
       const stream = this.txStream;
@@ -546,8 +549,6 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     this.txStream = null;
     this.txSession = null;
     this.txInfo = null;
-    // Still keyed through the hang time (and its tones), with no playout ticks.
-    this.o.radio.ptt.alive?.(null);
     this.emit('over', 'end', info, reason);
     this.go('hang', reason);
     // Courtesy tone and station ID go out during the hang, before we unkey.

@@ -89,6 +89,20 @@ export class StreamResampler {
       const down = this.down;
       // The position in a local for the loop: a field written per output sample stays in memory.
       let pos = this.pos;
+      if (up === 1 && table) {
+        // Whole-number decimation (48 → 16 kHz on every capture): the phase is always 0, and the
+        // kernel's non-zero taps (x = -15…15) are symmetric, so each output needs half the products.
+        for (let base = pos; base + HALF_TAPS < have; base += down) {
+          let acc = buf[base]! * table[HALF_TAPS - 1]!;
+          for (let j = 1; j < HALF_TAPS; j++) acc += (buf[base + j]! + buf[base - j]!) * table[HALF_TAPS - 1 + j]!;
+          if (o + w >= out.length) throw new RangeError('resampler output buffer too small');
+          out[o + w++] = acc;
+          pos += down;
+        }
+        this.pos = pos - n;
+        buf.copyWithin(0, n, n + TAPS);
+        return w;
+      }
       for (let base = Math.floor(pos / up); base + HALF_TAPS < have; base = Math.floor(pos / up)) {
         const phase = pos - base * up;
         const first = base - HALF_TAPS + 1;

@@ -393,6 +393,23 @@ t.test('command PTT: unkey on open, key/unkey commands, failures and time-outs r
   await slow.close();
 });
 
+t.test('a slow unkey command after the transmit path stopped ticking: the guard beats meanwhile', async (t) => {
+  const f = path.join(tempDir(t), 'log');
+  // The playout's ticks were the heartbeat (Ptt.alive); the unkey command then takes 400 ms, longer
+  // than the 150 ms watchdog: the guard's timer must beat until the line is idle.
+  const ptt = new CommandPtt({ key: `echo key >> ${f}`, unkey: `sleep 0.4; echo unkey >> ${f}`, timeoutMs: 2000, watchdogMs: 150 });
+  const fs = faults(ptt);
+  await ptt.open();
+  await ptt.key();
+  const iv = setInterval(() => ptt.alive(40), 40);
+  await new Promise((r) => setTimeout(r, 300));
+  clearInterval(iv);
+  await ptt.unkey();
+  t.same(fs, [], 'no watchdog while the unkey command ran');
+  t.match(readOr(f), /key\nunkey\n$/);
+  await ptt.close();
+});
+
 t.test('command PTT SIGKILL while keyed: the guard runs the unkey command', async (t) => {
   const f = path.join(tempDir(t), 'log');
   const child = await keyedChild(t, { type: 'command', key: `echo key >> ${f}`, unkey: `echo unkey >> ${f}`, timeoutMs: 2000, watchdogMs: 2000 }, 'kill');

@@ -76,6 +76,9 @@ export abstract class PttBase extends Emitter<PttEvents> implements Ptt {
   }
 
   unkey(): Promise<void> {
+    // The caller's ticks have stopped, but the line is keyed until its unkey command has run (a
+    // slow one, or one queued behind a key): the guard's timer beats meanwhile.
+    this.guard?.alive(null);
     return this.serial(async () => {
       if (!this.opened) return;
       await this.unkeyNow();

@@ -99,24 +99,22 @@ export class StreamResampler {
           out[o + w++] = acc;
           pos += down;
         }
-        this.pos = pos - n;
-        buf.copyWithin(0, n, n + TAPS);
-        return w;
-      }
-      for (let base = Math.floor(pos / up); base + HALF_TAPS < have; base = Math.floor(pos / up)) {
-        const phase = pos - base * up;
-        const first = base - HALF_TAPS + 1;
-        let acc = 0;
-        if (table) {
-          const row = phase * TAPS;
-          for (let k = 0; k < TAPS; k++) acc += buf[first + k]! * table[row + k]!;
-        } else {
-          const frac = phase / up;
-          for (let k = 0; k < TAPS; k++) acc += buf[first + k]! * this.kernel(k - HALF_TAPS + 1 - frac);
+      } else {
+        for (let base = Math.floor(pos / up); base + HALF_TAPS < have; base = Math.floor(pos / up)) {
+          const phase = pos - base * up;
+          const first = base - HALF_TAPS + 1;
+          let acc = 0;
+          if (table) {
+            const row = phase * TAPS;
+            for (let k = 0; k < TAPS; k++) acc += buf[first + k]! * table[row + k]!;
+          } else {
+            const frac = phase / up;
+            for (let k = 0; k < TAPS; k++) acc += buf[first + k]! * this.kernel(k - HALF_TAPS + 1 - frac);
+          }
+          if (o + w >= out.length) throw new RangeError('resampler output buffer too small');
+          out[o + w++] = acc;
+          pos += down;
         }
-        if (o + w >= out.length) throw new RangeError('resampler output buffer too small');
-        out[o + w++] = acc;
-        pos += down;
       }
       this.pos = pos - n * up;
     }

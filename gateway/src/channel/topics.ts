@@ -47,7 +47,7 @@ export class ChannelTopics {
   readonly channel: string;
   readonly base: string;
   private readonly made = new Map<string, string>();
-  private readonly parsed = new Map<string, { kind: TopicKind; sender: string } | null>();
+  private readonly parsed = new Map<string, { kind: TopicKind; sender: string }>();
 
   constructor(prefix: string, channel: string) {
     this.channel = normalizeChannel(channel);
@@ -72,7 +72,7 @@ export class ChannelTopics {
 
   /** Returns null for topics that are not well-formed channel topics (counted by the caller). */
   parse(topic: string): { kind: TopicKind; sender: string } | null {
-    let p = this.parsed.get(topic);
+    let p: { kind: TopicKind; sender: string } | null | undefined = this.parsed.get(topic);
     if (p === undefined) {
       p = this.parseNew(topic);
       // Well-formed topics only: junk from a hostile client must not evict the channel's talkers.

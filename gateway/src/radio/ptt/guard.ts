@@ -102,10 +102,8 @@ export class PttGuard {
   private exited: Promise<number | null> = Promise.resolve(null);
   /** Four beats per watchdog period: one late beat must not unkey a healthy daemon. */
   private readonly beatMs: number;
-  /** Keyed (or armed): heartbeats are due, from the timer or from alive(). */
+  /** Keyed (or armed): heartbeats are due, from the timer or, while it is stopped, from alive(). */
   private armed = false;
-  /** The caller's ticks are the heartbeat and the timer is stopped. */
-  private paced = false;
   private lastBeat = 0;
 
   constructor(private readonly o: GuardOptions) {
@@ -197,7 +195,6 @@ export class PttGuard {
 
   private startHeartbeat(): void {
     this.stopHeartbeat();
-    this.paced = false;
     // A plain interval, never pushed back: Node wakes at a timer's first expiry even when it was
     // refreshed or cleared since, so deferring it from the audio path would cost a wake-up per
     // audio frame (measured: 50 a second) instead of saving one. alive() stops it instead.
@@ -212,16 +209,13 @@ export class PttGuard {
   alive(periodMs: number | null): void {
     if (!this.armed) return;
     if (periodMs === null || periodMs > this.o.watchdogMs / 3) {
-      if (this.paced) {
+      if (!this.heartbeat) {
         this.beat();
         this.startHeartbeat();
       }
       return;
     }
-    if (!this.paced) {
-      this.stopHeartbeat();
-      this.paced = true;
-    }
+    this.stopHeartbeat();
     // A packet's frames come together, and need one beat; concealed frames come one by one.
     if (performance.now() - this.lastBeat >= periodMs / 2) this.beat();
   }
@@ -259,7 +253,6 @@ export class PttGuard {
 
   private disarm(): void {
     this.armed = false;
-    this.paced = false;
     this.stopHeartbeat();
   }
 

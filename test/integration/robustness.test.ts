@@ -12,6 +12,7 @@ import { FIXTURES, startCli } from '../helpers/cli.js';
 import { openChannel } from '../../gateway/src/talk/open.js';
 import { Codec, Flag, encodePacket } from '../../gateway/src/channel/packet.js';
 import type { OverReport } from '../../gateway/src/channel/session.js';
+import { createEncoder } from '../../gateway/src/codec/opus-node.js';
 
 const SPEECH = path.join(FIXTURES, 'speech-16k.wav');
 
@@ -54,6 +55,35 @@ t.test('garbage on every topic is counted and dropped; the next over plays', asy
   const real = reports.find((r) => r.name === 'Real');
   t.ok(real, 'the real over still played');
   t.equal(real?.stats.lost, 0);
+});
+
+t.test('Opus frames longer than the stream declared are counted and concealed, never played stretched', async (t) => {
+  const broker = await startMosquitto();
+  t.teardown(() => broker.stop());
+  const listener = await openChannel({ url: broker.url, prefix: 'talkbridge/v1', channel: 'sizes', name: 'L', source: 'cli', silenceMs: 1000 });
+  t.teardown(() => listener.close());
+  const lengths: number[] = [];
+  listener.session.on('audio', (a) => lengths.push(a.pcm.length));
+  const ended = new Promise<OverReport>((r) => listener.session.on('overEnd', r));
+  const raw = await mqtt.connectAsync(broker.url);
+  t.teardown(() => raw.endAsync());
+  const tone = (n: number) => new Int16Array(n).map((_, i) => Math.round(8000 * Math.sin(i / 4)));
+  const enc20 = await createEncoder({ sampleRate: 16000, frameMs: 20, bitrate: 16000, complexity: 9 });
+  const enc60 = await createEncoder({ sampleRate: 16000, frameMs: 60, bitrate: 16000, complexity: 9 });
+  // A stream that says 20 ms frames, two per packet; every third packet carries 60 ms frames instead.
+  const t0 = Date.now();
+  for (let seq = 0; seq < 12; seq++) {
+    const frames = seq % 3 === 1 ? [enc60.encode(tone(960)), enc60.encode(tone(960))] : [enc20.encode(tone(320)), enc20.encode(tone(320))];
+    const flags = (seq === 0 ? Flag.START : 0) | (seq === 11 ? Flag.END : 0);
+    const h = { flags, codec: Codec.OPUS, sampleRate: 16000, frameMs: 20, keyEpoch: 0, streamId: 'bbbbbbbbbbbbbbbb', seq, timestamp: t0 + seq * 40 };
+    await raw.publishAsync('talkbridge/v1/sizes/audio/mixer', Buffer.from(encodePacket(h, frames)));
+    await new Promise((r) => setTimeout(r, 40 - ((Date.now() - t0) % 40)));
+  }
+  const report = await ended;
+  t.equal(lengths.length, 24, 'one 20 ms frame of audio for every frame sent');
+  t.same([...new Set(lengths)], [320], 'every frame played is 20 ms long');
+  t.equal(listener.session.counters['decode'], 8, `the 60 ms frames were counted: ${JSON.stringify(listener.session.counters)}`);
+  t.equal(report.stats.lost, 0, 'no packet was lost');
 });
 
 t.test('a talker killed mid-over: the over ends after the silence time, the Last Will clears presence', async (t) => {

@@ -8,7 +8,7 @@
  * needs. The module is the WASM build that ships inside @evan/opus (pinned version); this file
  * runs unchanged in Node and in browsers, so the browser client and the gateway share it.
  */
-import { CTL, type FrameDecoder, type FrameEncoder, type OpusSettings, frameSamples } from './codec.js';
+import { CTL, MAX_PACKET, checkFrame, type FrameDecoder, type FrameEncoder, type OpusSettings, frameSamples } from './codec.js';
 
 interface OpusExports {
   memory: WebAssembly.Memory;
@@ -26,7 +26,6 @@ interface OpusExports {
   opus_encoder_ctl_get(p: number, req: number): number;
 }
 
-const MAX_PACKET = 1500;
 const MAX_FRAME_SAMPLES = 5760;
 
 export class OpusWasm {
@@ -125,7 +124,7 @@ class WasmDecoder implements FrameDecoder {
   }
 
   decode(frame: Uint8Array): Int16Array {
-    if (frame.length === 0 || frame.length > MAX_PACKET) throw new RangeError(`opus frame of ${frame.length} bytes`);
+    checkFrame(frame, this.sampleRate, this.frameSamples);
     new Uint8Array(this.x.memory.buffer, this.pkt, frame.length).set(frame);
     return this.run(this.pkt, frame.length, MAX_FRAME_SAMPLES);
   }

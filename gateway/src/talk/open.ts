@@ -4,7 +4,7 @@ import { ChannelSession, type SessionOptions } from '../channel/session.js';
 import { loginSender, makeSenderId } from '../channel/topics.js';
 import type { Source } from '../channel/control.js';
 import type { ChannelCrypto } from '../crypto/channel-crypto.js';
-import { loadOpusWasm } from '../codec/opus-node.js';
+import { decoderFactory } from '../codec/opus-node.js';
 import { type ConnectOptions, connect, disconnect } from '../net/connect.js';
 
 export interface OpenOptions {
@@ -43,7 +43,7 @@ export { SOFTWARE } from '../core/version.js';
 import { SOFTWARE } from '../core/version.js';
 
 export async function openChannel(o: OpenOptions): Promise<OpenChannel> {
-  const wasm = await loadOpusWasm();
+  const createDecoder = await decoderFactory();
   const login = o.sender === undefined ? loginSender(o.connection?.username) : null;
   const fromLogin = login !== null;
   const sender = o.sender ?? login ?? makeSenderId(o.name);
@@ -68,7 +68,7 @@ export async function openChannel(o: OpenOptions): Promise<OpenChannel> {
     ...(o.decodeRate ? { decodeRate: o.decodeRate } : {}),
     software: SOFTWARE,
     crypto: o.crypto ?? undefined,
-    createDecoder: (s) => wasm.createDecoder(s),
+    createDecoder,
   });
   try {
     await session.join();

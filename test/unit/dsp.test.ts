@@ -52,6 +52,9 @@ t.test('limiter: no sample above the ceiling, quiet audio untouched', async (t) 
   const b = run(limiter(rate), burst);
   t.ok(Math.max(...b.subarray(4000, 4400).map(Math.abs)) <= 0.9, 'burst limited');
   t.ok(Math.abs(rmsDb(b, 12000) - rmsDb(burst, 12000)) < 0.2, 'gain recovered afterwards');
+  const long = Float32Array.from(tone(1000, 2, 0.1), (v, i) => (i >= 4000 && i < 4400 ? v * 15 : v));
+  t.same(run(limiter(rate), long).subarray(rate * 1.5), long.subarray(rate * 1.5), 'and fully: a second after the burst, samples pass untouched');
+  t.same(q, quiet, 'quiet audio passes bit for bit');
 });
 
 t.test('AGC brings quiet and loud radios to the same loudness, and does not pump up pauses', async (t) => {

@@ -21,6 +21,15 @@ export function limiter(rate: number, o: LimiterOptions = { ceilingDb: -1, relea
       // State in locals for the loop: a closure variable written per sample stays in memory
       // (measured: 2.6× slower per block once optimised).
       let g = gain;
+      if (g === 1) {
+        // Most blocks need nothing: a peak scan alone is cheaper than the gain loop.
+        let peak = 0;
+        for (let i = 0; i < x.length; i++) {
+          const a = Math.abs(x[i]!);
+          if (a > peak) peak = a;
+        }
+        if (peak <= ceiling) return;
+      }
       for (let i = 0; i < x.length; i++) {
         const v = x[i]!;
         const a = Math.abs(v);
@@ -29,7 +38,8 @@ export function limiter(rate: number, o: LimiterOptions = { ceilingDb: -1, relea
         const y = v * g;
         x[i] = y > ceiling ? ceiling : y < -ceiling ? -ceiling : y;
       }
-      gain = g;
+      // The release only approaches 1; within 0.0001 dB of it, call it done.
+      gain = g > 1 - 1e-5 ? 1 : g;
     },
     reset() {
       gain = 1;

@@ -190,6 +190,9 @@ function treeCpu(pid: number): number {
   }
 }
 
+/** Seconds both daemons idle after start-up before the first over. */
+const SETTLE_S = 15;
+
 /** One pair of fresh daemons bridging two overs (CPU), then, if asked, 1,000 short overs into B (RSS). */
 async function daemonRound(brokerUrl: string, file: string, speech: Int16Array, withRss: boolean) {
   const dir = tmp();
@@ -199,12 +202,16 @@ async function daemonRound(brokerUrl: string, file: string, speech: Int16Array, 
   process.env.NODE_OPTIONS = DAEMON_FLAGS;
   const b = runGateway(writeConfig(dir, { id: 'gw-b', broker: brokerUrl, radio: `  - name: b\n    ptt: { type: cm108, device: ${fifo.path} }\n    audio: { sampleRate: 48000, output: { type: 'null' } }`, extra }));
   await b.waitFor(/"event":"ready"/);
-  await sleep(2000);
-  const idle = procStat(b.proc.pid!);
   const a = runGateway(writeConfig(dir, { id: 'gw-a', broker: brokerUrl, radio: `  - name: a\n    ptt: { type: none }\n    cos: { type: vox, thresholdDb: -45, attackMs: 20, hangMs: 1500 }\n    audio: { sampleRate: 48000, input: { type: file, path: ${file} } }` }));
   await a.waitFor(/"event":"ready"/);
+  // Both settle first, as a gateway started at boot has long before its first over: V8's memory
+  // reducer compacts each heap 8 s after start-up's last full GC (2–3 full GCs, ~25 ms of CPU;
+  // seen with --trace-gc up to 12.6 s after A's ready), and that belongs to starting, not to
+  // bridging. A's file is silent until a second after this.
+  await sleep((SETTLE_S - 1) * 1000);
+  const idle = procStat(b.proc.pid!);
   const a0 = procStat(a.proc.pid!);
-  const b0 = procStat(b.proc.pid!);
+  const b0 = idle;
   const pttOff = /"event":"ptt"[^\n]*"on":false/;
   await b.waitFor(pttOff, 60000);
   const a1 = procStat(a.proc.pid!);
@@ -269,14 +276,14 @@ export async function daemonRun(rounds = 3): Promise<Record<string, number | str
   try {
     const sp = await readWav(path.join(FIXTURES, 'speech-16k.wav'));
     // Two overs of 20 s of continuous speech for A's radio (VOX keeps each one over), 4 s apart:
-    // the first is the daemons' first after starting (JIT and WebAssembly tier-up fall inside it),
+    // the first is the daemons' first after starting (V8 compiles the hot JavaScript during it),
     // the second is what a gateway that has been up for a while spends.
     const s48 = resampleAll(sp.samples, 16000, 48000);
     const one = new Int16Array(RATE * 21);
     for (let o = RATE; o < one.length; o += s48.length) one.set(s48.subarray(0, Math.min(s48.length, one.length - o)), o);
-    const all = new Int16Array(RATE * 46);
-    all.set(one);
-    all.set(one.subarray(RATE), RATE * 26);
+    const all = new Int16Array(RATE * (SETTLE_S + 46));
+    all.set(one, RATE * SETTLE_S);
+    all.set(one.subarray(RATE), RATE * (SETTLE_S + 26));
     const file = path.join(dir, 'in.wav');
     writeFileSync(file, encodeWav({ sampleRate: RATE, samples: all }));
     // This machine is shared and its load comes and goes: fresh daemons several times, each round's

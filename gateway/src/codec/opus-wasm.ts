@@ -1,12 +1,14 @@
 /**
- * libopus compiled to WebAssembly, driven through its raw C API.
+ * libopus compiled to WebAssembly, driven through its raw C API: the browser client's codec, and
+ * the gateway's where the native library cannot load.
  *
  * Why our own glue instead of a binding's JavaScript API: none of the maintained bindings
  * (@evan/opus native or WASM, @discordjs/opus, opusscript) lets the caller choose frame_size on a
  * lost packet, so their "decode an empty packet" produces up to 120 ms of concealment and
- * desynchronises the decoder. opus_decode(NULL, 0, frame_size) is what packet-loss concealment
- * needs. The module is the WASM build that ships inside @evan/opus (pinned version); this file
- * runs unchanged in Node and in browsers, so the browser client and the gateway share it.
+ * desynchronises the decoder. Here concealment is opus_decode(NULL, 0, frame_size); the native
+ * path gets the same samples from a one-byte packet (codec.ts, concealmentToc). The module is the
+ * WASM build that ships inside @evan/opus (pinned version); this file runs unchanged in Node and
+ * in browsers, so the browser client and the gateway share it.
  */
 import { CTL, MAX_PACKET, checkFrame, type FrameDecoder, type FrameEncoder, type OpusSettings, frameSamples } from './codec.js';
 

@@ -270,7 +270,7 @@ function nativeTools(dir: string, one: Int16Array, seconds: number): number {
 
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 
-export async function daemonRun(rounds = 3): Promise<Record<string, number | string>> {
+export async function daemonRun(rounds = 5): Promise<Record<string, number | string>> {
   const broker = await startMosquitto();
   const dir = tmp();
   try {

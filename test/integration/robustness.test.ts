@@ -16,11 +16,17 @@ import { createEncoder } from '../../gateway/src/codec/opus-node.js';
 
 const SPEECH = path.join(FIXTURES, 'speech-16k.wav');
 
-t.test('garbage on every topic is counted and dropped; the next over plays', async (t) => {
+/** A real Mosquitto and a listener on `channel`, both gone when the test ends. */
+async function listening(t: { teardown(fn: () => unknown): void }, channel: string, silenceMs: number) {
   const broker = await startMosquitto();
   t.teardown(() => broker.stop());
-  const listener = await openChannel({ url: broker.url, prefix: 'talkbridge/v1', channel: 'junk', name: 'L', source: 'cli', silenceMs: 1000 });
+  const listener = await openChannel({ url: broker.url, prefix: 'talkbridge/v1', channel, name: 'L', source: 'cli', silenceMs });
   t.teardown(() => listener.close());
+  return { broker, listener };
+}
+
+t.test('garbage on every topic is counted and dropped; the next over plays', async (t) => {
+  const { broker, listener } = await listening(t, 'junk', 1000);
   const reports: OverReport[] = [];
   listener.session.on('overEnd', (r) => reports.push(r));
   const raw = await mqtt.connectAsync(broker.url);
@@ -58,10 +64,7 @@ t.test('garbage on every topic is counted and dropped; the next over plays', asy
 });
 
 t.test('Opus frames longer than the stream declared are counted and concealed, never played stretched', async (t) => {
-  const broker = await startMosquitto();
-  t.teardown(() => broker.stop());
-  const listener = await openChannel({ url: broker.url, prefix: 'talkbridge/v1', channel: 'sizes', name: 'L', source: 'cli', silenceMs: 1000 });
-  t.teardown(() => listener.close());
+  const { broker, listener } = await listening(t, 'sizes', 1000);
   const lengths: number[] = [];
   listener.session.on('audio', (a) => lengths.push(a.pcm.length));
   const ended = new Promise<OverReport>((r) => listener.session.on('overEnd', r));
@@ -87,10 +90,7 @@ t.test('Opus frames longer than the stream declared are counted and concealed, n
 });
 
 t.test('a talker killed mid-over: the over ends after the silence time, the Last Will clears presence', async (t) => {
-  const broker = await startMosquitto();
-  t.teardown(() => broker.stop());
-  const listener = await openChannel({ url: broker.url, prefix: 'talkbridge/v1', channel: 'gone', name: 'L', source: 'cli', silenceMs: 800 });
-  t.teardown(() => listener.close());
+  const { broker, listener } = await listening(t, 'gone', 800);
   const ends: Array<OverReport & { at: number }> = [];
   let lastAudio = 0;
   listener.session.on('audio', (f) => !f.concealed && (lastAudio = Date.now()));

@@ -268,6 +268,16 @@ function nativeTools(dir: string, one: Int16Array, seconds: number): number {
   return runs.sort((x, y) => x - y)[1]! / seconds;
 }
 
+/**
+ * CPU per wake-up of a bare Node process on a 40 ms timer, measured now: what being real-time costs
+ * on this machine at the moment. The daemons wake ~31 (A) and ~57 (B) times a second; the native
+ * tools run flat out and hardly pay it, so it is what moves the ratios from one day to the next.
+ */
+function wakeCostUs(): number {
+  const probe = 'let n=0,c;const t=setInterval(()=>{if(++n===1)c=process.cpuUsage();else if(n===126){const d=process.cpuUsage(c);console.log((d.user+d.system)/125);clearInterval(t)}},40)';
+  return Number(spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8' }).stdout.trim());
+}
+
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 
 export async function daemonRun(rounds = 5): Promise<Record<string, number | string>> {
@@ -291,11 +301,13 @@ export async function daemonRun(rounds = 5): Promise<Record<string, number | str
     const ratios = { a1: [] as number[], b1: [] as number[], a2: [] as number[], b2: [] as number[] };
     const cpu = { a1: [] as number[], b1: [] as number[], a2: [] as number[], b2: [] as number[] };
     const natives: number[] = [];
+    const wakes: number[] = [];
     let last: Awaited<ReturnType<typeof daemonRound>> | null = null;
     for (let r = 0; r < rounds; r++) {
       const x = await daemonRound(broker.url, file, sp.samples, r === rounds - 1);
       const ref = nativeTools(dir, one, x.secs[0]);
       natives.push(ref);
+      wakes.push(wakeCostUs());
       cpu.a1.push(x.a[0]); cpu.a2.push(x.a[1]); cpu.b1.push(x.b[0]); cpu.b2.push(x.b[1]);
       ratios.a1.push(x.a[0] / ref); ratios.a2.push(x.a[1] / ref); ratios.b1.push(x.b[0] / ref); ratios.b2.push(x.b[1] / ref);
       last = x;
@@ -307,6 +319,7 @@ export async function daemonRun(rounds = 5): Promise<Record<string, number | str
     return {
       rounds,
       'opusenc+opusdec CPU-s per audio-s (each round)': natives.map((v) => v.toFixed(4)).join(', '),
+      'a bare Node timer wake-up, µs of CPU (each round)': wakes.map((v) => v.toFixed(0)).join(', '),
       'seconds of audio bridged (first / second over)': `${last!.secs[0].toFixed(2)} / ${last!.secs[1].toFixed(2)}`,
       // "CPU per second of bridged audio for one gateway, as a ratio to opusenc + opusdec".
       ...fig('A (radio→channel), first over after start:', cpu.a1, ratios.a1),

@@ -207,11 +207,10 @@ async function daemonRound(brokerUrl: string, file: string, speech: Int16Array, 
   // Both settle first, as a gateway started at boot has long before its first over: V8's memory
   // reducer compacts each heap 8 s after start-up's last full GC (2–3 full GCs, ~25 ms of CPU;
   // seen with --trace-gc up to 12.6 s after A's ready), and that belongs to starting, not to
-  // bridging. A's file is silent until a second after this.
+  // bridging. A's file stays silent ~2 s longer (its speech starts at SETTLE_S + 1 s).
   await sleep((SETTLE_S - 1) * 1000);
-  const idle = procStat(b.proc.pid!);
   const a0 = procStat(a.proc.pid!);
-  const b0 = idle;
+  const b0 = procStat(b.proc.pid!);
   const pttOff = /"event":"ptt"[^\n]*"on":false/;
   await b.waitFor(pttOff, 60000);
   const a1 = procStat(a.proc.pid!);
@@ -247,7 +246,7 @@ async function daemonRound(brokerUrl: string, file: string, speech: Int16Array, 
     secs: [secs1, secs2] as const,
     a: [per(a0, a1, secs1), per(a1, a2, secs2)] as const,
     b: [per(b0, b1, secs1), per(b1, b2, secs2)] as const,
-    idleMB: idle.rssMB,
+    idleMB: b0.rssMB,
     rss,
     played,
   };

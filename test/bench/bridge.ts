@@ -193,7 +193,13 @@ function treeCpu(pid: number): number {
 /** Seconds both daemons idle after start-up before the first over. */
 const SETTLE_S = 15;
 
-/** One pair of fresh daemons bridging two overs (CPU), then, if asked, 1,000 short overs into B (RSS). */
+/** Overs of 20 s of speech A's radio hears in each round, one every PERIOD_S seconds. */
+const OVERS = 6;
+const PERIOD_S = 25;
+/** The overs (1-based) that give the steady figure: after a minute of bridged audio. */
+const STEADY = [4, 5, 6];
+
+/** One pair of fresh daemons bridging OVERS overs (CPU of each), then, if asked, 1,000 short overs into B (RSS). */
 async function daemonRound(brokerUrl: string, file: string, speech: Int16Array, withRss: boolean) {
   const dir = tmp();
   const fifo = pttFifo(dir);
@@ -209,19 +215,15 @@ async function daemonRound(brokerUrl: string, file: string, speech: Int16Array, 
   // seen with --trace-gc up to 12.6 s after A's ready), and that belongs to starting, not to
   // bridging. A's file stays silent ~2 s longer (its speech starts at SETTLE_S + 1 s).
   await sleep((SETTLE_S - 1) * 1000);
-  const a0 = procStat(a.proc.pid!);
-  const b0 = procStat(b.proc.pid!);
-  const pttOff = /"event":"ptt"[^\n]*"on":false/;
-  await b.waitFor(pttOff, 60000);
-  const a1 = procStat(a.proc.pid!);
-  const b1 = procStat(b.proc.pid!);
-  await b.waitFor(new RegExp(`${pttOff.source}[^]*${pttOff.source}`), 60000);
-  const a2 = procStat(a.proc.pid!);
-  const b2 = procStat(b.proc.pid!);
-  // Per second of bridged audio: what B played of each over (the first carries the VOX hang after
-  // its 20 s of speech; the second ends with the file).
-  await b.waitFor(/"event":"over-end"[^]*"event":"over-end"/, 10000);
-  const [secs1, secs2] = b.events().filter((e) => e.event === 'over-end' && e.module === 'channel').map((e) => Number(e.seconds)) as [number, number];
+  const marks = [{ a: procStat(a.proc.pid!), b: procStat(b.proc.pid!) }];
+  const pttOff = /"event":"ptt"[^\n]*"on":false/.source;
+  for (let k = 1; k <= OVERS; k++) {
+    await b.waitFor(new RegExp(Array(k).fill(pttOff).join('[^]*')), 60000);
+    marks.push({ a: procStat(a.proc.pid!), b: procStat(b.proc.pid!) });
+  }
+  // Per second of bridged audio: what B played of each over (20 s of speech and the VOX hang).
+  await b.waitFor(new RegExp(Array(OVERS).fill('"event":"over-end"').join('[^]*')), 10000);
+  const secs = b.events().filter((e) => e.event === 'over-end' && e.module === 'channel').map((e) => Number(e.seconds));
   const rss: number[] = [];
   let played = 0;
   if (withRss) {
@@ -241,12 +243,18 @@ async function daemonRound(brokerUrl: string, file: string, speech: Int16Array, 
   b.proc.kill('SIGTERM');
   await Promise.all([a.result, b.result]);
   fifo.close();
-  const per = (x0: { cpu: number }, x1: { cpu: number }, seconds: number) => (x1.cpu - x0.cpu) / seconds;
+  // CPU-s per second of audio over overs `from`..`to` (1-based, inclusive).
+  const per = (who: 'a' | 'b', from: number, to: number) => {
+    let s = 0;
+    for (let k = from; k <= to; k++) s += secs[k - 1]!;
+    return (marks[to]![who].cpu - marks[from - 1]![who].cpu) / s;
+  };
+  const steady = [STEADY[0]!, STEADY.at(-1)!] as const;
   return {
-    secs: [secs1, secs2] as const,
-    a: [per(a0, a1, secs1), per(a1, a2, secs2)] as const,
-    b: [per(b0, b1, secs1), per(b1, b2, secs2)] as const,
-    idleMB: b0.rssMB,
+    secs,
+    a: [per('a', 1, 1), per('a', 2, 2), per('a', ...steady)] as const,
+    b: [per('b', 1, 1), per('b', 2, 2), per('b', ...steady)] as const,
+    idleMB: marks[0]!.b.rssMB,
     rss,
     played,
   };
@@ -284,31 +292,34 @@ export async function daemonRun(rounds = 5): Promise<Record<string, number | str
   const dir = tmp();
   try {
     const sp = await readWav(path.join(FIXTURES, 'speech-16k.wav'));
-    // Two overs of 20 s of continuous speech for A's radio (VOX keeps each one over), 4 s apart:
-    // the first is the daemons' first after starting (V8 compiles the hot JavaScript during it),
-    // the second is what a gateway that has been up for a while spends.
+    // Overs of 20 s of continuous speech for A's radio (VOX keeps each one over), 5 s apart. The
+    // first is the daemons' first after starting; V8 optimizes the per-packet code over the next
+    // ones (src/app/tiering.ts), and overs 4–6 are what a gateway that has been up a while spends.
     const s48 = resampleAll(sp.samples, 16000, 48000);
     const one = new Int16Array(RATE * 21);
     for (let o = RATE; o < one.length; o += s48.length) one.set(s48.subarray(0, Math.min(s48.length, one.length - o)), o);
-    const all = new Int16Array(RATE * (SETTLE_S + 46));
-    all.set(one, RATE * SETTLE_S);
-    all.set(one.subarray(RATE), RATE * (SETTLE_S + 26));
+    const all = new Int16Array(RATE * (SETTLE_S + PERIOD_S * OVERS));
+    for (let k = 0; k < OVERS; k++) all.set(one, RATE * (SETTLE_S + PERIOD_S * k));
     const file = path.join(dir, 'in.wav');
     writeFileSync(file, encodeWav({ sampleRate: RATE, samples: all }));
     // This machine is shared and its load comes and goes: fresh daemons several times, each round's
     // ratios against the native tools run right after it, and the median round reported with the range.
-    const ratios = { a1: [] as number[], b1: [] as number[], a2: [] as number[], b2: [] as number[] };
-    const cpu = { a1: [] as number[], b1: [] as number[], a2: [] as number[], b2: [] as number[] };
+    const keys = ['a1', 'b1', 'a2', 'b2', 'as', 'bs'] as const;
+    const cpu = Object.fromEntries(keys.map((k) => [k, [] as number[]])) as Record<(typeof keys)[number], number[]>;
+    const ratios = Object.fromEntries(keys.map((k) => [k, [] as number[]])) as Record<(typeof keys)[number], number[]>;
     const natives: number[] = [];
     const wakes: number[] = [];
     let last: Awaited<ReturnType<typeof daemonRound>> | null = null;
     for (let r = 0; r < rounds; r++) {
       const x = await daemonRound(broker.url, file, sp.samples, r === rounds - 1);
-      const ref = nativeTools(dir, one, x.secs[0]);
+      const ref = nativeTools(dir, one, x.secs[0]!);
       natives.push(ref);
       wakes.push(wakeCostUs());
-      cpu.a1.push(x.a[0]); cpu.a2.push(x.a[1]); cpu.b1.push(x.b[0]); cpu.b2.push(x.b[1]);
-      ratios.a1.push(x.a[0] / ref); ratios.a2.push(x.a[1] / ref); ratios.b1.push(x.b[0] / ref); ratios.b2.push(x.b[1] / ref);
+      const got = { a1: x.a[0], b1: x.b[0], a2: x.a[1], b2: x.b[1], as: x.a[2], bs: x.b[2] };
+      for (const k of keys) {
+        cpu[k].push(got[k]);
+        ratios[k].push(got[k] / ref);
+      }
       last = x;
     }
     const fig = (label: string, c: number[], q: number[]) => ({
@@ -319,16 +330,18 @@ export async function daemonRun(rounds = 5): Promise<Record<string, number | str
       rounds,
       'opusenc+opusdec CPU-s per audio-s (each round)': natives.map((v) => v.toFixed(4)).join(', '),
       'a bare Node timer wake-up, µs of CPU (each round)': wakes.map((v) => v.toFixed(0)).join(', '),
-      'seconds of audio bridged (first / second over)': `${last!.secs[0].toFixed(2)} / ${last!.secs[1].toFixed(2)}`,
+      'seconds of audio bridged per over (last round)': last!.secs.map((v) => v.toFixed(2)).join(' / '),
       // "CPU per second of bridged audio for one gateway, as a ratio to opusenc + opusdec".
-      ...fig('A (radio→channel), first over after start:', cpu.a1, ratios.a1),
-      ...fig('B (channel→radio), first over after start:', cpu.b1, ratios.b1),
+      ...fig(`A (radio→channel), overs ${STEADY[0]}–${STEADY.at(-1)} (steady):`, cpu.as, ratios.as),
+      ...fig(`B (channel→radio), overs ${STEADY[0]}–${STEADY.at(-1)} (steady):`, cpu.bs, ratios.bs),
+      ...fig('A, first over after start:', cpu.a1, ratios.a1),
+      ...fig('B, first over after start:', cpu.b1, ratios.b1),
       ...fig('A, second over:', cpu.a2, ratios.a2),
       ...fig('B, second over:', cpu.b2, ratios.b2),
       'B RSS idle MB': Number(last!.idleMB.toFixed(1)),
       'B RSS after 250/500/750/1000 overs MB': last!.rss.map((x) => x.toFixed(1)).join(' / '),
       // Back-to-back overs chain through the hang state on one key-up (and eventually the time-out).
-      'overs B played (of 1002: A\'s two and 1,000)': last!.played,
+      [`overs B played (of ${OVERS + 1000}: A's ${OVERS} and 1,000)`]: last!.played,
     };
   } finally {
     await broker.stop();

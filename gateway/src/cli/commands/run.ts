@@ -4,6 +4,7 @@ import { createLogger } from '../../core/log.js';
 import { UserError } from '../../core/errors.js';
 import { CLI_BIN } from '../../core/paths.js';
 import { startDaemon } from '../../app/daemon.js';
+import { tuneTiering } from '../../app/tiering.js';
 import type { Command } from '../command.js';
 
 /**
@@ -33,6 +34,7 @@ export const run: Command = {
     const config = loadConfigApart(typeof flags.config === 'string' ? flags.config : null, env);
     const log = createLogger({ level: config.log.level, fd: 1 });
     const daemon = await startDaemon(config, log);
+    tuneTiering();
     log.info({ event: 'ready' }, 'talkbridge is running; Ctrl-C to stop');
 
     return new Promise<number>((resolve) => {

@@ -38,7 +38,7 @@ if (want('bridge')) {
   const b = await benchBridge();
   table(b.latency);
   console.log('  targets: p50 ≤ 70 ms, p95 ≤ 100 ms; event-loop delay p99 ≤ 10 ms (both bridges run in the benchmark process)');
-  console.log('\n## Bridge daemons (two `talkbridge run` processes, 20 s of speech bridged, then 1,000 short overs into B)');
+  console.log('\n## Bridge daemons (two `talkbridge run` processes, six overs of 20 s of speech bridged, then 1,000 short overs into B)');
   for (const [k, v] of Object.entries(b.daemon)) console.log(`  ${k.padEnd(56)} ${fmt(v)}`);
   console.log('  targets: CPU ≤ 1.3× native tools; RSS ≤ 60 MB idle and flat after 1,000 overs');
 }

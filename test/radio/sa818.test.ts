@@ -1,12 +1,15 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { SerialPort } from 'serialport';
 import { ModuleError, Sa818, parseReadGroup, setGroupCommand } from '../../gateway/src/radio/module/sa818.js';
 import { CTCSS, DCS, moduleFreq } from '../../gateway/src/radio/module/tones.js';
 import type { ModuleChannel } from '../../gateway/src/radio/types.js';
-import { runCli } from '../helpers/cli.js';
+import { ROOT, runCli } from '../helpers/cli.js';
+import { startMosquitto } from '../helpers/brokers.js';
+import { KEY, pttFifo, runGateway, writeConfig } from '../bridge/helpers.js';
+import { loadPlan, planSettings } from '../../gateway/src/radio/profiles.js';
 import { type Teardown, tempDir, waitFor } from './helpers.js';
 
 type Reply = (cmd: string, sim: ModuleSim) => string | string[] | null;
@@ -209,4 +212,61 @@ t.test('CLI radio: silent module and bad flags are one-line errors with non-zero
   const nodev = await runCli(['radio', 'read', '--port', '/dev/ttyNOPE0']);
   t.equal(nodev.code, 1);
   t.match(nodev.stderr, /\/dev\/ttyNOPE0: no such serial port/);
+});
+
+t.test('daemon: tunes the module to its plan channel before the radio opens; a silent module keeps the radio off the air', async (t) => {
+  const broker = await startMosquitto();
+  t.teardown(() => broker.stop());
+  const dir = tempDir(t);
+  const fifo = pttFifo(dir);
+  t.teardown(() => fifo.close());
+  const config = (port: string, module = `{ type: sa818, port: ${port}, plan: sar-vhf, channel: 4 }`) =>
+    writeConfig(dir, {
+      id: 'gw-hat',
+      broker: broker.url,
+      radio: `  - name: hat\n    ptt: { type: cm108, device: ${fifo.path} }\n    audio: { sampleRate: 48000, output: { type: 'null' } }\n    module: ${module}`,
+    });
+
+  const { path: p, sim } = await ptyPair(t, good);
+  const gw = runGateway(config(p));
+  await gw.waitFor(/"event":"ready"/, 20000);
+  // VTAC11: 151.1375 MHz simplex, CTCSS 156.7 Hz both ways, the plan's squelch, narrow.
+  const group = sim.received.filter((c) => c.startsWith('AT+DMOSETGROUP='));
+  t.same(group, [setGroupCommand(planSettings(loadPlan('sar-vhf'), 4).channel)]);
+  t.match(group[0], /^AT\+DMOSETGROUP=0,151\.1375,151\.1375,0025,\d,0025$/);
+  t.ok(sim.received.includes('AT+DMOREADGROUP'), 'read back');
+  const ev = gw.events();
+  const programmed = ev.findIndex((e) => e.event === 'module' && e.state === 'programmed');
+  t.ok(programmed >= 0, 'logged');
+  t.match(ev[programmed], { radio: 'hat', plan: 'sar-vhf', channel: 4 });
+  t.ok(programmed < ev.findIndex((e) => e.event === 'ready'), 'before the daemon is ready');
+  gw.proc.kill('SIGTERM');
+  t.equal((await gw.result).code, 0);
+
+  // A module that never answers: the start fails with what happened, and the transmitter never keys.
+  const silent = await ptyPair(t, () => null);
+  const bad = runGateway(config(silent.path));
+  const r = await bad.result;
+  t.not(r.code, 0);
+  t.match(r.stderr, /radio hat: SA818\/DRA818 on .* could not be programmed to plan sar-vhf channel 4, so the radio stays off the air: .*handshake failed/);
+  t.notOk(fifo.reports.some((x) => x.hex === KEY), 'never keyed');
+
+  // Config errors are caught by the config check, before the daemon starts.
+  for (const [module, re] of [
+    [`{ type: sa818, port: ${p}, plan: sar-vhf }`, /radios\[0\]\.module\.channel: plan and channel go together/],
+    [`{ type: sa818, port: ${p}, plan: sar-vhf, channel: 40 }`, /radios\[0\]\.module\.channel: plan sar-vhf has no channel 40/],
+    [`{ type: sa818, port: ${p}, plan: nosuch, channel: 1 }`, /radios\[0\]\.module\.plan: unknown channel plan "nosuch"/],
+  ] as const) {
+    const c = await runCli(['check-config', config(p, module)]);
+    t.equal(c.code, 1, module);
+    t.match(c.stderr, re, module);
+  }
+  // docs/config.md's example, on the sa818-hat profile, is a valid config.
+  const example = /```yaml\n(radios:\n  - name: hat\n[\s\S]*?)```/.exec(readFileSync(path.join(ROOT, 'docs/config.md'), 'utf8'))?.[1];
+  t.ok(example, 'docs/config.md has the example');
+  const file = path.join(dir, 'doc.yaml');
+  writeFileSync(file, example!);
+  const shown = await runCli(['check-config', '--print', file]);
+  t.equal(shown.code, 0, shown.stderr);
+  t.match(shown.stdout, /plan\W+sar-vhf/);
 });

@@ -196,10 +196,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     // Radio drivers (serialport, onoff, …) load only on gateways that have radios.
     const factory = config.bridge.links.length ? await import('../radio/factory.js') : null;
     for (const link of config.bridge.links) {
-      const { createAudioIn, createAudioOut, createCos, createPtt } = factory!;
+      const { createAudioIn, createAudioOut, createCos, createPtt, programModule } = factory!;
       const rc = config.radios.find((r) => r.name === link.radio)!;
       const rlog = log.child({ module: 'radio', radio: rc.name });
       const deps = { log: rlog };
+      await programModule(rc.name, rc.module, deps);
       const input = createAudioIn(rc.audio, deps, capturePeriodMs(config.codec.frameMs, config.codec.framesPerPacket));
       const output = createAudioOut(rc.audio, deps);
       const ptt = await createPtt(rc.ptt, deps);

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { silentLog } from './ptt/base.js';
-import type { AudioConfig, CosConfig, ModuleConfig, PttConfig, ResolvedRadio } from './profiles.js';
+import type { AudioConfig, CosConfig, ModuleConfig, PttConfig, ResolvedModule, ResolvedRadio } from './profiles.js';
 import { type AudioIn, type AudioOut, type CarrierDetect, type Ptt, RadioError, type RadioModule } from './types.js';
 import { type DeviceRoots, DEFAULT_ROOTS, autoHidraw } from './devices.js';
 import type { PortFactory } from './serial.js';
@@ -22,7 +22,7 @@ import { Cm108Cos } from './cos/cm108.js';
 import { VoxCos } from './cos/vox.js';
 import { AlsaCapture, AlsaPlayback } from './audio/alsa.js';
 import { FileAudioIn, FileAudioOut, NullAudioOut } from './audio/file.js';
-import { Sa818 } from './module/sa818.js';
+import { Sa818, describeChannel } from './module/sa818.js';
 
 export interface DriverDeps {
   log?: Logger;
@@ -113,6 +113,27 @@ export function createAudioOut(a: AudioConfig, deps: DriverDeps = {}): AudioOut 
 export function createModule(m: ModuleConfig, deps: DriverDeps = {}): RadioModule | null {
   if (m.type === 'none') return null;
   return new Sa818({ port: m.port, baudRate: m.baudRate, log: deps.log ?? silentLog, ...(deps.serial ? { factory: deps.serial } : {}) });
+}
+
+/**
+ * Tunes a radio's module to the channel its config names, before anything else of that radio
+ * opens. A radio that may be on another channel than the config says must not go on the air, so a
+ * failure ends the start (under systemd, Restart=on-failure tries again). The serial port is
+ * closed afterwards: the module keeps its settings and the daemon has nothing more to say to it.
+ */
+export async function programModule(radio: string, m: ResolvedModule, deps: DriverDeps = {}): Promise<void> {
+  if (m.type === 'none' || !m.settings) return;
+  const log = deps.log ?? silentLog;
+  const mod = createModule(m, deps)!;
+  try {
+    const steps = await mod.program(m.settings);
+    const where = `${describeChannel(m.settings.channel)} (plan ${m.plan}, channel ${m.channel})`;
+    log.info({ event: 'module', state: 'programmed', module: mod.description, plan: m.plan, channel: m.channel, steps: steps.map((x) => `${x.step}: ${x.detail}`) }, `${mod.description} programmed to ${where}`);
+  } catch (err) {
+    throw new RadioError(`radio ${radio}: ${mod.description} could not be programmed to plan ${m.plan} channel ${m.channel}, so the radio stays off the air: ${(err as Error).message}`);
+  } finally {
+    await mod.close();
+  }
 }
 
 /** Finds a radio by name, or the only one. */

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { packagePath } from '../core/paths.js';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import type { ModuleChannel, Tone } from './types.js';
+import type { ModuleChannel, ModuleSettings, Tone } from './types.js';
 import { CTCSS, checkChannel, parseDcs } from './module/tones.js';
 
 const gpioLine = z.number().int().min(0).max(63);
@@ -271,13 +271,26 @@ export const planNames = (dirs = profileDirs()) => names('plans', dirs);
 export const loadInterface = (name: string, dirs = profileDirs()) => load('interfaces', name, InterfaceProfileSchema, dirs);
 export const loadPlan = (name: string, dirs = profileDirs()) => load('plans', name, ChannelPlanSchema, dirs);
 
+/** What programming channel `n` of a plan sends: the channel, and the plan's volume, filters and tail. */
+export function planSettings(plan: ChannelPlan, n: number, volume?: number): ModuleSettings {
+  const c = plan.channels.find((x) => x.number === n);
+  if (!c) throw new Error(`plan ${plan.name} has no channel ${n} (channels ${plan.channels.map((x) => x.number).join(', ')})`);
+  return { channel: planChannel(plan, c), volume: volume ?? plan.defaults.volume, filters: plan.defaults.filters, tail: plan.defaults.tail };
+}
+
+/**
+ * A radio's module as the daemon gets it: with `plan` and `channel` in the config, the settings to
+ * program at start, resolved here (in the config check) so that the daemon needs no YAML or plans.
+ */
+export type ResolvedModule = ModuleConfig & { settings?: ModuleSettings };
+
 export interface ResolvedRadio {
   name: string;
   interface: string | null;
   ptt: PttConfig;
   cos: CosConfig;
   audio: AudioConfig;
-  module: ModuleConfig;
+  module: ResolvedModule;
 }
 
 type Obj = Record<string, unknown>;
@@ -331,6 +344,25 @@ export function resolveRadio(e: RadioEntry, ctx: { addIssue(i: { code: 'custom';
     const r = schema.safeParse(merged);
     if (r.success) out[key] = r.data;
     else for (const i of r.error.issues) ctx.addIssue({ code: 'custom', message: i.message, path: [key, ...i.path] });
+  }
+  const m = out.module as ModuleConfig | undefined;
+  if (m?.type === 'sa818' && (m.plan !== undefined || m.channel !== undefined)) {
+    if (m.plan === undefined || m.channel === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'plan and channel go together (e.g. plan: pmr446, channel: 1); leave both out to keep what the module holds', path: ['module', m.plan === undefined ? 'plan' : 'channel'] });
+    } else {
+      const issue = (key: 'plan' | 'channel', err: unknown) => ctx.addIssue({ code: 'custom', message: (err as Error).message, path: ['module', key] });
+      let plan: ChannelPlan | null = null;
+      try {
+        plan = loadPlan(m.plan, dirs);
+      } catch (err) {
+        issue('plan', err);
+      }
+      try {
+        if (plan) out.module = { ...m, settings: planSettings(plan, m.channel) };
+      } catch (err) {
+        issue('channel', err);
+      }
+    }
   }
   return out as unknown as ResolvedRadio;
 }

@@ -1,4 +1,4 @@
-import { loadPlan, planChannel } from '../../radio/profiles.js';
+import { loadPlan, planSettings } from '../../radio/profiles.js';
 import { Sa818, describeChannel } from '../../radio/module/sa818.js';
 import { ToneError, checkChannel, parseDcs, toneName } from '../../radio/module/tones.js';
 import type { ModuleChannel, ModuleSettings, Tone } from '../../radio/types.js';
@@ -17,10 +17,12 @@ function settingsFromFlags(flags: Record<string, string | boolean | undefined>):
     } catch (err) {
       throw new UsageError(`--profile: ${(err as Error).message}`);
     }
-    const c = plan.channels.find((x) => x.number === n);
-    if (!c) throw new UsageError(`--channel: plan ${plan.name} has no channel ${n} (channels ${plan.channels.map((x) => x.number).join(', ')})`);
     const volume = intFlag(flags, 'volume', 1, 8);
-    return { channel: planChannel(plan, c), volume: volume ?? plan.defaults.volume, filters: plan.defaults.filters, tail: plan.defaults.tail };
+    try {
+      return planSettings(plan, n, volume);
+    } catch (err) {
+      throw new UsageError(`--channel: ${(err as Error).message}`);
+    }
   }
   if (!has('rx')) throw new UsageError('give --profile NAME --channel N, or --rx MHZ (and --tx MHZ)');
   if (has('ctcss') && has('dcs')) throw new UsageError('--ctcss and --dcs exclude each other');

@@ -6,9 +6,9 @@
  */
 import t from 'tap';
 import { createDecipheriv, createHash, hkdfSync, pbkdf2Sync } from 'node:crypto';
-import { ChannelCrypto, createChannelCrypto } from '../../gateway/src/crypto/channel-crypto.js';
+import { ChannelCrypto, createChannelCrypto, DERIVATION_BUDGET, MAX_SEALED_MESSAGE_BYTES } from '../../gateway/src/crypto/channel-crypto.js';
 import { KeyError, formatKey, generateKey, keyFromPassphrase, parseKey, PBKDF2_ITERATIONS } from '../../gateway/src/crypto/keys.js';
-import { Codec, Flag, HEADER_BYTES, decodePacket, decodeHeader, PacketError } from '../../gateway/src/channel/packet.js';
+import { Codec, Flag, HEADER_BYTES, MAX_PACKET_BYTES, decodePacket, decodeHeader, encodeHeader, PacketError } from '../../gateway/src/channel/packet.js';
 import { ReplayGuard } from '../../gateway/src/crypto/replay.js';
 
 const frames = [new Uint8Array([0x78, 1, 2, 3, 4, 5]), new Uint8Array([0x78, 9, 8, 7])];
@@ -213,4 +213,135 @@ t.test('replay memory survives a restart through snapshot/restore; garbage and e
   t.equal(h.packet('alice', 'cccccccccccccccc', NOW - 60_000, 0, NOW - 60_000, NOW + 1000), 'replay', 'an older over');
   t.equal(h.packet('alice', 'dddddddddddddddd', NOW + 900, 0, NOW + 900, NOW + 1000), null, 'a new over');
   for (const junk of [null, 3, 'x', [], { a: 1 }, { a: { newest: 'x' } }, { a: { newest: NOW, streams: [1, null] } }]) t.doesNotThrow(() => new ReplayGuard({ maxSkewMs: 0 }).restore(junk, NOW));
+});
+
+/** An encrypted-looking packet nobody sealed: a valid header, random body. */
+function garbage(stream: string, epoch = 1, seq = 0, bodyBytes = 40, t0 = NOW) {
+  const b = new Uint8Array(HEADER_BYTES + bodyBytes);
+  encodeHeader({ ...header(seq, stream, t0), flags: Flag.ENCRYPTED, keyEpoch: epoch, frameCount: 2 }, b);
+  globalThis.crypto.getRandomValues(b.subarray(HEADER_BYTES));
+  return decodePacket(b);
+}
+
+const streamOf = (i: number) => i.toString(16).padStart(16, '0');
+
+t.test('precheck: clear, short, oversize, unknown-epoch and retired input refused synchronously, without deriving a key', async (t) => {
+  const k1 = generateKey(1);
+  const k2 = generateKey(2);
+  const rx = new ChannelCrypto({ channel: 'base', keys: [k1, k2], overlapMs: 60_000 });
+  const tx1 = new ChannelCrypto({ channel: 'base', keys: [k1] });
+  const good = decodePacket(await tx1.sealAudio('alice', header(0), frames, NOW));
+  t.equal(rx.precheckAudio(good, NOW), null, 'a genuine packet passes');
+  const clear = decodePacket(new Uint8Array([...good.headerBytes.slice(0, 1), good.flags & ~Flag.ENCRYPTED, ...good.headerBytes.slice(2), 0, 1, 0x78, 0, 1, 0x78]));
+  t.match(rx.precheckAudio(clear, NOW), { reason: 'unencrypted' });
+  t.match(rx.precheckAudio(garbage(streamOf(1), 1, 0, 4 + 6 + 16 - 1), NOW), { reason: 'envelope' }, 'too short for tag, 2 frames and AEAD tag');
+  t.equal(rx.precheckAudio(garbage(streamOf(1), 1, 0, 4 + 6 + 16), NOW), null, 'the shortest possible body passes');
+  t.match(rx.precheckAudio(garbage(streamOf(1), 1, 0, MAX_PACKET_BYTES - HEADER_BYTES), NOW), { reason: 'oversize' }, '2 frames cannot fill 4 KiB');
+  t.match(rx.precheckAudio(garbage(streamOf(1), 7), NOW), { reason: 'unknown-epoch' });
+  t.equal(rx.stats.derivations, 0, 'nothing derived');
+  t.match(await rx.openAudio('alice', garbage(streamOf(1), 1, 0, 20), NOW), { ok: false, reason: 'envelope' }, 'openAudio runs the same checks');
+  // Epoch 2 in use (authenticated), then epoch 1 is retired after the overlap.
+  const tx2 = new ChannelCrypto({ channel: 'base', keys: [k2] });
+  t.ok((await rx.openMessage('presence', 'bob', await tx2.sealMessage('presence', 'bob', new TextEncoder().encode('{}'), NOW), NOW)).ok);
+  t.equal(rx.precheckAudio(good, NOW + 60_000), null, 'inside the overlap');
+  t.match(rx.precheckAudio(good, NOW + 60_001), { reason: 'old-epoch' }, 'after it');
+
+  const json = new TextEncoder().encode('{"v":1,"type":"notice","code":"x","text":"hi"}');
+  const env = await tx1.sealMessage('control', 'alice', json, NOW);
+  t.equal(rx.precheckMessage('control', env, NOW), null);
+  t.match(rx.precheckMessage('control', env, NOW + 60_001), { reason: 'old-epoch' });
+  t.match(rx.precheckMessage('control', json, NOW), { reason: 'unencrypted' });
+  t.match(rx.precheckMessage('control', new Uint8Array(0), NOW), { reason: 'unencrypted' });
+  t.equal(rx.precheckMessage('presence', new Uint8Array(0), NOW), null, "an empty presence (a Last Will's) passes: the caller handles it");
+  t.match(rx.precheckMessage('control', env.subarray(0, 38), NOW), { reason: 'envelope' });
+  const huge = new Uint8Array(MAX_SEALED_MESSAGE_BYTES + 1);
+  huge.set(env.subarray(0, 15));
+  t.match(rx.precheckMessage('control', huge, NOW), { reason: 'oversize' });
+  t.match(await rx.openMessage('control', 'alice', huge, NOW), { ok: false, reason: 'oversize' });
+  const wrongEpoch = env.slice();
+  wrongEpoch[2] = 9;
+  t.match(rx.precheckMessage('control', wrongEpoch, NOW), { reason: 'unknown-epoch' });
+  // The largest legitimate message (2048 bytes of JSON, the longest sender id a topic allows) fits.
+  const big = new TextEncoder().encode(JSON.stringify({ v: 1, pad: 'x'.repeat(2048 - 16) }));
+  t.equal(big.length, 2048);
+  const sender = 'a'.repeat(64);
+  const bigEnv = await tx1.sealMessage('control', sender, big, NOW);
+  t.equal(rx.precheckMessage('control', bigEnv, NOW), null, `${bigEnv.length} bytes pass`);
+  t.ok((await rx.openMessage('control', sender, bigEnv, NOW)).ok);
+  await t.rejects(tx1.sealMessage('control', 'alice', new Uint8Array(4096), NOW), PacketError, 'a sender cannot seal what receivers refuse');
+});
+
+t.test('budget: new-over key derivations are limited per sender and, for senders never authenticated, globally', async (t) => {
+  const key = generateKey(1);
+  const rx = new ChannelCrypto({ channel: 'base', keys: [key] });
+  const reasons = async (sender: string, from: number, n: number, now: number) => {
+    const out: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const r = await rx.openAudio(sender, garbage(streamOf(from + i)), now);
+      out.push(r.ok ? 'ok' : r.reason);
+    }
+    return out;
+  };
+  const B = DERIVATION_BUDGET;
+  t.same(await reasons('mallory', 0, 10, NOW), [...Array(B.senderBurst).fill('auth'), 'budget', 'budget'], 'burst 8, then refused');
+  t.equal(rx.stats.derivations, B.senderBurst);
+  t.equal(rx.stats.budgetRefused, 2);
+  t.same(await reasons('mallory', 100, 3, NOW + 1000), ['auth', 'auth', 'budget'], '2 more a second later');
+  const g = garbage(streamOf(999));
+  const before = rx.stats.derivations;
+  t.match(await rx.openAudio('eve', g, NOW + 1000), { ok: false, reason: 'auth' });
+  for (let i = 1; i < 20; i++) t.match(await rx.openAudio('eve', garbage(streamOf(999), 1, i), NOW + 1000), { ok: false, reason: 'auth' }, 'the same stream id again');
+  t.equal(rx.stats.derivations - before, 1, 'garbage repeating one stream id costs one derivation');
+
+  // Invented sender ids: each has its own bucket, but the global one runs out.
+  const rx2 = new ChannelCrypto({ channel: 'base', keys: [key] });
+  const tx = new ChannelCrypto({ channel: 'base', keys: [key] });
+  t.ok((await rx2.openMessage('presence', 'bob', await tx.sealMessage('presence', 'bob', new TextEncoder().encode('{}'), NOW), NOW)).ok, "bob's presence authenticates: bob holds the key");
+  const out: string[] = [];
+  for (let i = 0; i < 60; i++) {
+    const r = await rx2.openAudio(`x${i}`, garbage(streamOf(i)), NOW);
+    out.push(r.ok ? 'ok' : r.reason);
+  }
+  t.same(out, [...Array(B.globalBurst).fill('auth'), ...Array(60 - B.globalBurst).fill('budget')], 'global burst 50, then refused');
+  t.ok((await open(rx2, 'bob', await tx.sealAudio('bob', header(3, streamOf(7777)), frames, NOW))).ok, 'a sender that authenticated before does not need the exhausted global budget');
+  t.ok((await open(rx2, 'carol', await tx.sealAudio('carol', header(0, streamOf(8888)), frames, NOW + 1000), NOW + 1000)).ok, 'a new sender gets in once the global bucket refills');
+
+  // An over announced by an authenticated START needs no budget, however drained the sender's bucket.
+  const rx3 = new ChannelCrypto({ channel: 'base', keys: [key] });
+  t.same((await Promise.all([0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => rx3.openAudio('alice', garbage(streamOf(i)), NOW)))).map((r) => (r.ok ? 'ok' : r.reason)).slice(-2), ['budget', 'budget'], "garbage on alice's topic drained her bucket");
+  t.match(await open(rx3, 'alice', await tx.sealAudio('alice', header(0, streamOf(4242)), frames, NOW)), { ok: false, reason: 'budget' }, 'her unannounced over is refused (the residual risk)');
+  t.equal(rx3.replay.overStart('alice', streamOf(5151), NOW, NOW), null, 'her next START authenticates (the session calls overStart)');
+  t.ok((await open(rx3, 'alice', await tx.sealAudio('alice', header(0, streamOf(5151)), frames, NOW))).ok, 'and that over opens');
+});
+
+t.test('flood: a genuine over keeps decrypting, with its key derived once, while 5,000 packets with fresh stream ids arrive', async (t) => {
+  const key = generateKey(1);
+  const tx = new ChannelCrypto({ channel: 'base', keys: [key] });
+  const B = DERIVATION_BUDGET;
+  for (const attack of ['fresh stream ids on alice’s topic', 'fresh stream and sender ids']) {
+    const rx = new ChannelCrypto({ channel: 'base', keys: [key] });
+    // A late joiner: no START, so the genuine over itself needs budget for its first packet.
+    let seq = 0;
+    let genuineOk = 0;
+    const refused = new Map<string, number>();
+    const t0 = NOW;
+    for (let i = 0; i < 5000; i++) {
+      const now = t0 + i * 2; // 5,000 packets in 10 s, a genuine one every 40 ms
+      if (i % 20 === 0) {
+        const r = await open(rx, 'alice', await tx.sealAudio('alice', header(seq, 'a11ce00000000001', t0), frames, t0 + seq * 40), now);
+        if (r.ok) genuineOk++;
+        else t.fail(`genuine packet ${seq} refused: ${r.reason}`);
+        seq++;
+      }
+      const sender = attack.startsWith('fresh stream ids') ? 'alice' : `m${i}`;
+      const r = await rx.openAudio(sender, garbage(streamOf(0x100000 + i), 1, 0, 40, now), now);
+      if (r.ok) t.fail('garbage accepted');
+      else refused.set(r.reason, (refused.get(r.reason) ?? 0) + 1);
+    }
+    t.equal(genuineOk, 250, `${attack}: all 250 genuine packets open`);
+    const bound = attack.startsWith('fresh stream ids') ? B.senderBurst + 10 * B.senderPerSecond : B.globalBurst + 10 * B.globalPerSecond;
+    t.ok(rx.stats.derivations <= bound + 1, `${attack}: ${rx.stats.derivations} derivations (≤ ${bound} for the flood + 1 for the genuine over); refused ${JSON.stringify(Object.fromEntries(refused))}`);
+    t.ok((refused.get('budget') ?? 0) >= 5000 - bound, 'the rest refused for budget, before any WebCrypto');
+    t.equal(rx.stats.derivations, (refused.get('auth') ?? 0) + 1, "one derivation per garbage key tried and exactly one for the genuine over: its key was never evicted");
+  }
 });

@@ -12,7 +12,7 @@
  * Control and presence messages: an envelope [0xE1][epoch u16][random 96-bit nonce][ciphertext] under a
  * per-channel message key; plaintext [sender length][sender][send time u48][the clear JSON].
  */
-import { type AudioPacket, HEADER_BYTES, type PacketHeader, encodeFrames, encodeHeader, decodeFrames, PacketError, Flag, MAX_PACKET_BYTES, streamIdToBytes } from '../channel/packet.js';
+import { type AudioPacket, HEADER_BYTES, type PacketHeader, encodeFrames, encodeHeader, decodeFrames, PacketError, Flag, MAX_PACKET_BYTES, MAX_OPUS_FRAME_BYTES, streamIdToBytes } from '../channel/packet.js';
 import { type ChannelKey, KeyError, keyFromPassphrase, parseKey, webcrypto } from './keys.js';
 import { ReplayGuard } from './replay.js';
 
@@ -20,6 +20,15 @@ export const ENVELOPE_V1 = 0xe1;
 const ENVELOPE_HEAD = 15;
 const TAG_BYTES = 16;
 const SENDER_TAG_BYTES = 4;
+/** Smallest sealed message: a 1-byte sender id and the send time, no JSON. */
+const MIN_MESSAGE_BYTES = ENVELOPE_HEAD + 1 + 1 + 6 + TAG_BYTES;
+/**
+ * Largest sealed control or presence message accepted. The clear JSON is at most 2048 bytes
+ * (MAX_JSON, channel/control.ts) and the sender id at most 255 (its length is one byte; topics allow
+ * 64), so a legitimate envelope is at most 15 + 1 + 255 + 6 + 2048 + 16 = 2341 bytes; 4 KiB leaves
+ * room to grow without a protocol change and refuses everything bigger before any WebCrypto work.
+ */
+export const MAX_SEALED_MESSAGE_BYTES = 4096;
 const AUDIO_LABEL = 'talkbridge/v1 audio';
 const MESSAGE_LABEL = 'talkbridge/v1 message';
 
@@ -30,6 +39,34 @@ export const CRYPTO_DEFAULTS = {
   overlapMs: 600_000,
 };
 
+/**
+ * Budget for per-over key derivations (HKDF, ~0.2 ms each with WebCrypto on a laptop, ~10× that on a
+ * Pi Zero): every new (epoch, stream id, sender) costs one, and anyone who can publish can invent
+ * stream ids (and, on an open broker, sender ids) at line rate. Token buckets:
+ *  - per sender, burst 8 then 2 a second: a person starts at most about one over a second (a PTT
+ *    press), a receiver sees that over plus stragglers of the previous one, and a receiver that
+ *    joins mid-over needs one per talking sender; 8 covers a burst of quick presses;
+ *  - for senders that never authenticated, also a global 50 a second (burst 50): an attacker
+ *    inventing sender ids gets at most that many derivations, ~10 % of a Pi Zero core.
+ * Overs announced by an authenticated START (ReplayGuard.announced) are never refused, so a
+ * flood cannot silence a genuine over; nor can it evict the key of one (only keys of accepted
+ * packets are kept in the stream-key cache).
+ */
+export const DERIVATION_BUDGET = {
+  senderBurst: 8,
+  senderPerSecond: 2,
+  globalBurst: 50,
+  globalPerSecond: 50,
+};
+/** Senders whose derivation budget is tracked; entries for unknown senders cost global budget. */
+const MAX_BUCKETS = 1024;
+/** Sender ids that authenticated at least once (only key holders can add one). */
+const MAX_TRUSTED = 256;
+/** Keys of overs with an accepted packet: a receiver hears one over at a time, plus stragglers. */
+const MAX_STREAM_KEYS = 64;
+/** Keys derived but not (yet) proven by an accepted packet: garbage churns only these. */
+const MAX_CANDIDATE_KEYS = 16;
+
 export interface CryptoOptions {
   channel: string;
   /** Every key this participant holds; the highest epoch is used for sending. */
@@ -38,10 +75,41 @@ export interface CryptoOptions {
   overlapMs?: number;
 }
 
-/** Why authenticated input was refused; counted by reason like any malformed input. */
-export type CryptoDrop = 'unencrypted' | 'unknown-epoch' | 'old-epoch' | 'auth' | 'sender-mismatch' | 'replay' | 'stale' | 'envelope';
+/**
+ * Why input on an encrypted channel was refused; counted by reason like any malformed input.
+ * `oversize`: longer than any legitimate packet or envelope; `budget`: a new over's key derivation
+ * refused by DERIVATION_BUDGET.
+ */
+export type CryptoDrop = 'unencrypted' | 'unknown-epoch' | 'old-epoch' | 'auth' | 'sender-mismatch' | 'replay' | 'stale' | 'envelope' | 'oversize' | 'budget';
 
-export type Opened<T> = { ok: true; value: T } | { ok: false; reason: CryptoDrop; detail: string };
+export interface Refusal {
+  reason: CryptoDrop;
+  detail: string;
+}
+
+export type Opened<T> = { ok: true; value: T } | ({ ok: false } & Refusal);
+
+/** A token bucket; `now` is the caller's wall clock (a step back refills nothing). */
+class Bucket {
+  constructor(
+    public tokens: number,
+    private at: number,
+  ) {}
+
+  take(now: number, burst: number, perSecond: number): boolean {
+    if (now > this.at) this.tokens = Math.min(burst, this.tokens + ((now - this.at) * perSecond) / 1000);
+    this.at = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  has(now: number, burst: number, perSecond: number): boolean {
+    if (now > this.at) this.tokens = Math.min(burst, this.tokens + ((now - this.at) * perSecond) / 1000);
+    this.at = now;
+    return this.tokens >= 1;
+  }
+}
 
 const enc = new TextEncoder();
 
@@ -49,7 +117,15 @@ export class ChannelCrypto {
   readonly sendEpoch: number;
   readonly replay: ReplayGuard;
   private readonly roots = new Map<number, Promise<CryptoKey>>();
+  /** Keys of overs that had a packet accepted (or that we send): only key holders add to it. */
   private readonly streamKeys = new Map<string, Promise<CryptoKey>>();
+  /** Keys derived for packets not yet accepted, so that garbage repeating one stream id costs one derivation. */
+  private readonly candidateKeys = new Map<string, Promise<CryptoKey>>();
+  private readonly buckets = new Map<string, Bucket>();
+  private readonly globalBucket: Bucket;
+  private readonly trusted = new Set<string>();
+  /** Counters for metrics and tests: per-over key derivations made, and refused for budget. */
+  readonly stats = { derivations: 0, budgetRefused: 0 };
   private readonly messageKeys = new Map<number, Promise<CryptoKey>>();
   private readonly senderTags = new Map<string, Promise<Uint8Array>>();
   private readonly overlapMs: number;
@@ -68,6 +144,7 @@ export class ChannelCrypto {
     for (const [epoch, r] of raw) this.roots.set(epoch, webcrypto().importKey('raw', r as BufferSource, 'HKDF', false, ['deriveKey']));
     this.overlapMs = o.overlapMs ?? CRYPTO_DEFAULTS.overlapMs;
     this.replay = new ReplayGuard({ maxSkewMs: o.maxSkewMs ?? CRYPTO_DEFAULTS.maxSkewMs });
+    this.globalBucket = new Bucket(DERIVATION_BUDGET.globalBurst, -Infinity);
   }
 
   get channel(): string {
@@ -88,18 +165,53 @@ export class ChannelCrypto {
     );
   }
 
+  private streamId(epoch: number, stream: string, sender: string): string {
+    return `${epoch}/${stream}/${sender}`;
+  }
+
+  private deriveStreamKey(epoch: number, stream: string, sender: string): Promise<CryptoKey> {
+    this.stats.derivations++;
+    const salt = new Uint8Array(8);
+    streamIdToBytes(stream, salt, 0);
+    return this.derive(epoch, salt, `${AUDIO_LABEL}\0${this.o.channel}\0${sender}`);
+  }
+
+  /** The key of an over we send (ours, so it is kept like one that authenticated). */
   private streamKey(epoch: number, stream: string, sender: string): Promise<CryptoKey> {
-    const id = `${epoch}/${stream}/${sender}`;
+    const id = this.streamId(epoch, stream, sender);
     let k = this.streamKeys.get(id);
     if (!k) {
-      const salt = new Uint8Array(8);
-      streamIdToBytes(stream, salt, 0);
-      k = this.derive(epoch, salt, `${AUDIO_LABEL}\0${this.o.channel}\0${sender}`);
-      this.streamKeys.set(id, k);
-      // A few overs' keys: a receiver hears one over at a time, plus stragglers of the last.
-      if (this.streamKeys.size > 64) this.streamKeys.delete(this.streamKeys.keys().next().value as string);
+      k = this.deriveStreamKey(epoch, stream, sender);
+      remember(this.streamKeys, id, k, MAX_STREAM_KEYS);
     }
     return k;
+  }
+
+  /**
+   * May `sender` have a new over's key derived? Overs announced by an authenticated START always
+   * may; otherwise one token from the sender's bucket and, for a sender that never authenticated,
+   * one from the global bucket (checked first, so that invented sender ids cannot churn the bucket
+   * map faster than the global rate).
+   */
+  private admit(sender: string, stream: string, now: number): boolean {
+    if (this.replay.announced(sender, stream)) return true;
+    const b = DERIVATION_BUDGET;
+    let bucket = this.buckets.get(sender);
+    if (bucket && !bucket.has(now, b.senderBurst, b.senderPerSecond)) return false;
+    if (!this.trusted.has(sender) && !this.globalBucket.take(now, b.globalBurst, b.globalPerSecond)) return false;
+    if (!bucket) {
+      bucket = new Bucket(b.senderBurst, now);
+      remember(this.buckets, sender, bucket, MAX_BUCKETS);
+    }
+    bucket.tokens -= 1;
+    return true;
+  }
+
+  /** Input from `sender` was accepted: it holds the key (or relays one who does). */
+  private trust(sender: string): void {
+    if (this.trusted.has(sender)) return;
+    this.trusted.add(sender);
+    if (this.trusted.size > MAX_TRUSTED) this.trusted.delete(this.trusted.values().next().value as string);
   }
 
   private messageKey(epoch: number): Promise<CryptoKey> {
@@ -122,9 +234,9 @@ export class ChannelCrypto {
   }
 
   /** Epoch policy: unknown epochs are unreadable; older ones expire overlapMs after a newer one is in use. */
-  private epochProblem(epoch: number, now: number): Opened<never> | null {
-    if (!this.roots.has(epoch)) return { ok: false, reason: 'unknown-epoch', detail: `no key for epoch ${epoch}` };
-    if (epoch < this.newest && now - this.newestAt > this.overlapMs) return { ok: false, reason: 'old-epoch', detail: `epoch ${epoch} retired (epoch ${this.newest} in use)` };
+  private epochProblem(epoch: number, now: number): Refusal | null {
+    if (!this.roots.has(epoch)) return { reason: 'unknown-epoch', detail: `no key for epoch ${epoch}` };
+    if (epoch < this.newest && now - this.newestAt > this.overlapMs) return { reason: 'old-epoch', detail: `epoch ${epoch} retired (epoch ${this.newest} in use)` };
     return null;
   }
 
@@ -155,18 +267,49 @@ export class ChannelCrypto {
   }
 
   /**
+   * The checks on an audio packet that need no WebCrypto: synchronous, allocation-free unless it
+   * refuses, and free of side effects — for the caller to run on arrival, before queueing the packet
+   * for openAudio (which runs it again, since the epoch may retire while the packet waits). `p` is
+   * the packet as decodePacket parsed it (so the header is valid and it fits MAX_PACKET_BYTES).
+   * Refuses: no ENCRYPTED flag (`unencrypted`); a body too short for the sender tag, the frames'
+   * length prefixes and a byte per frame, and the AEAD tag (`envelope`); longer than its frames
+   * could be (`oversize`); an epoch we hold no key for (`unknown-epoch`) or one retired
+   * (`old-epoch`). The derivation budget is not checked here: it depends on the input queued
+   * before this packet (an authenticated START exempts its over), so openAudio applies it.
+   */
+  precheckAudio(p: AudioPacket, now: number): Refusal | null {
+    if (!(p.flags & Flag.ENCRYPTED)) return { reason: 'unencrypted', detail: 'clear audio on an encrypted channel' };
+    const n = p.body.length;
+    if (n < SENDER_TAG_BYTES + 3 * p.frameCount + TAG_BYTES) return { reason: 'envelope', detail: `encrypted body of ${n} bytes cannot hold ${p.frameCount} frames` };
+    if (n > Math.min(MAX_PACKET_BYTES - HEADER_BYTES, SENDER_TAG_BYTES + p.frameCount * (2 + MAX_OPUS_FRAME_BYTES) + TAG_BYTES)) {
+      return { reason: 'oversize', detail: `encrypted body of ${n} bytes is longer than ${p.frameCount} frames can be` };
+    }
+    return this.epochProblem(p.keyEpoch, now);
+  }
+
+  /**
    * Authenticates and decrypts a packet whose header already parsed; returns its frames, or why it
-   * was refused. `now` is our wall clock.
+   * was refused. `now` is our wall clock. Runs precheckAudio first; a new over's key costs
+   * derivation budget (`budget` when there is none, see DERIVATION_BUDGET).
    */
   async openAudio(sender: string, p: AudioPacket, now = Date.now()): Promise<Opened<Uint8Array[]>> {
-    if (!(p.flags & Flag.ENCRYPTED)) return { ok: false, reason: 'unencrypted', detail: 'clear audio on an encrypted channel' };
-    const bad = this.epochProblem(p.keyEpoch, now);
-    if (bad) return bad;
-    if (p.body.length < SENDER_TAG_BYTES + TAG_BYTES) return { ok: false, reason: 'auth', detail: 'body shorter than the tag' };
+    const bad = this.precheckAudio(p, now);
+    if (bad) return { ok: false, ...bad };
+    const id = this.streamId(p.keyEpoch, p.streamId, sender);
+    let key = this.streamKeys.get(id);
+    const known = key !== undefined;
+    if (!key) key = this.candidateKeys.get(id);
+    if (!key) {
+      if (!this.admit(sender, p.streamId, now)) {
+        this.stats.budgetRefused++;
+        return { ok: false, reason: 'budget', detail: `too many new overs from ${sender} (or from unknown senders)` };
+      }
+      key = this.deriveStreamKey(p.keyEpoch, p.streamId, sender);
+      remember(this.candidateKeys, id, key, MAX_CANDIDATE_KEYS);
+    }
     let plain: Uint8Array;
     try {
-      const key = await this.streamKey(p.keyEpoch, p.streamId, sender);
-      plain = new Uint8Array(await webcrypto().decrypt({ name: 'AES-GCM', iv: audioNonce(p.seq) as BufferSource, additionalData: p.headerBytes as BufferSource }, key, p.body as BufferSource));
+      plain = new Uint8Array(await webcrypto().decrypt({ name: 'AES-GCM', iv: audioNonce(p.seq) as BufferSource, additionalData: p.headerBytes as BufferSource }, await key, p.body as BufferSource));
     } catch {
       return { ok: false, reason: 'auth', detail: `packet ${p.streamId}/${p.seq} from ${sender} failed authentication (wrong key, or altered)` };
     }
@@ -182,6 +325,9 @@ export class ChannelCrypto {
     const r = this.replay.packet(sender, p.streamId, start, p.seq, p.timestamp, now);
     if (r === 'stale') return { ok: false, reason: r, detail: `${sender}'s audio was captured ${((now - p.timestamp) / 1000).toFixed(0)} s from our clock: is one clock wrong?` };
     if (r) return { ok: false, reason: r, detail: `${p.streamId}/${p.seq} from ${sender}` };
+    // Accepted: only now is the key kept (replayed or forged packets never churn the cache).
+    if (!known && this.candidateKeys.delete(id)) remember(this.streamKeys, id, key, MAX_STREAM_KEYS);
+    this.trust(sender);
     this.sawEpoch(p.keyEpoch, now);
     return { ok: true, value: frames };
   }
@@ -197,6 +343,8 @@ export class ChannelCrypto {
     writeU48(plain, 1 + s.length, now);
     plain.set(json, 1 + s.length + 6);
     const out = new Uint8Array(ENVELOPE_HEAD + plain.length + TAG_BYTES);
+    if (s.length > 255 || out.length > MAX_SEALED_MESSAGE_BYTES) throw new PacketError('oversize', `${kind} of ${out.length} bytes (sender id ${s.length}) exceeds ${MAX_SEALED_MESSAGE_BYTES}`);
+    this.sawEpoch(epoch, now);
     out[0] = ENVELOPE_V1;
     out[1] = epoch >> 8;
     out[2] = epoch & 0xff;
@@ -207,15 +355,30 @@ export class ChannelCrypto {
   }
 
   /**
+   * The checks on a control or presence envelope that need no WebCrypto, like precheckAudio
+   * (synchronous, no side effects, for the caller to run before queueing; openMessage runs it
+   * again). Refuses: anything but a v1 envelope (`unencrypted`), shorter than the smallest one
+   * (`envelope`), longer than MAX_SEALED_MESSAGE_BYTES (`oversize`), and unknown or retired epochs.
+   * An empty presence passes: it is how a Last Will clears presence, and carries nothing to open.
+   */
+  precheckMessage(kind: 'control' | 'presence', payload: Uint8Array, now: number): Refusal | null {
+    const n = payload.length;
+    if (n === 0 && kind === 'presence') return null;
+    if (n === 0 || payload[0] !== ENVELOPE_V1) return { reason: 'unencrypted', detail: `clear ${kind} on an encrypted channel` };
+    if (n < MIN_MESSAGE_BYTES) return { reason: 'envelope', detail: `${kind} envelope of ${n} bytes` };
+    if (n > MAX_SEALED_MESSAGE_BYTES) return { reason: 'oversize', detail: `${kind} envelope of ${n} bytes exceeds ${MAX_SEALED_MESSAGE_BYTES}` };
+    return this.epochProblem((payload[1]! << 8) | payload[2]!, now);
+  }
+
+  /**
    * Opens a control or presence envelope and returns the clear JSON bytes. Control messages are
    * checked for replay; presence is retained by the broker and legitimately re-delivered, so it is not.
    */
   async openMessage(kind: 'control' | 'presence', sender: string, payload: Uint8Array, now = Date.now()): Promise<Opened<Uint8Array>> {
-    if (payload.length === 0 || payload[0] !== ENVELOPE_V1) return { ok: false, reason: 'unencrypted', detail: `clear ${kind} on an encrypted channel` };
-    if (payload.length < ENVELOPE_HEAD + TAG_BYTES + 8) return { ok: false, reason: 'envelope', detail: `${kind} envelope of ${payload.length} bytes` };
+    if (payload.length === 0) return { ok: false, reason: 'unencrypted', detail: `clear ${kind} on an encrypted channel` };
+    const bad = this.precheckMessage(kind, payload, now);
+    if (bad) return { ok: false, ...bad };
     const epoch = (payload[1]! << 8) | payload[2]!;
-    const bad = this.epochProblem(epoch, now);
-    if (bad) return bad;
     let plain: Uint8Array;
     try {
       plain = new Uint8Array(
@@ -232,9 +395,16 @@ export class ChannelCrypto {
       const r = this.replay.control(sender, hex(payload.subarray(3, 15)), readU48(plain, 1 + n), now);
       if (r) return { ok: false, reason: r, detail: `${kind} from ${sender}` };
     }
+    this.trust(sender);
     this.sawEpoch(epoch, now);
     return { ok: true, value: plain.subarray(1 + n + 6) };
   }
+}
+
+/** Adds to a bounded map, dropping the oldest entry when full. */
+function remember<K, V>(m: Map<K, V>, k: K, v: V, max: number): void {
+  m.set(k, v);
+  if (m.size > max) m.delete(m.keys().next().value as K);
 }
 
 function audioNonce(seq: number): Uint8Array {

@@ -84,6 +84,15 @@ export class ReplayGuard {
     return !st || st.top === FINISHED ? 'replay' : null;
   }
 
+  /**
+   * Is `stream` an over of `sender` we know from authenticated input (its START, or a packet) and
+   * not merely from a saved snapshot? Read-only: the derivation budget lets such overs through.
+   */
+  announced(sender: string, stream: string): boolean {
+    const st = this.senders.get(sender)?.streams.get(stream);
+    return st !== undefined && st.top !== FINISHED;
+  }
+
   /** A stream's window; a stream new to us is admitted only if it is not older than the sender's newest over. */
   private stream(s: SenderState, stream: string, start: number): StreamState | null {
     const known = s.streams.get(stream);

@@ -244,7 +244,44 @@ export class ChannelCrypto {
     if (epoch > this.newest) {
       this.newest = epoch;
       this.newestAt = now;
+      this.onEpochInUse?.(epoch, now);
     }
+  }
+
+  /**
+   * Called when the newest epoch in use advances (authenticated input, or our own sending), so that
+   * it can be saved at once rather than at the next periodic save. One listener: keepReplayState.
+   */
+  onEpochInUse: ((epoch: number, since: number) => void) | null = null;
+
+  /**
+   * The newest key epoch seen in authenticated use (received, or sent by us) and our wall-clock time
+   * when it was first seen; null before any. Kept across restarts with the replay state, so that the
+   * overlap during which older epochs stay valid does not start again at every restart.
+   */
+  epochInUse(): { epoch: number; since: number } | null {
+    return this.newest < 0 ? null : { epoch: this.newest, since: this.newestAt };
+  }
+
+  /**
+   * Takes back a saved epochInUse() at start; returns whether it was taken. Ignored: anything
+   * malformed, an epoch older than one already known, and an epoch newer than every key we hold (the
+   * configuration was rolled back; retiring our own keys would silence the channel — the operator's
+   * choice wins). The same epoch keeps the earlier time; a time in our future (a clock that went
+   * back, as a Pi without RTC does at boot) counts as now, so the overlap never grows.
+   */
+  restoreEpochInUse(saved: unknown, now: number): boolean {
+    if (typeof saved !== 'object' || saved === null) return false;
+    const { epoch, since } = saved as { epoch?: unknown; since?: unknown };
+    if (typeof epoch !== 'number' || !Number.isInteger(epoch) || epoch < 0 || epoch > 0xffff || typeof since !== 'number' || !Number.isFinite(since)) return false;
+    if (epoch > this.sendEpoch || epoch < this.newest) return false;
+    const at = Math.min(since, now);
+    if (epoch === this.newest) this.newestAt = Math.min(this.newestAt, at);
+    else {
+      this.newest = epoch;
+      this.newestAt = at;
+    }
+    return true;
   }
 
   // ---- audio ----------------------------------------------------------------------------------

@@ -363,7 +363,10 @@ export class ChannelCrypto {
     if (r === 'stale') return { ok: false, reason: r, detail: `${sender}'s audio was captured ${((now - p.timestamp) / 1000).toFixed(0)} s from our clock: is one clock wrong?` };
     if (r) return { ok: false, reason: r, detail: `${p.streamId}/${p.seq} from ${sender}` };
     // Accepted: only now is the key kept (replayed or forged packets never churn the cache).
-    if (!known && this.candidateKeys.delete(id)) remember(this.streamKeys, id, key, MAX_STREAM_KEYS);
+    if (!known) {
+      this.candidateKeys.delete(id);
+      remember(this.streamKeys, id, key, MAX_STREAM_KEYS);
+    }
     this.trust(sender);
     this.sawEpoch(p.keyEpoch, now);
     return { ok: true, value: frames };

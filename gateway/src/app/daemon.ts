@@ -67,7 +67,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         // The daemon's own clients log in with a random per-start credential: no password of ours on disk.
         embeddedAuth = { team: await embeddedTeam(authConfig, config.broker.topicPrefix), internal: internalLogin(config.gateway.id) };
       }
-      broker = await startEmbeddedBroker({ host: config.embeddedBroker.host, port: config.embeddedBroker.port, log: log.child({ module: 'broker' }), auth: embeddedAuth });
+      broker = await startEmbeddedBroker({ host: config.embeddedBroker.host, port: config.embeddedBroker.port, log: log.child({ module: 'broker' }), auth: embeddedAuth, owner: { id: config.gateway.id, channels: config.channels.map((c) => c.name) } });
       stack.push(() => broker!.close());
       log.info({ event: 'listening', service: 'mqtt', url: `mqtt://${broker.tcp!.host}:${broker.tcp!.port}` }, `embedded MQTT broker on mqtt://${broker.tcp!.host}:${broker.tcp!.port}`);
     }
@@ -122,7 +122,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     if (!brokerUrl) throw new UserError('no broker: set broker.url (or broker.urls) or enable embeddedBroker');
 
     const connection = brokerConnection(config.broker, urls);
-    if (embeddedAuth && !configured.length) Object.assign(connection, { username: embeddedAuth.internal.username, password: embeddedAuth.internal.password });
+    if (broker && !configured.length) Object.assign(connection, { username: broker.internal.username, password: broker.internal.password });
     else if (connection.username !== undefined && connection.username !== config.gateway.id)
       // Brokers with talkbridge ACLs let a login publish only under its own name (docs/security.md).
       log.warn({ event: 'broker', username: connection.username, gatewayId: config.gateway.id }, `broker.username "${connection.username}" differs from gateway.id "${config.gateway.id}": a broker using talkbridge ACLs will drop this gateway's audio and status`);

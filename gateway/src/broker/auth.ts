@@ -44,7 +44,13 @@ export function internalLogin(username: string): EmbeddedAuth['internal'] {
 
 const digest = (b: Buffer | string) => createHash('sha256').update(b).digest();
 // Compared as digests so that neither the length nor the content leaks through timing.
-const same = (given: Buffer, expected: string) => timingSafeEqual(digest(given), digest(expected));
+export const same = (given: Buffer, expected: string) => timingSafeEqual(digest(given), digest(expected));
+
+/** The client's address: the TCP socket's, or for WebSocket the HTTP request's. */
+export function remoteAddress(c: Client): string | null {
+  const s = (c.conn as { remoteAddress?: string } | undefined)?.remoteAddress;
+  return s ?? (c.req as { socket?: { remoteAddress?: string } } | undefined)?.socket?.remoteAddress ?? null;
+}
 
 export interface AuthCounters {
   loginsRefused: number;
@@ -64,10 +70,7 @@ export function installAuth(aedes: Aedes, auth: EmbeddedAuth, log: Logger): Auth
     warned.set(key, now);
     log.warn(fields, msg);
   };
-  const remote = (c: Client) => {
-    const s = (c.conn as { remoteAddress?: string } | undefined)?.remoteAddress;
-    return s ?? (c.req as { socket?: { remoteAddress?: string } } | undefined)?.socket?.remoteAddress ?? null;
-  };
+  const remote = remoteAddress;
 
   aedes.authenticate = (client, username, password, done) => {
     if (username !== undefined && password !== undefined) {

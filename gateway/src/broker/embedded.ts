@@ -2,13 +2,17 @@
  * The embedded MQTT broker (aedes): lets a kit run with no other software — radios, the web client
  * and phones on the kit's Wi-Fi all meet here. TCP on its own port; WebSocket is attached to the
  * HTTP server (path /mqtt) so the browser reaches the page and the broker through one port.
+ * Open or not, it holds to limits.ts's bounds (guard.ts): packet and payload sizes, retained
+ * messages, the gateway's own client ids, failed logins.
  */
 import net from 'node:net';
 import type { Server as HttpServer, IncomingMessage } from 'node:http';
 import { Aedes } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { Logger } from '../core/log.js';
-import { type AuthCounters, type EmbeddedAuth, installAuth } from './auth.js';
+import { type AuthCounters, type EmbeddedAuth, installAuth, internalLogin } from './auth.js';
+import { installGuard } from './guard.js';
+import { type BrokerLimits, type LimitCounters, LIMITS, newCounters } from './limits.js';
 import { listenError } from '../http/listen.js';
 
 export interface EmbeddedBroker {
@@ -17,6 +21,13 @@ export interface EmbeddedBroker {
   readonly tcp: { host: string; port: number } | null;
   /** Refused logins and denied publishes / subscriptions; null when the broker is open (no auth). */
   readonly auth: AuthCounters | null;
+  /** What the size, retained, client-id and login bounds refused (broker/limits.ts). */
+  readonly limits: LimitCounters;
+  /**
+   * The login the gateway's own connections use here: embeddedBroker.auth's internal one, or one
+   * made for an open broker, where it is what tells the gateway's connections from anyone else's.
+   */
+  readonly internal: { username: string; password: string };
   attachWebSocket(server: HttpServer, path: string): void;
   close(): Promise<void>;
 }
@@ -25,9 +36,25 @@ function loopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
-export async function startEmbeddedBroker(o: { host: string; port: number | null; log: Logger; auth?: EmbeddedAuth | null }): Promise<EmbeddedBroker> {
+export interface EmbeddedOptions {
+  host: string;
+  port: number | null;
+  log: Logger;
+  auth?: EmbeddedAuth | null;
+  /** The gateway running this broker: its connections' client ids are refused to every other login. */
+  owner?: { id: string; channels: readonly string[] } | null;
+  /** Tests tighten or loosen single bounds; the daemon runs on LIMITS. */
+  limits?: Partial<Omit<BrokerLimits, 'login'>> & { login?: Partial<BrokerLimits['login']> };
+}
+
+export async function startEmbeddedBroker(o: EmbeddedOptions): Promise<EmbeddedBroker> {
   const aedes = await Aedes.createBroker({ id: 'talkbridge-embedded' });
   const counters = o.auth ? installAuth(aedes, o.auth, o.log) : null;
+  const internal = o.auth?.internal ?? internalLogin(o.owner?.id ?? 'talkbridge');
+  const limits: BrokerLimits = { ...LIMITS, ...o.limits, login: { ...LIMITS.login, ...o.limits?.login } };
+  const limitCounters = newCounters();
+  const guard = installGuard(aedes, { limits, counters: limitCounters, log: o.log, internal, owner: o.owner ?? null, teamOwnerAllowed: !!o.auth });
+  const handle = (stream: Parameters<Aedes['handle']>[0], req?: IncomingMessage) => guard.limitPackets(aedes.handle(stream, req));
   const open = (where: string) =>
     o.log.warn(
       { event: 'auth', state: 'open', listen: where },
@@ -41,7 +68,7 @@ export async function startEmbeddedBroker(o: { host: string; port: number | null
   if (o.port !== null) {
     const server = net.createServer((socket) => {
       socket.setNoDelay(true);
-      aedes.handle(socket);
+      handle(socket);
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err) => reject(listenError('embedded broker', o.host, o.port!, err)));
@@ -58,15 +85,19 @@ export async function startEmbeddedBroker(o: { host: string; port: number | null
     aedes,
     tcp,
     auth: counters,
+    limits: limitCounters,
+    internal,
     attachWebSocket(server: HttpServer, path: string) {
       const a = server.address();
       if (!o.auth && a && typeof a === 'object' && !loopback(a.address)) open(`ws://${a.address}:${a.port}${path}`);
-      const wss = new WebSocketServer({ server, path, perMessageDeflate: false });
+      // ws buffers a whole message before MQTT sees a byte of it (100 MiB by default). Browsers send
+      // one MQTT packet per message; two packets' worth leaves room for a client that batches.
+      const wss = new WebSocketServer({ server, path, perMessageDeflate: false, maxPayload: 2 * limits.packetBytes });
       wss.on('connection', (ws, req: IncomingMessage) => {
         (req.socket as net.Socket).setNoDelay(true);
         const stream = createWebSocketStream(ws);
         stream.on('error', () => ws.terminate());
-        aedes.handle(stream as never, req);
+        handle(stream as never, req);
       });
       wssList.push(wss);
     },

@@ -1,7 +1,8 @@
 /**
  * The embedded broker's bounds (broker/limits.ts), on the real broker with real MQTT.js clients:
  * oversized publishes and packets, retained messages per channel and in all, the gateway's own
- * client ids, and failed logins per address and from everywhere.
+ * client ids, and failed logins per address and from everywhere; and the web client's list of who
+ * is online through a flood of made-up presences.
  */
 import t, { type Test } from 'tap';
 import net from 'node:net';
@@ -13,6 +14,8 @@ import { embeddedTeam, internalLogin } from '../../gateway/src/broker/auth.js';
 import { LIMITS, LoginThrottle, RetainedIndex, addressKey, ownClientIds } from '../../gateway/src/broker/limits.js';
 import { MAX_PACKET_BYTES } from '../../gateway/src/channel/packet.js';
 import { startDaemon } from '../../gateway/src/app/daemon.js';
+import { openChannel } from '../../gateway/src/talk/open.js';
+import { MAX_SHOWN_ONLINE, onlineShown } from '../../gateway/web/src/view.js';
 import { ConfigSchema } from '../../gateway/src/config/schema.js';
 import { freePort } from '../helpers/brokers.js';
 import { PASSWORDS, PREFIX, writeTeam } from './access-cases.js';
@@ -310,4 +313,30 @@ t.test('the bounds keep their own memory bounded', async (t) => {
 
   const own = ownClientIds('x'.repeat(64), ['base']);
   t.ok(own(`tb-${'x'.repeat(61)}`), 'ids cut at 64 characters, as the daemon cuts them');
+});
+
+t.test("the web client's online list stays bounded through a flood of made-up presences", async (t) => {
+  const { url } = await broker(t);
+  const me = await openChannel({ url, prefix: P, channel: 'base', name: 'Me', source: 'web', silenceMs: 1000 });
+  t.teardown(() => me.close());
+  const flood = await connected(t, url);
+  const n = MAX_SHOWN_ONLINE + 150;
+  for (let i = 0; i < n; i++) flood.publish(`${P}/base/presence/fake-${i}`, JSON.stringify({ v: 1, name: `Fake ${i}`, source: 'web', since: Date.now(), software: 'x' }), { qos: 0, retain: true });
+  await flood.publishAsync(`${P}/base/control/flush`, 'x', { qos: 1 });
+  const online = me.session.online;
+  for (let i = 0; i < 100 && !(online.has(me.session.sender) && online.size >= MAX_SHOWN_ONLINE); i++) await sleep(50);
+  const { shown, total } = onlineShown(online, me.session.sender);
+  t.ok(total >= MAX_SHOWN_ONLINE, `the session knows ${total}`);
+  t.equal(shown.length, Math.min(total, MAX_SHOWN_ONLINE), `the page shows at most ${MAX_SHOWN_ONLINE}`);
+  t.ok(shown.some(([s]) => s === me.session.sender), 'ourselves included');
+  const others = [...online.keys()].filter((s) => s !== me.session.sender);
+  t.same(new Set(shown.map(([s]) => s).filter((s) => s !== me.session.sender)), new Set(others.slice(-(MAX_SHOWN_ONLINE - 1))), 'the most recent arrivals; the oldest dropped');
+
+  // Ourselves first in, the list full of later arrivals: still shown.
+  const m = new Map<string, { name: string }>([['me', { name: 'Me' }]]);
+  for (let i = 0; i < 1000; i++) m.set(`s${i}`, { name: `S${i}` });
+  const v = onlineShown(m, 'me');
+  t.equal(v.shown.length, MAX_SHOWN_ONLINE);
+  t.equal(v.total, 1001);
+  t.ok(v.shown.some(([s]) => s === 'me') && v.shown.some(([s]) => s === 's999') && !v.shown.some(([s]) => s === 's0'));
 });

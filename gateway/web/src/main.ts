@@ -43,6 +43,7 @@ import {
   cryptoProblemAfterAuthenticated,
   cryptoView,
   loginRefusedText,
+  onlineShown,
   sourceLabel,
   viewOf,
 } from './view.js';
@@ -168,7 +169,7 @@ function renderPresence(): void {
   const ul = $('presence');
   ul.replaceChildren();
   if (!joined) return;
-  const list = [...joined.session.online.entries()].sort((a, b) => a[1].name.localeCompare(b[1].name));
+  const { shown: list, total } = onlineShown(joined.session.online, joined.session.sender);
   for (const [sender, p] of list) {
     const li = document.createElement('li');
     const name = document.createElement('span');
@@ -180,7 +181,7 @@ function renderPresence(): void {
     li.append(name, src);
     ul.append(li);
   }
-  $('online-count').textContent = `(${list.length})`;
+  $('online-count').textContent = total > list.length ? `(${list.length} of ${total})` : `(${list.length})`;
 }
 
 function fmtTime(d: Date): string {

@@ -132,6 +132,22 @@ export function sourceLabel(s: string): string {
   return SOURCE_LABEL[s] ?? s;
 }
 
+/** Entries the online list shows at most: the page rebuilds it on every presence message. */
+export const MAX_SHOWN_ONLINE = 256;
+
+/**
+ * Who the online list shows, by name: at most `max`, ourselves always, then the most recently
+ * arrived (the map's order is the broker's, which a sender cannot forge with a made-up `since`);
+ * the oldest are dropped. `total` is everyone known, for the count beside the heading.
+ */
+export function onlineShown<P extends { name: string }>(online: ReadonlyMap<string, P>, self: string, max = MAX_SHOWN_ONLINE): { shown: Array<[string, P]>; total: number } {
+  const all = [...online.entries()];
+  const mine = all.filter(([s]) => s === self);
+  const others = all.filter(([s]) => s !== self);
+  const shown = [...mine, ...others.slice(Math.max(0, others.length - (max - mine.length)))];
+  return { shown: shown.sort((a, b) => a[1].name.localeCompare(b[1].name)), total: all.length };
+}
+
 export function micNote(mic: MicState): string | null {
   switch (mic) {
     case 'insecure':

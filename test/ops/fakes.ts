@@ -8,7 +8,7 @@ import type { OverReport, SessionEvents, TalkerInfo } from '../../gateway/src/ch
 import type { ChannelView } from '../../gateway/src/app/status.js';
 
 export class FakeBridge extends Emitter<BridgeEvents> implements BridgeView {
-  readonly counters: BridgeCounters = { oversFromRadio: 0, oversToRadio: 0, keyedSeconds: 0, timeouts: 0, starvations: 0, refusedBusy: 0, pttFaults: 0 };
+  readonly counters: BridgeCounters = { oversFromRadio: 0, oversToRadio: 0, keyedSeconds: 0, timeouts: 0, starvations: 0, refusedBusy: 0, refusedStale: 0, pttFaults: 0 };
   st: BridgeStatus;
   statusCalls = 0;
   constructor(readonly radio: string) {

@@ -39,6 +39,7 @@ const BRIDGE_TOTALS: Array<[keyof BridgeCounters, string, string]> = [
   ['timeouts', 'talkbridge_timeouts_total', 'Transmissions cut by the time-out timer'],
   ['starvations', 'talkbridge_starvations_total', 'Unkeys because no valid audio arrived (starvation)'],
   ['refusedBusy', 'talkbridge_refused_busy_total', 'Network overs not transmitted because the radio was receiving'],
+  ['refusedStale', 'talkbridge_refused_stale_total', 'Network overs not transmitted because they arrived late'],
   ['pttFaults', 'talkbridge_ptt_faults_total', 'PTT driver faults'],
 ];
 

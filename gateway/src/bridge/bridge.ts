@@ -29,8 +29,18 @@ import { resampleAll } from '../audio/resample.js';
 import type { BridgeConfig } from './schema.js';
 import type { BridgeCounters, BridgeEvents, BridgeState, BridgeStatus, BridgeView, OverInfo } from './types.js';
 
-/** How much longer than starvationMs an over's first audio may take after its START (ms). */
-const FIRST_AUDIO_GRACE_MS = 500;
+/**
+ * How much longer than starvationMs an over's first frame may take to play after its first audio
+ * arrived (ms): the jitter buffer's largest default delay. The radio keys only once decodable audio
+ * is here, so this is all the grace a new over needs.
+ */
+const FIRST_AUDIO_GRACE_MS = 200;
+/**
+ * After a talker's over starved the transmitter (audio that stopped, or never decoded), that
+ * talker's next over within this long is not transmitted (ms): a sender whose overs bring a packet
+ * of audio and then nothing must not key the radio over and over.
+ */
+const STARVED_HOLDOFF_MS = 3000;
 
 /**
  * How much audio the bridge asks a radio's sound card to deliver per read: a whole packet (or the
@@ -70,7 +80,7 @@ export interface BridgeOptions {
 
 export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   readonly radio: string;
-  readonly counters: BridgeCounters = { oversFromRadio: 0, oversToRadio: 0, keyedSeconds: 0, timeouts: 0, starvations: 0, refusedBusy: 0, pttFaults: 0 };
+  readonly counters: BridgeCounters = { oversFromRadio: 0, oversToRadio: 0, keyedSeconds: 0, timeouts: 0, starvations: 0, refusedBusy: 0, refusedStale: 0, pttFaults: 0 };
   private st: BridgeState = 'idle';
   private readonly c: BridgeConfig;
   private readonly log: Logger;
@@ -115,6 +125,9 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   private lastAnnouncement = -Infinity;
   private announcement: Float32Array | null = null;
   private readonly skipped = new Set<string>();
+  /** Talkers whose last over starved the transmitter, and when (bounded like skipped). */
+  private readonly starved = new Map<string, number>();
+  private txSender: string | null = null;
   /** busyPolicy "wait": a network over held while the radio receives. */
   private held: { session: ChannelSession; info: TalkerInfo; pcm: Int16Array[]; rate: number; samples: number; ended: boolean } | null = null;
 
@@ -194,7 +207,14 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
       const monitored = this.o.monitor.includes(s);
       this.offs.push(
         s.on('overEnd', (rep) => this.onChannelOverEnd(s, rep, monitored)),
-        ...(monitored ? [s.on('floor', (h) => this.onFloor(s, h)), s.on('overStart', (info) => this.onChannelOverStart(s, info)), s.on('audio', (f) => this.onChannelAudio(f))] : []),
+        ...(monitored
+          ? [
+              s.on('floor', (h) => this.onFloor(s, h)),
+              s.on('audible', (info) => this.onChannelOverStart(s, info)),
+              s.on('overStart', (info) => this.onChannelOverStart(s, info)),
+              s.on('audio', (f) => this.onChannelAudio(f)),
+            ]
+          : []),
       );
     }
     await r.cos.start();
@@ -202,7 +222,7 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     // An over already under way when we start (a restart mid-over) goes on the air from here on.
     for (const s of this.o.monitor) {
       const h = s.holder;
-      if (h && !h.self && this.st === 'idle') this.onChannelOverStart(s, h);
+      if (h && !h.self && h.lagMs !== undefined && this.st === 'idle') this.onChannelOverStart(s, h);
     }
     this.log.info({ event: 'bridge', radio: this.radio, ptt: r.ptt.description, cos: r.cos.description, input: r.input?.description ?? null, output: r.output.description, transmit: this.o.transmit?.topics.channel ?? null, monitor: this.o.monitor.map((m) => m.topics.channel) }, `radio ${this.radio} bridged`);
   }
@@ -363,22 +383,33 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   // ---- channel → radio ----------------------------------------------------------------------
 
   /**
-   * The floor changed hands. A new talker's START arrives a packet time (or more) before its first
-   * audio can play: keying now lets the TX delay run out meanwhile instead of holding back, and so
-   * delaying, the whole over.
+   * The floor changed hands. The radio keys only when the holder's first decodable audio is here
+   * (the session's `audible`), not at its START: a START or a packet that does not decode is no
+   * reason to transmit. Keying on arrival, a jitter buffer before that audio plays, still lets the
+   * TX delay run out meanwhile.
    */
   private onFloor(s: ChannelSession, h: TalkerInfo | null): void {
     if (this.st === 'lockout') this.checkLockout();
     // An over that played has ended (overEnd) before the floor moves on. One that leaves it with
     // no audio played (a tap on the button) has no overEnd: it ends here, not at starvation.
     if (this.st === 'tx' && this.txSession === s && h?.stream !== this.txStream) this.endTx('over ended before any audio');
-    if (h && !h.self) this.onChannelOverStart(s, h);
   }
 
   private onChannelOverStart(s: ChannelSession, info: TalkerInfo): void {
-    // Each over comes here twice: when it takes the floor and when its first audio plays.
-    if (info.stream === this.txStream || info.stream === this.held?.info.stream || this.skipped.has(info.stream)) return;
+    // Each over comes here twice: when its first audio arrives and when that audio starts to play.
+    if (info.self || info.stream === this.txStream || info.stream === this.held?.info.stream || this.skipped.has(info.stream)) return;
     const desc = `${info.name} on ${s.topics.channel}`;
+    const lag = info.lagMs ?? 0;
+    if (lag > this.c.maxStartLagMs) {
+      this.counters.refusedStale++;
+      this.skip(info.stream, `${desc} arrived ${Math.round(lag)} ms late: not transmitted`);
+      return;
+    }
+    const starvedAt = this.starved.get(info.sender);
+    if (starvedAt !== undefined && performance.now() - starvedAt < STARVED_HOLDOFF_MS) {
+      this.skip(info.stream, `${desc}: this talker's last over starved the transmitter, not transmitted`);
+      return;
+    }
     if (this.st === 'lockout') {
       this.skip(info.stream, `locked out after a time-out: ${desc} not transmitted`);
       return;
@@ -429,11 +460,11 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     if (this.hangTimer) clearTimeout(this.hangTimer);
     this.hangTimer = null;
     this.txStream = info.stream;
+    this.txSender = info.sender;
     this.txSession = s;
     this.txInfo = { direction: 'channel-to-radio', channel: s.topics.channel, stream: info.stream, talker: info.name, since: Date.now() };
     this.txQueue = [];
-    // Keyed at the START, the first audio is still a packet and a jitter buffer away: starvation
-    // counts from FIRST_AUDIO_GRACE_MS on, so a slow first packet does not unkey.
+    // Keyed on the first audio's arrival, that audio is still a jitter buffer from playing.
     this.lastValid = now + FIRST_AUDIO_GRACE_MS;
     this.counters.oversToRadio++;
     this.go('tx', `over from ${info.name} on ${s.topics.channel}`);
@@ -499,7 +530,8 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
       return;
     }
     if (f.stream !== this.txStream || this.st !== 'tx') return;
-    if (!f.concealed) this.lastValid = performance.now();
+    // Audio held for the TX delay is valid until it has gone out.
+    if (!f.concealed) this.lastValid = Math.max(performance.now(), this.txStartAt);
     // Playout runs once per packet, concealing frame by frame when packets are late, until the over
     // ends: its ticks are the PTT guard's heartbeat meanwhile (endTx hands it back to the timer).
     this.o.radio.ptt.alive?.(f.packetMs);
@@ -619,6 +651,11 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     const silent = performance.now() - this.lastValid;
     if (silent <= this.c.starvationMs) return this.armStarvation();
     this.counters.starvations++;
+    if (this.txSender !== null) {
+      this.starved.delete(this.txSender);
+      this.starved.set(this.txSender, performance.now());
+      if (this.starved.size > 64) this.starved.delete(this.starved.keys().next().value as string);
+    }
     this.log.warn({ event: 'starvation', radio: this.radio, ms: Math.round(silent) }, `${this.radio}: no audio for ${Math.round(silent)} ms, unkeyed`);
     this.abortTx('no audio (starvation)');
   }

@@ -11,6 +11,12 @@ export const BridgeSchema = z
     timeoutSeconds: z.number().int().min(0).max(3600).default(120),
     /** No valid audio this long while keyed → unkey, whatever MQTT thinks of the connection (ms). */
     starvationMs: z.number().int().min(60).max(5000).default(300),
+    /**
+     * An over whose first audio reaches us later than this compared with how that talker's overs
+     * usually arrive (held back by a broker, or behind a backlog) is not transmitted: on the air,
+     * late is wrong. Listeners on the channel still hear it (ms).
+     */
+    maxStartLagMs: z.number().int().min(100).max(60000).default(1000),
     /** Audio held back before sending, dropped when carrier closes: trims a long squelch tail (ms). Costs the same latency. */
     squelchTailMs: z.number().int().min(0).max(500).default(0),
     /** Carrier detect ignored this long after we unkey (our own transmitter's tail) (ms). */

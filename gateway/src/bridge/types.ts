@@ -35,6 +35,8 @@ export interface BridgeCounters {
   starvations: number;
   /** Network overs not transmitted because the radio was receiving. */
   refusedBusy: number;
+  /** Network overs not transmitted because they arrived too late (bridge.maxStartLagMs). */
+  refusedStale: number;
   pttFaults: number;
 }
 

@@ -50,7 +50,18 @@ export interface Presence {
   /** ms since the epoch when the client came online. */
   since: number;
   software: string;
+  /**
+   * ms since the epoch when this announcement was made. Presence is re-announced every few
+   * minutes, and one whose `at` (or, from older clients, `since`) is older than PRESENCE_STALE_MS
+   * is not believed: a broker re-publishing a departed member's old presence cannot show them online.
+   */
+  at?: number;
 }
+
+/** How often a participant re-announces its presence (ms). */
+export const PRESENCE_REFRESH_MS = 5 * 60_000;
+/** Presence announced longer ago than this (by the sender's clock) is stale. */
+export const PRESENCE_STALE_MS = 15 * 60_000;
 
 const STREAM = /^[0-9a-f]{16}$/;
 const MAX_JSON = 2048;
@@ -117,7 +128,10 @@ export function parsePresence(payload: Uint8Array): Parsed<Presence | null> {
   if (!(SOURCES as readonly unknown[]).includes(m.source)) return { ok: false, reason: 'bad source' };
   if (!isInt(m.since, 0, 2 ** 48 - 1)) return { ok: false, reason: 'bad since' };
   if (typeof m.software !== 'string' || m.software.length > MAX_NAME) return { ok: false, reason: 'bad software' };
-  return { ok: true, value: { v: 1, name: m.name, source: m.source as Source, since: m.since, software: m.software } };
+  if (m.at !== undefined && !isInt(m.at, 0, 2 ** 48 - 1)) return { ok: false, reason: 'bad at' };
+  const value: Presence = { v: 1, name: m.name, source: m.source as Source, since: m.since, software: m.software };
+  if (m.at !== undefined) value.at = m.at;
+  return { ok: true, value };
 }
 
 export function encodeJson(m: ControlMessage | Presence): Uint8Array {

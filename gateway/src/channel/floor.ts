@@ -61,6 +61,11 @@ export class Floor {
     return this.active.has(stream);
   }
 
+  /** Who claimed an over in progress: only they may end it. */
+  owner(stream: string): string | null {
+    return this.active.get(stream)?.claim.sender ?? null;
+  }
+
   /** A START message, or the first audio packet of an over we joined late. */
   claim(c: Claim, now: number): FloorChange[] {
     if (this.ended.has(c.stream)) return [];

@@ -21,9 +21,19 @@ export interface JitterOptions {
   marginMs: number;
   /** Refuse frames this far (ms) ahead of the playout point: a hostile or corrupt seq jump. */
   maxAheadMs: number;
+  /**
+   * Refuse packets once this many bytes wait in the buffer (frame bytes plus FRAME_OVERHEAD each):
+   * an over that arrives faster than it plays, or one that never gets the floor, holds a bounded
+   * amount of memory however small its frames are.
+   */
+  maxBytes: number;
 }
 
-export const JITTER_DEFAULTS: Omit<JitterOptions, 'frameMs'> = { minDelayMs: 10, maxDelayMs: 200, marginMs: 4, maxAheadMs: 120000 };
+/** What one buffered frame costs beyond its bytes (map entry, array header), for maxBytes. */
+export const FRAME_OVERHEAD = 48;
+
+// 192 KiB holds ~50 s of 16 kbit/s speech in 20 ms frames, ~10 s in 2.5 ms frames.
+export const JITTER_DEFAULTS: Omit<JitterOptions, 'frameMs'> = { minDelayMs: 10, maxDelayMs: 200, marginMs: 4, maxAheadMs: 120000, maxBytes: 192 * 1024 };
 
 /** Peak jitter over the last `window` packets, kept across overs of one sender. */
 export class JitterEstimator {
@@ -55,7 +65,7 @@ export interface IncomingPacket {
   last: boolean;
 }
 
-export type PushResult = 'queued' | 'duplicate' | 'late' | 'too-far';
+export type PushResult = 'queued' | 'duplicate' | 'late' | 'too-far' | 'buffer-full';
 
 export type PlayoutItem =
   | { type: 'frame'; index: number; data: Uint8Array }
@@ -88,6 +98,9 @@ export class JitterBuffer {
   private maxSeq = -1;
   private eMin = Infinity;
   private delay: number;
+  private bytes = 0;
+  /** Every frame from `next` up to (not including) this one is here. */
+  private contiguous = 0;
   private readonly s = { received: 0, late: 0, duplicates: 0, concealed: 0, played: 0, stretched: 0 };
 
   constructor(private readonly o: JitterOptions, private readonly est: JitterEstimator = new JitterEstimator()) {
@@ -102,6 +115,9 @@ export class JitterBuffer {
     const fpp = p.frames.length;
     const first = p.seq * fpp;
     if (this.anchor !== null && (first - this.next) * this.o.frameMs > this.o.maxAheadMs) return 'too-far';
+    let size = 0;
+    for (let i = 0; i < fpp; i++) size += p.frames[i]!.length + FRAME_OVERHEAD;
+    if (this.bytes + size > this.o.maxBytes) return 'buffer-full';
     this.seqs.add(p.seq);
     if (p.seq < this.firstSeq) this.firstSeq = p.seq;
     if (p.seq > this.maxSeq) this.maxSeq = p.seq;
@@ -113,15 +129,31 @@ export class JitterBuffer {
 
     if (this.anchor === null) {
       this.anchor = e + this.delay;
-      this.next = first;
+      this.next = this.contiguous = first;
     }
     if (first < this.next) {
       this.s.late++;
       return 'late';
     }
     for (let i = 0; i < fpp; i++) this.frames.set(first + i, p.frames[i]!);
+    this.bytes += size;
     this.s.received++;
+    if (first <= this.contiguous) while (this.frames.has(this.contiguous)) this.contiguous++;
     return 'queued';
+  }
+
+  /**
+   * When the audio already here runs out: the due time of the first frame after the unbroken run
+   * from the playout point. An over that arrived in a burst is still going until then, however
+   * long ago its last packet came; a gap (or a hostile jump ahead) does not count.
+   */
+  heardUntil(): number | null {
+    return this.anchor === null ? null : this.anchor + Math.max(this.next, this.contiguous) * this.o.frameMs;
+  }
+
+  /** Bytes waiting, by the maxBytes measure. */
+  get bufferedBytes(): number {
+    return this.bytes;
   }
 
   /** The sender's END said how many packets there were: the over ends after the last one. */
@@ -148,6 +180,7 @@ export class JitterBuffer {
     if (now < this.anchor + index * this.o.frameMs - (data ? ahead : 0)) return null;
     if (data) {
       this.frames.delete(index);
+      this.bytes -= data.length + FRAME_OVERHEAD;
       this.next++;
       this.s.played++;
       return { type: 'frame', index, data };
@@ -161,6 +194,10 @@ export class JitterBuffer {
       this.s.stretched++;
     } else {
       this.next++;
+      if (this.contiguous < this.next) {
+        this.contiguous = this.next;
+        while (this.frames.has(this.contiguous)) this.contiguous++;
+      }
     }
     return { type: 'conceal', index };
   }

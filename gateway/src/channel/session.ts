@@ -5,11 +5,13 @@
  * when they lose the floor). It knows nothing of WAV files, sound cards or radios; those feed it
  * encoded frames and consume decoded PCM.
  */
-import type { FrameDecoder } from '../codec/codec.js';
+import { type FrameDecoder, frameProblem } from '../codec/codec.js';
 import { Emitter } from '../core/emitter.js';
 import {
   type ControlMessage,
   type EndReason,
+  PRESENCE_REFRESH_MS,
+  PRESENCE_STALE_MS,
   type Presence,
   type Source,
   type StartMessage,
@@ -21,6 +23,7 @@ import { type Claim, Floor, type FloorChange } from './floor.js';
 import { JITTER_DEFAULTS, JitterBuffer, JitterEstimator, type JitterOptions, type OverStats } from './jitter.js';
 import { type AudioPacket, Codec, Flag, type PacketHeader, PacketError, decodePacket, encodePacket, newStreamId, packetMs } from './packet.js';
 import { ChannelTopics, type TopicKind } from './topics.js';
+import { StartLag } from './lag.js';
 import { type ChannelCrypto, ENVELOPE_V1 } from '../crypto/channel-crypto.js';
 
 /** The part of an MQTT.js client the session uses (the same class in Node and in browsers). */
@@ -48,6 +51,18 @@ export const systemClock: Clock = { now: () => performance.now(), wall: () => Da
 const EARLY_MS = 2;
 /** A playout timer this late (ms) means the event loop stalled: see onPlayTimer(). */
 const STALLED_MS = 10;
+/**
+ * Encrypted input waiting to be opened, by count and bytes. A genuine over is 25 packets a second
+ * and each opens in well under a millisecond, so a queue this deep is a flood: what does not fit
+ * is dropped (counted as `overload`) instead of growing memory and delaying everything behind it.
+ */
+const INBOX_MAX_ITEMS = 256;
+const INBOX_MAX_BYTES = 512 * 1024;
+/** Overs received at once on one channel, and from one sender (its current one and a straggler). */
+const MAX_OVERS = 8;
+const MAX_OVERS_PER_SENDER = 2;
+/** Participants shown online on one channel. */
+const MAX_PRESENCE = 256;
 
 export interface TalkerInfo {
   stream: string;
@@ -57,6 +72,12 @@ export interface TalkerInfo {
   /** Start on the sender's clock. */
   t: number;
   self: boolean;
+  /**
+   * Set once the over's first decodable audio has arrived: how much later than this sender's
+   * overs usually arrive it came (ms, inbox wait included; 0 for a sender not heard before). A
+   * gateway does not put a stale over on the air (see StartLag).
+   */
+  lagMs?: number;
 }
 
 export interface OverReport extends TalkerInfo {
@@ -85,6 +106,8 @@ export type SessionEvents = {
   presence: [sender: string, presence: Presence | null];
   floor: [holder: TalkerInfo | null];
   overStart: [info: TalkerInfo];
+  /** The floor holder has decodable audio (its first packet arrived, or it took the floor with some buffered): the moment a gateway may key. */
+  audible: [info: TalkerInfo];
   audio: [frame: AudioFrame];
   overEnd: [report: OverReport];
   dropped: [reason: string, detail: string];
@@ -133,6 +156,8 @@ interface Incoming {
   /** The reason the sender gave in its END, reported when playout reaches the end. */
   endReason?: EndReason;
   started: boolean;
+  /** Decodable audio of this over has arrived (info.lagMs is set). */
+  audible: boolean;
   /** Wall-clock capture time of frame 0. */
   t0: number;
 }
@@ -156,11 +181,17 @@ export class ChannelSession extends Emitter<SessionEvents> {
   private readonly crypto: ChannelCrypto | null;
   /** Encrypted input is opened asynchronously (WebCrypto) but must be handled in arrival order. */
   private inbox: Promise<void> = Promise.resolve();
+  private inboxItems = 0;
+  private inboxBytes = 0;
+  private readonly lag = new StartLag();
+  private presenceTimer: ReturnType<typeof setTimeout> | null = null;
+  /** When our current connection's presence went out (`since` in it). */
+  private onlineSince = 0;
   /** Sealing is asynchronous too; publishing stays in the order messages were made. */
   private outbox: Promise<void> = Promise.resolve();
   private readonly wire: Wire;
   private readonly onMessage = (topic: string, payload: Uint8Array) => this.handle(topic, payload);
-  private readonly onConnect = () => this.announce();
+  private readonly onConnect = () => this.announce(true);
 
   constructor(private readonly mqtt: PubSub, readonly opts: SessionOptions) {
     super();
@@ -245,8 +276,26 @@ export class ChannelSession extends Emitter<SessionEvents> {
     // our own presence after all: its coming back is how a participant knows the broker took it
     // (we are on the channel, the list of who is online includes us).
     await Promise.all([sub(this.topics.all, true), sub(this.ownPresence, false)]);
-    this.announce();
+    this.announce(true);
     this.ensureTick();
+    this.refreshPresence();
+  }
+
+  /** Re-announces us and forgets whoever stopped doing so: presence has a freshness bound. */
+  private refreshPresence(): void {
+    const t = setTimeout(() => {
+      if (!this.joined) return;
+      this.announce(false);
+      const now = this.clock.wall();
+      for (const [sender, p] of this.presence) {
+        if (now - (p.at ?? p.since) <= PRESENCE_STALE_MS) continue;
+        this.presence.delete(sender);
+        this.emit('presence', sender, null);
+      }
+      this.refreshPresence();
+    }, PRESENCE_REFRESH_MS);
+    (t as { unref?: () => void }).unref?.();
+    this.presenceTimer = t;
   }
 
   /** Clears our presence and stops; an over in progress ends first. */
@@ -258,7 +307,8 @@ export class ChannelSession extends Emitter<SessionEvents> {
     await Promise.race([this.outbox, new Promise((r) => setTimeout(r, 1000))]);
     if (this.tickTimer) clearTimeout(this.tickTimer);
     if (this.playTimer) clearTimeout(this.playTimer);
-    this.tickTimer = this.playTimer = null;
+    if (this.presenceTimer) clearTimeout(this.presenceTimer);
+    this.tickTimer = this.playTimer = this.presenceTimer = null;
     for (const [stream] of this.incoming) this.finish(stream, 'aborted');
     this.mqtt.removeListener('message', this.onMessage as never);
     this.mqtt.removeListener('connect', this.onConnect as never);
@@ -275,9 +325,11 @@ export class ChannelSession extends Emitter<SessionEvents> {
     }
   }
 
-  private announce(): void {
+  private announce(connected: boolean): void {
     if (!this.joined) return;
-    const p: Presence = { v: 1, name: this.opts.name, source: this.opts.source, since: this.clock.wall(), software: this.opts.software ?? 'talkbridge' };
+    const now = this.clock.wall();
+    if (connected || !this.onlineSince) this.onlineSince = now;
+    const p: Presence = { v: 1, name: this.opts.name, source: this.opts.source, since: this.onlineSince, software: this.opts.software ?? 'talkbridge', at: now };
     this.publishMessage('presence', this.sender, encodeJson(p));
   }
 
@@ -296,12 +348,7 @@ export class ChannelSession extends Emitter<SessionEvents> {
     }
     // Our own echo is never played, never re-sent; our presence is ours to know already.
     if (t.sender === this.sender && t.kind !== 'presence') return;
-    if (this.crypto) {
-      // A real copy (Buffer#slice would only be a view): the queued work runs after this handler returns.
-      const data = new Uint8Array(payload);
-      this.inbox = this.inbox.then(() => this.handleSecure(t.kind, t.sender, data)).catch((err) => this.count('internal', (err as Error).message));
-      return;
-    }
+    if (this.crypto) return this.enqueueSecure(t.kind, t.sender, payload);
     if (t.kind === 'presence') {
       // Retained sealed presence tells a participant without a key, as soon as it joins, that the
       // channel is encrypted (rather than only once someone talks).
@@ -320,6 +367,39 @@ export class ChannelSession extends Emitter<SessionEvents> {
     this.onAudio(t.sender, p);
   }
 
+  /**
+   * Encrypted input is opened in arrival order, one at a time. What can be refused without
+   * WebCrypto is refused here, before it costs a copy and a place in the queue; the queue itself is
+   * bounded, so a flood of garbage costs bounded memory and cannot push a genuine over late.
+   */
+  private enqueueSecure(kind: TopicKind, sender: string, payload: Uint8Array): void {
+    if (this.inboxItems >= INBOX_MAX_ITEMS || this.inboxBytes + payload.length > INBOX_MAX_BYTES) return this.count('overload', `${kind} from ${sender}`);
+    // A real copy (Buffer#slice would only be a view): the queued work runs after this handler returns.
+    let data: Uint8Array;
+    let packet: AudioPacket | null = null;
+    if (kind === 'audio') {
+      const p = this.decode(payload);
+      if (!p) return;
+      if (!(p.flags & Flag.ENCRYPTED)) return this.count('unencrypted', 'clear audio on an encrypted channel');
+      data = new Uint8Array(payload);
+      packet = this.decode(data);
+      if (!packet) return;
+    } else {
+      // Empty is a cleared presence; anything else must be a sealed envelope.
+      if (payload.length > 0 && payload[0] !== ENVELOPE_V1) return this.count('unencrypted', `clear ${kind} on an encrypted channel`);
+      data = new Uint8Array(payload);
+    }
+    this.inboxItems++;
+    this.inboxBytes += data.length;
+    this.inbox = this.inbox
+      .then(() => {
+        this.inboxItems--;
+        this.inboxBytes -= data.length;
+        return this.handleSecure(kind, sender, data, packet);
+      })
+      .catch((err) => this.count('internal', (err as Error).message));
+  }
+
   /** The packet, or null when it is malformed (counted by reason). */
   private decode(payload: Uint8Array): AudioPacket | null {
     try {
@@ -333,13 +413,16 @@ export class ChannelSession extends Emitter<SessionEvents> {
   private onPresence(sender: string, payload: Uint8Array): void {
     const p = parsePresence(payload);
     if (!p.ok) return this.count('presence', p.reason);
-    if (p.value) this.presence.set(sender, p.value);
-    else this.presence.delete(sender);
+    if (p.value) {
+      if (this.clock.wall() - (p.value.at ?? p.value.since) > PRESENCE_STALE_MS) return this.count('stale-presence', sender);
+      if (!this.presence.has(sender) && this.presence.size >= MAX_PRESENCE) return this.count('presence-full', sender);
+      this.presence.set(sender, p.value);
+    } else this.presence.delete(sender);
     this.emit('presence', sender, p.value);
   }
 
   /** Everything on an encrypted channel: authenticated, checked for replay, then handled as clear input. */
-  private async handleSecure(kind: TopicKind, sender: string, payload: Uint8Array): Promise<void> {
+  private async handleSecure(kind: TopicKind, sender: string, payload: Uint8Array, packet: AudioPacket | null): Promise<void> {
     if (!this.joined) return;
     const c = this.crypto!;
     const now = this.clock.wall();
@@ -362,8 +445,7 @@ export class ChannelSession extends Emitter<SessionEvents> {
       }
       return this.onControl(sender, m.value);
     }
-    const p = this.decode(payload);
-    if (!p) return;
+    const p = packet!;
     const r = await c.openAudio(sender, p, now);
     if (!r.ok) return this.count(r.reason, r.detail);
     p.frames = r.value;
@@ -373,9 +455,13 @@ export class ChannelSession extends Emitter<SessionEvents> {
   private onControl(sender: string, m: ControlMessage): void {
     if (m.type === 'notice') return this.emit('notice', sender, m.code, m.text);
     const now = this.clock.now();
+    // Only the sender that owns a stream may start, rename or end it.
+    const owner = this.outgoing?.stream === m.stream ? this.sender : (this.incoming.get(m.stream)?.info.sender ?? this.floor.owner(m.stream));
+    if (owner !== null && owner !== sender) return this.count('stream-sender', `${m.type} of ${m.stream} (${owner}'s) from ${sender}`);
     if (m.type === 'start') {
       if (this.floor.isEnded(m.stream)) return;
       const inc = this.track(sender, m.stream, m.t, m.sampleRate, m.frameMs, m.framesPerPacket, true);
+      if (!inc) return;
       inc.info.name = m.name;
       inc.info.source = m.source;
       this.apply(this.floor.claim({ stream: m.stream, sender, t: m.t, priority: m.priority }, now));
@@ -399,30 +485,55 @@ export class ChannelSession extends Emitter<SessionEvents> {
   private onAudio(sender: string, p: AudioPacket): void {
     if (p.codec !== Codec.OPUS) return this.count('codec', String(p.codec));
     if (this.floor.isEnded(p.streamId)) return this.count('ended-stream', p.streamId);
-    const now = this.clock.now();
+    if (this.outgoing?.stream === p.streamId) return this.count('stream-sender', `${p.streamId} (ours) claimed by ${sender}`);
     let inc = this.incoming.get(p.streamId);
     if (inc && inc.info.sender !== sender) return this.count('stream-sender', `${p.streamId} claimed by ${sender}`);
     if (inc && (inc.fpp !== p.frameCount || inc.frameMs !== p.frameMs || inc.sampleRate !== p.sampleRate)) {
       return this.count('packet-inconsistent', `${p.streamId} changed codec parameters mid-over`);
     }
+    // Audio that cannot decode never claims the floor, keeps an over alive or reaches a radio.
+    const samples = (p.sampleRate * p.frameMs) / 1000;
+    for (let i = 0; i < p.frames.length; i++) {
+      const why = frameProblem(p.frames[i]!, p.sampleRate, samples);
+      if (why) return this.count('opus', `${p.streamId}/${p.seq} from ${sender}: ${why}`);
+    }
+    const now = this.clock.now();
     if (!inc) {
       // Joined late (or START lost): the over's start follows from any packet.
       const t = p.timestamp - Math.round(p.seq * packetMs(p));
-      inc = this.track(sender, p.streamId, t, p.sampleRate, p.frameMs, p.frameCount, false);
+      const tracked = this.track(sender, p.streamId, t, p.sampleRate, p.frameMs, p.frameCount, false);
+      if (!tracked) return;
+      inc = tracked;
       this.apply(this.floor.claim({ stream: p.streamId, sender, t, priority: 0 }, now));
       if (this.floor.isEnded(p.streamId)) return;
     }
-    this.floor.heard(p.streamId, now);
-    const r = inc.jb.push({ seq: p.seq, frames: p.frames, last: (p.flags & Flag.END) !== 0 }, now);
-    if (r !== 'queued') this.count(r, p.streamId);
+    // A clear packet's frames are views of the transport's read buffer, which can be far larger
+    // than the packet: what waits in the jitter buffer must not keep that alive.
+    const frames = this.crypto ? p.frames : p.frames.map((f) => f.slice());
+    const r = inc.jb.push({ seq: p.seq, frames, last: (p.flags & Flag.END) !== 0 }, now);
+    if (r !== 'queued') {
+      this.count(r, p.streamId);
+      if (r !== 'late' && r !== 'duplicate') return;
+    }
+    // An over that arrived in a burst is live until the audio it already sent has played.
+    this.floor.heard(p.streamId, Math.max(now, inc.jb.heardUntil() ?? now));
+    if (r === 'queued' && !inc.audible) {
+      inc.audible = true;
+      inc.info.lagMs = this.lag.observe(sender, p.timestamp, this.clock.wall());
+      if (this.floor.holder?.stream === p.streamId) this.emit('audible', inc.info);
+    }
     if (this.floor.holder?.stream === p.streamId) this.schedule();
   }
 
-  private track(sender: string, stream: string, t: number, sampleRate: number, frameMs: number, fpp: number, fromStart: boolean): Incoming {
+  private track(sender: string, stream: string, t: number, sampleRate: number, frameMs: number, fpp: number, fromStart: boolean): Incoming | null {
     let inc = this.incoming.get(stream);
     if (inc) {
       inc.fromStart ||= fromStart;
       return inc;
+    }
+    if (!this.makeRoom(sender)) {
+      this.count('overs', `${stream} from ${sender}: ${MAX_OVERS} overs already in progress`);
+      return null;
     }
     let est = this.estimators.get(sender);
     if (!est) {
@@ -440,10 +551,41 @@ export class ChannelSession extends Emitter<SessionEvents> {
       jb,
       decoder: null,
       started: false,
+      audible: false,
       t0: t,
     };
     this.incoming.set(stream, inc);
     return inc;
+  }
+
+  /**
+   * Overs that do not hold the floor only buffer, and each buffer is bounded: their number is
+   * bounded too, per sender and per channel. The oldest over that does not hold the floor makes
+   * room for a new one (a sender's own first); the holder is never dropped for a newcomer.
+   */
+  private makeRoom(sender: string): boolean {
+    const holder = this.floor.holder?.stream;
+    let own = 0;
+    let oldestOwn: string | null = null;
+    let oldest: string | null = null;
+    for (const [stream, inc] of this.incoming) {
+      if (stream === holder) continue;
+      oldest ??= stream;
+      if (inc.info.sender === sender) {
+        own++;
+        oldestOwn ??= stream;
+      }
+    }
+    let ownTotal = own;
+    if (holder && this.incoming.get(holder)?.info.sender === sender) ownTotal++;
+    const victim = ownTotal >= MAX_OVERS_PER_SENDER ? oldestOwn : this.incoming.size >= MAX_OVERS ? oldest : null;
+    if ((ownTotal >= MAX_OVERS_PER_SENDER || this.incoming.size >= MAX_OVERS) && victim === null) return false;
+    if (victim !== null) {
+      this.count('overs-dropped', `${victim}: too many overs in progress`);
+      this.finish(victim, 'aborted');
+      this.apply(this.floor.release(victim));
+    }
+    return true;
   }
 
   private describe(c: Claim): TalkerInfo {
@@ -462,7 +604,11 @@ export class ChannelSession extends Emitter<SessionEvents> {
       }
     }
     if (changes.length) {
-      this.emit('floor', this.holder);
+      const holder = this.holder;
+      this.emit('floor', holder);
+      const inc = holder && this.incoming.get(holder.stream);
+      // The new holder already has audio buffered (it was waiting behind another over).
+      if (inc && inc.audible && this.floor.holder?.stream === holder.stream) this.emit('audible', inc.info);
       this.schedule();
     }
     this.ensureTick();

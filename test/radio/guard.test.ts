@@ -6,28 +6,33 @@
  * A wrapper passed as `bash` stands between the daemon and the real guard to make it happen.
  */
 import t from 'tap';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
-import { PttGuard } from '../../gateway/src/radio/ptt/guard.js';
-import { tmp } from '../bridge/helpers.js';
+import { PttGuard, type GuardOptions } from '../../gateway/src/radio/ptt/guard.js';
+import { type Teardown, guardProcesses, tempDir, waitFor } from './helpers.js';
 
-function wrapper(name: string, body: string): string {
-  const file = path.join(tmp(), name);
+function wrapper(t: Teardown, name: string, body: string): string {
+  const file = path.join(tempDir(t), name);
   writeFileSync(file, `#!/bin/bash\n${body}\n`);
   chmodSync(file, 0o755);
   return file;
 }
 
-function guard(bash: string, faults: string[]): PttGuard {
-  return new PttGuard({
-    idle: 'true',
+/** A guard closed in teardown, whatever happened in the test; its idle command names `marker` (tempDir's check). */
+function guard(t: Teardown, bash: string, faults: string[], o: Partial<GuardOptions> = {}): PttGuard {
+  const g = new PttGuard({
+    idle: `: ${tempDir(t)}`,
     watchdogMs: 5000,
     bash,
     log: pino({ level: 'silent' }),
     onWatchdog: () => faults.push('watchdog'),
     onLost: (why) => faults.push(why),
+    ...o,
   });
+  t.teardown(() => g.close());
+  return g;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -35,9 +40,9 @@ const settle = (p: Promise<unknown>) => p.then(() => 'ok', (e: Error) => e.messa
 
 t.test('a command split across the read timeout is still one command', async (t) => {
   // Every k reaches the guard as "k", 60 ms of nothing, then the newline.
-  const bash = wrapper('split', `{ while IFS= read -r l; do if [ "$l" = k ]; then printf k; sleep 0.06; printf '\\n'; else printf '%s\\n' "$l"; fi; done; } | /bin/bash "$@"`);
+  const bash = wrapper(t, 'split', `{ while IFS= read -r l; do if [ "$l" = k ]; then printf k; sleep 0.06; printf '\\n'; else printf '%s\\n' "$l"; fi; done; } | /bin/bash "$@"`);
   const faults: string[] = [];
-  const g = guard(bash, faults);
+  const g = guard(t, bash, faults);
   await g.start();
   t.equal(await settle(g.key()), 'ok', 'key answered');
   t.equal(await settle(g.unkey()), 'ok', 'unkey answered');
@@ -50,8 +55,8 @@ t.test('a command split across the read timeout is still one command', async (t)
 t.test('an answer later than its request does not answer the next one', async (t) => {
   // The first "ok u" after start-up is held back 6 s: its unkey times out (5 s), the next key is
   // sent, and then the stale "ok u" arrives before the key's own "ok k".
-  const bash = wrapper('late', `/bin/bash "$@" | { n=0; while IFS= read -r l; do if [ "$l" = "ok u" ]; then n=$((n+1)); [ $n = 2 ] && sleep 6; fi; printf '%s\\n' "$l"; done; }`);
-  const g = guard(bash, []);
+  const bash = wrapper(t, 'late', `/bin/bash "$@" | { n=0; while IFS= read -r l; do if [ "$l" = "ok u" ]; then n=$((n+1)); [ $n = 2 ] && sleep 6; fi; printf '%s\\n' "$l"; done; }`);
+  const g = guard(t, bash, []);
   await g.start();
   t.equal(await settle(g.key()), 'ok', 'key answered');
   t.match(await settle(g.unkey()), /did not answer within 5 s/, 'the held-back unkey times out');
@@ -62,8 +67,8 @@ t.test('an answer later than its request does not answer the next one', async (t
 
 t.test('a request whose answer never comes does not leave the next ones one answer behind', async (t) => {
   // The first "u" never reaches the guard (as a split line was lost before): no answer at all.
-  const bash = wrapper('lost', `{ n=0; while IFS= read -r l; do if [ "$l" = u ]; then n=$((n+1)); [ $n = 1 ] && continue; fi; printf '%s\\n' "$l"; done; } | /bin/bash "$@"`);
-  const g = guard(bash, []);
+  const bash = wrapper(t, 'lost', `{ n=0; while IFS= read -r l; do if [ "$l" = u ]; then n=$((n+1)); [ $n = 1 ] && continue; fi; printf '%s\\n' "$l"; done; } | /bin/bash "$@"`);
+  const g = guard(t, bash, []);
   await g.start();
   t.equal(await settle(g.key()), 'ok', 'key answered');
   t.match(await settle(g.unkey()), /did not answer within 5 s/, 'the lost unkey times out');
@@ -74,12 +79,12 @@ t.test('a request whose answer never comes does not leave the next ones one answ
 });
 
 t.test("the transmit path's blocks are the heartbeat while they come often enough, and the timer takes over when they stop", async (t) => {
-  const log = path.join(tmp(), 'stdin.log');
+  const log = path.join(tempDir(t), 'stdin.log');
   writeFileSync(log, '');
   // Everything the daemon writes to the guard, as it arrives.
-  const bash = wrapper('tee', `tee -a ${log} | /bin/bash "$@"`);
+  const bash = wrapper(t, 'tee', `tee -a ${log} | /bin/bash "$@"`);
   const faults: string[] = [];
-  const g = new PttGuard({ idle: 'true', watchdogMs: 150, bash, log: pino({ level: 'silent' }), onWatchdog: () => faults.push('watchdog'), onLost: (why) => faults.push(why) });
+  const g = guard(t, bash, faults, { watchdogMs: 150 });
   await g.start();
   const beats = () => readFileSync(log, 'utf8').split('\n').filter((l) => l === 'h').length;
   const ticking = async (periodMs: number, ms: number) => {
@@ -126,4 +131,78 @@ t.test("the transmit path's blocks are the heartbeat while they come often enoug
   await sleep(200);
   t.equal(beats(), b0, 'unkeyed: neither blocks nor the timer beat');
   await g.close();
+});
+
+/**
+ * A device write that never completes. open(2) of a FIFO that nobody reads blocks for good, like
+ * the idle write to a wedged device, or a relay board's unkey command that never returns, in the field.
+ */
+function deadFifo(t: Teardown): string {
+  const f = path.join(tempDir(t), 'hidraw-dead');
+  execFileSync('mkfifo', [f]);
+  return f;
+}
+
+const IDLE_REPORT = String.raw`printf '\000\000\000\004\000'`;
+
+t.test('talkbridge gone and the idle write blocked: the guard still exits, after its write deadline', async (t) => {
+  const fifo = deadFifo(t);
+  // What the guard's stdin sees when the daemon dies just after keying: the key, then end-of-file.
+  const bash = wrapper(t, 'dies', `{ IFS= read -r l; printf '%s\\n' "$l"; } | /bin/bash "$@"`);
+  const faults: string[] = [];
+  const g = guard(t, bash, faults, { idle: `${IDLE_REPORT} >> ${fifo}`, writeMs: 500 });
+  await g.start();
+  t.equal(await settle(g.key()), 'ok', 'keyed');
+  const t0 = Date.now();
+  await waitFor(() => guardProcesses(fifo).length === 0, 4000, 'the guard and its idle write to be gone');
+  const ms = Date.now() - t0;
+  t.ok(ms < 2500, `gone ${ms} ms after its stdin closed (deadline 500 ms, then SIGKILL)`);
+  await waitFor(() => faults.length > 0, 2000, 'the exit to be reported');
+  t.match(faults[0], /^PTT guard exited \(status 124\): .*cannot drive the line idle/, 'status 124: the idle write did not finish in time');
+});
+
+t.test('talkbridge hung and the idle write blocked: the watchdog says "unknown" in bounded time, the guard answers on and exits on close', async (t) => {
+  const fifo = deadFifo(t);
+  // No heartbeat reaches the guard, as when the daemon's event loop hangs.
+  const bash = wrapper(t, 'hung', `grep --line-buffered -vx h | /bin/bash "$@"`);
+  const seen: boolean[] = [];
+  const g = guard(t, bash, [], { idle: `${IDLE_REPORT} >> ${fifo}`, watchdogMs: 200, writeMs: 500, onWatchdog: (unkeyed) => seen.push(unkeyed) });
+  await g.start();
+  await g.key();
+  const t0 = Date.now();
+  await waitFor(() => seen.length > 0, 4000, 'the watchdog report');
+  const ms = Date.now() - t0;
+  t.same(seen, [false], 'reported as not known to be idle');
+  t.ok(ms < 2500, `reported ${ms} ms after keying (watchdog 200 ms, write deadline 500 ms, then SIGKILL)`);
+  t.equal(await settle(g.unkey()), 'ok', 'the guard still answers');
+  t.equal(await settle(g.key()), 'ok', 'and keys again');
+  t.equal(await settle(g.unkey()), 'ok');
+  const c0 = Date.now();
+  await g.close();
+  t.ok(Date.now() - c0 < 2500, `close: the final idle write gave up within its deadline (${Date.now() - c0} ms)`);
+  t.same(guardProcesses(fifo), [], 'no guard, no idle write left behind');
+});
+
+t.test('hold mode: a holder that ignores SIGTERM is killed after the write deadline and the idle holder takes over', async (t) => {
+  const dir = tempDir(t);
+  const level = path.join(dir, 'level');
+  // A gpioset stand-in: writes its level, then holds it until killed; "stubborn" ignores SIGTERM.
+  const holder = path.join(dir, 'holder');
+  writeFileSync(holder, `#!/bin/bash\n[ "$2" = stubborn ] && trap '' TERM\necho $1 > ${level}\nexec sleep 1000\n`);
+  chmodSync(holder, 0o755);
+  const faults: string[] = [];
+  const g = guard(t, 'bash', faults, { idle: `${holder} 0`, hold: { key: `${holder} 1 stubborn`, reset: `echo reset > ${level}` }, writeMs: 500 });
+  await g.start();
+  t.equal(readFileSync(level, 'utf8'), '0\n', 'idle held');
+  await g.key();
+  t.equal(readFileSync(level, 'utf8'), '1\n', 'keyed held');
+  const t0 = Date.now();
+  t.equal(await settle(g.unkey()), 'ok', 'unkey answered');
+  const ms = Date.now() - t0;
+  t.ok(ms >= 400 && ms < 2500, `after the stubborn holder's deadline (${ms} ms)`);
+  t.equal(readFileSync(level, 'utf8'), '0\n', 'idle held again');
+  t.same(guardProcesses(dir).filter(([, cmd]) => cmd.includes('stubborn')), [], 'the stubborn holder is gone');
+  await g.close();
+  t.equal(readFileSync(level, 'utf8'), 'reset\n', 'close: the one-shot idle ran');
+  t.same(faults, []);
 });

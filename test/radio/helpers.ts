@@ -1,16 +1,70 @@
 /** Fake OS boundaries for the radio driver tests: temp trees, fake executables, polling waits. */
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import tap from 'tap';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 export interface Teardown {
   teardown(fn: () => unknown): void;
+  readonly name?: string;
 }
 
+/**
+ * A temp dir, removed after the test, which also stands for the test in its PTT guards: every
+ * guard's environment holds its commands (TB_IDLE, TB_KEY, TB_RESET), and a test's commands and
+ * devices live in its temp dir. The teardown (registered first, so it runs last, after the test's
+ * own closes and kills) fails the file if a guard naming this dir, or a job a guard started, is
+ * still running 3 s later, and kills what it finds.
+ */
 export function tempDir(t: Teardown, prefix = 'tb-radio-'): string {
   const d = mkdtempSync(path.join(tmpdir(), prefix));
-  t.teardown(() => rmSync(d, { recursive: true, force: true }));
+  t.teardown(async () => {
+    await noGuardsLeft(t.name ?? d, d);
+    rmSync(d, { recursive: true, force: true });
+  });
   return d;
+}
+
+/** PTT guards, and what they started, whose environment names `marker`: [pid, command line]. */
+export function guardProcesses(marker: string): Array<[number, string]> {
+  const found: Array<[number, string]> = [];
+  for (const e of readdirSync('/proc')) {
+    const pid = Number(e);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    try {
+      const env = readFileSync(`/proc/${pid}/environ`, 'utf8');
+      if (!env.includes('\0TB_HOLD=') || !env.includes(marker)) continue;
+      // The guard's own command line carries its whole script: shortened.
+      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      found.push([pid, args.map((a) => (a.length > 40 ? `${a.slice(0, 16).replace(/\s+/g, ' ')}…` : a)).join(' ')]);
+    } catch {
+      // Gone meanwhile, or not ours to read.
+    }
+  }
+  return found;
+}
+
+/**
+ * Fails the test file (the test itself has ended) if guard processes naming `marker` outlive
+ * `graceMs`, and SIGKILLs them: a guard exits on its own, within its write deadline, once its
+ * stdin closes, so one still running was never closed or is stuck.
+ */
+export async function noGuardsLeft(name: string, marker: string, graceMs = 3000): Promise<void> {
+  const end = Date.now() + graceMs;
+  let left = guardProcesses(marker);
+  while (left.length && Date.now() < end) {
+    await sleep(50);
+    left = guardProcesses(marker);
+  }
+  if (!left.length) return;
+  for (const [pid] of left) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  tap.fail(`"${name}" left PTT guard processes running: ${left.map(([pid, cmd]) => `${pid} ${cmd}`).join('; ')}`);
 }
 
 export function writeExe(dir: string, name: string, body: string): string {

@@ -42,6 +42,8 @@ export class CommandPtt extends PttBase {
       this.guard = new PttGuard({
         idle: this.o.unkey,
         watchdogMs: this.o.watchdogMs,
+        // The guard gives the unkey command as long as the daemon does.
+        writeMs: this.o.timeoutMs,
         log: this.log,
         ...(this.o.bash ? { bash: this.o.bash } : {}),
         onWatchdog: (unkeyed) => this.lineFault(new RadioError(`PTT watchdog: no heartbeat from talkbridge for ${this.o.watchdogMs} ms, unkey command run by the guard`), unkeyed),

@@ -8,9 +8,22 @@
  * In `hold` mode (libgpiod tools, whose `gpioset` holds a line only while it runs) the guard also
  * owns the holding process: it starts the key/idle holders itself and reports if one dies.
  *
+ * Nothing the guard runs can keep it from exiting. Every command that touches the line (the idle
+ * write to a hidraw or sysfs file, gpioset, a user's unkey command) runs as a job of its own, and
+ * the guard waits for it at most `writeMs`. A write blocked in the kernel cannot be interrupted
+ * from inside the process that makes it (bash's timers do not run while it is blocked in open(2)
+ * or write(2), and a task in uninterruptible sleep ignores even SIGKILL), so the guard's own process
+ * never makes one. A job still running after `writeMs` is SIGKILLed with its process group and
+ * given 1 s more to go; the guard then carries on without it (left behind if it is stuck in the
+ * kernel) and counts the line as not known to be idle: "watchdog unknown", "err u 124", or exit
+ * status 124 after stdin closed. Exit status: 0 if the final idle command succeeded, otherwise its
+ * failure (ExecStopPost's `talkbridge reset` tries again).
+ *
  * Protocol, one word per line. stdin: k (key / arm), u (unkey / disarm), h (heartbeat).
  * stdout: "ok k" | "ok u" | "err k|u <rc> <message>" | "watchdog idle|unknown" | "lost <rc> idle|unknown"
  * (idle: the guard drove the line idle afterwards; unknown: that failed too).
+ * The guard writes to stdout only in answer to a line from the daemon or once per event, so a
+ * daemon that stops reading cannot fill the pipe (64 KiB) and block it.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { writeSync } from 'node:fs';
@@ -24,23 +37,60 @@ hold=\${TB_HOLD:-0}
 # The watchdog is read's own timeout: every line restarts it, so a heartbeat costs one read and
 # nothing else (a Pi runs this ~27 times a second per keyed radio). Measured here: ~37 µs of CPU
 # a beat, against ~100 µs when each beat also took the time and computed the next deadline.
-wd=$(( $1 / 1000 )).$(printf '%03d' $(( $1 % 1000 )))
+secs() { echo $(( $1 / 1000 )).$(printf '%03d' $(( $1 % 1000 ))); }
+wd=$(secs $1)
+tw=$(secs $2)
+# job CMD: starts CMD (stdin and stdout /dev/null, stderr the guard's) in a process group of its
+# own, under a watcher that prints the job's pid and, once it ends, its status on fd $job.
+# Sets job, jp (the job's pid) and jw (the watcher's).
+job() {
+  exec {job}< <(exec </dev/null; set -m; eval "$1" >/dev/null & echo $!; wait $!; echo $?)
+  jw=$!
+  read -r -t "$tw" -u "$job" jp || jp=
+}
+# reap FD PID WATCHER: the job's status, waited for at most $tw s. A job still running then is
+# SIGKILLed with its process group and has 1 s more to go: status 124, and gone=1 if it went.
+reap() {
+  local rc=
+  gone=1
+  if ! read -r -t "$tw" -u "$1" rc; then
+    rc=124
+    [ -n "$2" ] && kill -KILL -- "-$2" 2>/dev/null
+    read -r -t 1 -u "$1" _ || { gone=0; kill -KILL "$3" 2>/dev/null; }
+  fi
+  local fd=$1
+  exec {fd}<&-
+  return "$rc"
+}
+once() { job "$1"; reap "$job" "$jp" "$jw"; }
 holder=
-stop_holder() { if [ -n "$holder" ]; then kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null; holder=; fi; }
+# The holder has ended once its watcher has said so (or gone): its pid may already be another's.
+ended() { read -r -t 0 -u "$hfd"; }
+stop_holder() {
+  [ -n "$holder" ] || return 0
+  ended || kill "$holder" 2>/dev/null
+  reap "$hfd" "$holder" "$hw"
+  holder=
+  # Stopped, if only by SIGKILL: the line is free for the next holder.
+  [ $gone = 1 ] || return 124
+}
 # run CMD: one-shot commands report their status; holders must still be running shortly after start.
 run() {
   if [ "$hold" = 1 ]; then
-    stop_holder
-    eval "exec $1" & holder=$!
+    stop_holder || return
+    job "exec $1"; holder=$jp hfd=$job hw=$jw
     # gpioset prints nothing on success; a failure (busy line, no chip) exits at once.
     sleep 0.1
-    if ! kill -0 "$holder" 2>/dev/null; then wait "$holder"; local rc=$?; holder=; return $(( rc == 0 ? 1 : rc )); fi
+    if ended; then reap "$hfd" "$holder" "$hw"; local rc=$?; holder=; return $(( rc == 0 ? 1 : rc )); fi
     return 0
   fi
-  eval "$1"
+  once "$1"
 }
-idle() { if [ "$hold" = 1 ]; then run "$TB_IDLE"; else eval "$TB_IDLE"; fi; }
-final() { if [ "$hold" = 1 ]; then stop_holder; eval "$TB_RESET"; else eval "$TB_IDLE"; fi; }
+idle() { run "$TB_IDLE"; }
+final() {
+  if [ "$hold" = 1 ]; then stop_holder; local rc=$?; once "$TB_RESET" || return; return $rc; fi
+  once "$TB_IDLE"
+}
 keyed=0
 # Idle, the guard wakes once a second (to notice a dead holder); keyed, only when a line comes or
 # the heartbeat is overdue: no polling.
@@ -65,7 +115,9 @@ while :; do
     esac
   elif [ $? -le 128 ]; then
     final
-    exit 0
+    rc=$?
+    [ $rc = 0 ] || echo "cannot drive the line idle (status $rc)" >&2
+    exit $rc
   elif [ -n "$c" ]; then
     # Part of a line before the timeout: the daemon is writing, so it is alive.
     part=$part$c
@@ -73,8 +125,8 @@ while :; do
     keyed=0; to=1
     if idle; then echo "watchdog idle"; else echo "watchdog unknown"; fi
   fi
-  if [ "$hold" = 1 ] && [ -n "$holder" ] && ! kill -0 "$holder" 2>/dev/null; then
-    wait "$holder"; rc=$?; holder=; keyed=0; to=1
+  if [ "$hold" = 1 ] && [ -n "$holder" ] && ended; then
+    reap "$hfd" "$holder" "$hw"; rc=$?; holder=; keyed=0; to=1
     if idle; then echo "lost $rc idle"; else echo "lost $rc unknown"; fi
   fi
 done
@@ -88,6 +140,12 @@ export interface GuardOptions {
   /** Hold mode: the command that holds the line keyed, and the one-shot idle used at exit. */
   hold?: { key: string; reset: string };
   watchdogMs: number;
+  /**
+   * How long the guard waits for each command it runs on the line (default 1000 ms; a CM108
+   * report, a sysfs write or a gpioset takes milliseconds) before it kills it and counts the line
+   * as not known to be idle.
+   */
+  writeMs?: number;
   bash?: string;
   log: Logger;
   onWatchdog(unkeyed: boolean): void;
@@ -105,17 +163,21 @@ export class PttGuard {
   /** Keyed (or armed): heartbeats are due, from the timer or, while it is stopped, from alive(). */
   private armed = false;
   private lastBeat = 0;
+  private readonly writeMs: number;
 
   constructor(private readonly o: GuardOptions) {
     this.beatMs = Math.max(25, Math.floor(o.watchdogMs / 4));
+    this.writeMs = o.writeMs ?? 1000;
   }
 
   /** Starts the guard; in hold mode it drives the line idle first. */
   async start(): Promise<void> {
     const env: NodeJS.ProcessEnv = { ...process.env, TB_IDLE: this.o.idle, TB_HOLD: this.o.hold ? '1' : '0', TB_KEY: this.o.hold?.key ?? '', TB_RESET: this.o.hold?.reset ?? '' };
-    const proc = spawn(this.o.bash ?? 'bash', ['-c', SCRIPT, 'talkbridge-ptt-guard', String(this.o.watchdogMs)], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const proc = spawn(this.o.bash ?? 'bash', ['-c', SCRIPT, 'talkbridge-ptt-guard', String(this.o.watchdogMs), String(this.writeMs)], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     this.proc = proc;
-    this.exited = new Promise((resolve) => proc.once('close', (code) => resolve(code)));
+    // 'exit', not 'close': a job the guard had to leave behind (stuck in the kernel) may hold its
+    // stderr open for good.
+    this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
     proc.stdin.on('error', () => undefined);
     createInterface({ input: proc.stderr }).on('line', (l) => {
       this.stderr.push(l);
@@ -256,16 +318,30 @@ export class PttGuard {
     this.stopHeartbeat();
   }
 
-  /** Closing stdin makes the guard run its final idle command and exit, as a crash would. */
+  /**
+   * Closing stdin makes the guard run its final idle command and exit, as a crash would. It gives
+   * up on each command after writeMs (hold mode: the holder, then the one-shot idle), so it is
+   * SIGKILLed only if it is still there well after that.
+   */
   async close(): Promise<void> {
     this.disarm();
     const proc = this.proc;
     if (!proc) return;
     this.proc = null;
     proc.stdin.end();
-    const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
-    await this.exited;
+    const t = setTimeout(() => proc.kill('SIGKILL'), 2 * this.writeMs + 3000);
+    const code = await this.exited;
     clearTimeout(t);
+    // Its last words (why the idle failed), then the pipes go: a job left behind may hold them open.
+    if (proc.stdout.readable || proc.stderr.readable) {
+      await new Promise<void>((resolve) => {
+        const c = setTimeout(resolve, 200);
+        proc.once('close', () => (clearTimeout(c), resolve()));
+      });
+    }
+    proc.stdout.destroy();
+    proc.stderr.destroy();
+    if (code !== 0) this.o.log.warn({ status: code ?? 'killed' }, `PTT guard did not confirm the line idle at close${this.lastErr()}`);
   }
 
   get pid(): number | undefined {

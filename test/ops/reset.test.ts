@@ -4,7 +4,15 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { cm108Report } from '../../gateway/src/radio/ptt/cm108.js';
 import { runCli } from '../helpers/cli.js';
-import { tempDir, waitFor, sleep } from './helpers.js';
+import { noGuardsLeft } from '../radio/helpers.js';
+import { tempDir as tempDirOnly, waitFor, sleep } from './helpers.js';
+
+/** A temp dir; after the test, no PTT guard naming it (the CLI's, for a device or command in it) may be left running. */
+function tempDir(t: Parameters<typeof tempDirOnly>[0] & { readonly name?: string }): string {
+  const d = tempDirOnly(t);
+  t.teardown(() => noGuardsLeft(t.name ?? d, d));
+  return d;
+}
 
 /**
  * A FIFO standing in for /dev/hidrawN, read by a separate `cat` that collects every byte written.

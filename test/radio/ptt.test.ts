@@ -12,7 +12,7 @@ import { NonePtt } from '../../gateway/src/radio/ptt/none.js';
 import type { ModemLines, PortFactory, SerialLike } from '../../gateway/src/radio/serial.js';
 import type { Ptt } from '../../gateway/src/radio/types.js';
 import { FIXTURES, ROOT } from '../helpers/cli.js';
-import { type Teardown, fakeGpioClass, fakeGpioTools, fakeSysfs, readOr, sleep, tempDir, waitFor } from './helpers.js';
+import { type Teardown, fakeGpioClass, fakeGpioTools, fakeSysfs, guardProcesses, readOr, sleep, tempDir, waitFor } from './helpers.js';
 
 const CHILD = path.join(FIXTURES, 'radio/ptt-child.mjs');
 const IDLE3 = [0, 0, 0, 4, 0];
@@ -41,6 +41,21 @@ async function keyedChild(t: Teardown, cfg: object, mode: 'kill' | 'hang', extra
 
 const bytes = (f: string) => [...readFileSync(f)];
 
+/** Closed in teardown whatever happens in the test, so its guard goes with it (tempDir checks). */
+function closing<P extends Ptt>(t: Teardown, ptt: P): P {
+  t.teardown(() => ptt.close());
+  return ptt;
+}
+
+/** A reader process, killed in teardown if the test did not. */
+function reading(t: Teardown, args: string[]): ChildProcess {
+  const p = spawn(args[0]!, args.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] });
+  t.teardown(() => {
+    if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  });
+  return p;
+}
+
 t.test('CM108 report layout: [0, 0, data, mask, 0], GPIOn = bit n-1', async (t) => {
   t.same([...cm108Report(3, true)], KEY3);
   t.same([...cm108Report(3, false)], IDLE3);
@@ -55,9 +70,9 @@ t.test('CM108 over a FIFO: idle report on open, exact bytes for key and unkey', 
   execFileSync('mkfifo', [fifo]);
   const got: number[] = [];
   // A separate reader process: a blocking FIFO read inside node would pin a libuv thread.
-  const reader = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'ignore'] });
-  reader.stdout.on('data', (d: Buffer) => got.push(...d));
-  const ptt = new Cm108Ptt({ device: fifo, gpio: 3, activeLow: false, watchdogMs: 0 });
+  const reader = reading(t, ['cat', fifo]);
+  reader.stdout!.on('data', (d: Buffer) => got.push(...d));
+  const ptt = closing(t, new Cm108Ptt({ device: fifo, gpio: 3, activeLow: false, watchdogMs: 0 }));
   const states: boolean[] = [];
   ptt.on('state', (k) => states.push(k));
   await ptt.open();
@@ -104,10 +119,10 @@ t.test('CM108 unplugged while keyed: fault reported, line known idle', async (t)
 t.test('CM108 write error while keying: unkey attempted, fault says the state is unknown', async (t) => {
   const fifo = path.join(tempDir(t), 'hidraw0');
   execFileSync('mkfifo', [fifo]);
-  const reader = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const reader = reading(t, ['cat', fifo]);
   let n = 0;
-  reader.stdout.on('data', (d: Buffer) => (n += d.length));
-  const ptt = new Cm108Ptt({ device: fifo, gpio: 3, activeLow: false, watchdogMs: 0 });
+  reader.stdout!.on('data', (d: Buffer) => (n += d.length));
+  const ptt = closing(t, new Cm108Ptt({ device: fifo, gpio: 3, activeLow: false, watchdogMs: 0 }));
   const f = faults(ptt);
   await ptt.open();
   await waitFor(() => n >= 5);
@@ -139,6 +154,22 @@ t.test('CM108 hung event loop: the guard unkeys after the watchdog time', async 
   t.ok(Date.now() - t0 < 3000, 'within a few watchdog periods');
   t.same(bytes(dev).slice(10), IDLE3);
   t.equal(child.exitCode, null, 'talkbridge is still hung, the line is idle anyway');
+});
+
+t.test('CM108 SIGKILL of talkbridge while keyed and the device wedged: the guard gives up on its write and exits', async (t) => {
+  // The device stops taking writes (a FIFO whose reader is gone blocks open(2) for good).
+  const fifo = path.join(tempDir(t), 'hidraw0');
+  execFileSync('mkfifo', [fifo]);
+  const reader = reading(t, ['bash', '-c', 'exec 3<>"$1"; exec cat <&3', 'reader', fifo]);
+  const child = await keyedChild(t, { type: 'cm108', device: fifo, gpio: 3, activeLow: false, watchdogMs: 2000 }, 'kill');
+  await waitFor(() => guardProcesses(fifo).length > 0, 3000, 'the guard');
+  reader.kill('SIGKILL');
+  await new Promise((r) => reader.once('close', r));
+  child.kill('SIGKILL');
+  const t0 = Date.now();
+  // Its idle write gets 1 s, and then 1 s to die of SIGKILL.
+  await waitFor(() => guardProcesses(fifo).length === 0, 4000, 'the guard and its write to be gone');
+  t.ok(Date.now() - t0 < 3000, `guard gone ${Date.now() - t0} ms after talkbridge`);
 });
 
 const PI_TREES: Array<[string, Array<{ label: string; base: number; ngpio: number }>, number]> = [
@@ -224,7 +255,7 @@ for (const major of [1, 2] as const) {
     // Pi 5 before kernel 6.6.45: header GPIOs on gpiochip4.
     const g = fakeGpioTools(bin, path.join(dir, 'state'), major, 'gpiochip0 [gpio-brcmstb@107d508500] (32 lines)\ngpiochip4 [pinctrl-rp1] (54 lines)');
     const tools = { gpioset: `${bin}/gpioset`, gpioget: `${bin}/gpioget`, gpiomon: `${bin}/gpiomon`, gpiodetect: `${bin}/gpiodetect` };
-    const ptt = new ChardevPtt({ line: 17, activeLow: false, tools, watchdogMs: 2000 });
+    const ptt = closing(t, new ChardevPtt({ line: 17, activeLow: false, tools, watchdogMs: 2000 }));
     await ptt.open();
     t.equal(ptt.chip, 'gpiochip4');
     t.equal(g.level('gpiochip4', 17), '0');
@@ -249,7 +280,7 @@ t.test('chardev PTT: holder killed while keyed → fault reported, guard drives 
   const bin = path.join(dir, 'bin');
   const g = fakeGpioTools(bin, path.join(dir, 'state'), 1);
   const tools = { gpioset: `${bin}/gpioset`, gpioget: `${bin}/gpioget`, gpiomon: `${bin}/gpiomon`, gpiodetect: `${bin}/gpiodetect` };
-  const ptt = new ChardevPtt({ line: 17, activeLow: false, tools, watchdogMs: 2000 });
+  const ptt = closing(t, new ChardevPtt({ line: 17, activeLow: false, tools, watchdogMs: 2000 }));
   const f = faults(ptt);
   await ptt.open();
   await ptt.key();
@@ -269,7 +300,7 @@ t.test('chardev PTT: line busy → key fails, state unknown is reported', async 
   const state = path.join(dir, 'state');
   fakeGpioTools(bin, state, 1);
   const tools = { gpioset: `${bin}/gpioset`, gpioget: `${bin}/gpioget`, gpiomon: `${bin}/gpiomon`, gpiodetect: `${bin}/gpiodetect` };
-  const ptt = new ChardevPtt({ line: 17, activeLow: false, tools, watchdogMs: 2000 });
+  const ptt = closing(t, new ChardevPtt({ line: 17, activeLow: false, tools, watchdogMs: 2000 }));
   const f = faults(ptt);
   await ptt.open();
   writeFileSync(path.join(state, 'busy'), '');
@@ -397,7 +428,7 @@ t.test('a slow unkey command after the transmit path stopped ticking: the guard 
   const f = path.join(tempDir(t), 'log');
   // The playout's ticks were the heartbeat (Ptt.alive); the unkey command then takes 400 ms, longer
   // than the 150 ms watchdog: the guard's timer must beat until the line is idle.
-  const ptt = new CommandPtt({ key: `echo key >> ${f}`, unkey: `sleep 0.4; echo unkey >> ${f}`, timeoutMs: 2000, watchdogMs: 150 });
+  const ptt = closing(t, new CommandPtt({ key: `echo key >> ${f}`, unkey: `sleep 0.4; echo unkey >> ${f}`, timeoutMs: 2000, watchdogMs: 150 }));
   const fs = faults(ptt);
   await ptt.open();
   await ptt.key();

@@ -16,10 +16,14 @@ import { createChannelCrypto } from '../crypto/channel-crypto.js';
 import { keepReplayState } from './replay-state.js';
 import { connect, disconnect } from '../net/connect.js';
 import { brokerConnection, brokerUrls } from '../net/broker-options.js';
-import { brokerOf } from '../net/failover.js';
+import { brokerOf as brokerOfRaw } from '../net/failover.js';
+import { redactUrl } from '../net/redact.js';
 import type { Uplink } from '../net/uplink.js';
 import { type Monitor, startMonitor, statusClientId, statusWill } from './status.js';
 import { type Notifier, createNotifier } from './sd-notify.js';
+
+/** The broker a client is on, as logged: never with its login (net/redact.ts). */
+const brokerOf = (client: object) => redactUrl(brokerOfRaw(client));
 
 const OPUS_RATES: ReadonlySet<number> = new Set([8000, 12000, 16000, 24000, 48000]);
 
@@ -89,15 +93,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         routes: [
           (req, res) => {
             if (req.url !== '/healthz') return false;
-            // The same judgement as the systemd watchdog: every channel connected, every radio's audio usable.
-            const ok = monitor ? monitor.healthy() : channels.every((c) => c.client.connected);
-            return json(res, ok ? 200 : 503, {
-              status: ok ? 'ok' : 'degraded',
-              channels: channels.map((c) => ({ channel: c.session.topics.channel, connected: c.client.connected, broker: brokerOf(c.client), talking: c.session.holder?.name ?? null })),
-              // Informational: local talk never depends on the uplink, so neither does health.
-              uplink: uplink?.status() ?? null,
-              radios: monitor ? monitor.snapshot().radios.map((r) => ({ radio: r.radio, state: r.state, ptt: r.ptt, audioOk: r.audioOk })) : [],
-            });
+            // The same judgement as the systemd watchdog, and the same view of the channels as the
+            // status topic (app/status.ts: a sealed channel's talker stays sealed, URLs without logins).
+            if (!monitor) return json(res, 503, { status: 'starting' });
+            const h = monitor.health();
+            return json(res, h.status === 'ok' ? 200 : 503, h);
           },
           (req, res) => monitor?.metricsRoute?.(req, res) ?? false,
           staticFiles(WEB_ROOT, {
@@ -159,7 +159,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         silenceMs: config.floor.silenceMs,
         jitter: config.jitter,
         decodeRate,
-        onRetry: (err, attempt, next, url) => clog.warn({ event: 'broker', state: 'waiting', attempt, retryMs: next, next: url, err: err.message }, `${err.message}; ${urls.length > 1 ? `trying ${url} ` : 'retrying '}${next ? `in ${(next / 1000).toFixed(1)} s` : 'now'}`),
+        onRetry: (err, attempt, next, url) => clog.warn({ event: 'broker', state: 'waiting', attempt, retryMs: next, next: redactUrl(url), err: redactUrl(err.message) }, `${redactUrl(err.message)}; ${urls.length > 1 ? `trying ${redactUrl(url)} ` : 'retrying '}${next ? `in ${(next / 1000).toFixed(1)} s` : 'now'}`),
       });
       channels.push(ch);
       stack.push(() => ch.close());
@@ -243,7 +243,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         });
         uplink = up;
         stack.push(() => up.stop());
-        ulog.info({ event: 'uplink', state: 'starting', brokers: brokerUrls(u), channels: up.status().channels }, `uplink to ${brokerUrls(u).join(', ')} for channel(s) ${up.status().channels.join(', ')}`);
+        const shown = brokerUrls(u).map((x) => redactUrl(x));
+        ulog.info({ event: 'uplink', state: 'starting', brokers: shown, channels: up.status().channels }, `uplink to ${shown.join(', ')} for channel(s) ${up.status().channels.join(', ')}`);
       } catch (err) {
         ulog.error({ event: 'uplink', state: 'failed', err: (err as Error).message }, `uplink not started: ${(err as Error).message}`);
       }

@@ -15,6 +15,7 @@ import { validatePrefix, validateSender } from '../channel/topics.js';
 import type { Logger } from '../core/log.js';
 import type { Route } from '../http/server.js';
 import { brokerOf } from '../net/failover.js';
+import { redactUrl } from '../net/redact.js';
 import type { UplinkStatus } from '../net/uplink.js';
 import type { Levels } from '../radio/types.js';
 import type { Metrics, createMetrics } from './metrics.js';
@@ -138,9 +139,23 @@ export interface MonitorOptions extends GatewayIdentity {
   createMetrics?: typeof createMetrics;
 }
 
+/** GET /healthz: the watchdog's judgement, and the same view of the channels as the status topic. */
+export interface HealthJson {
+  status: 'ok' | 'degraded';
+  channels: ChannelStatusJson[];
+  /** Informational: local talk never depends on the uplink, so neither does health. */
+  uplink: UplinkStatus | null;
+  radios: Array<Pick<RadioStatusJson, 'radio' | 'state' | 'ptt' | 'audioOk'>>;
+}
+
 export interface Monitor {
   /** The status document as it would be published now (samples the bridges). */
   snapshot(): GatewayStatusJson;
+  /**
+   * The /healthz document, from the latest samples (it does not sample the bridges: /healthz is
+   * unauthenticated, and a client polling it must not steal the status topic's level readings).
+   */
+  health(): HealthJson;
   /** Every channel connected and every radio's audio usable: the watchdog's predicate. */
   healthy(): boolean;
   /** GET /metrics in Prometheus text format; a Route for startHttpServer (null: no metrics). */
@@ -150,10 +165,13 @@ export interface Monitor {
   stop(): Promise<void>;
 }
 
-/** `broker: URL` for a connection made by net/connect (which knows its broker), nothing otherwise. */
+/**
+ * `broker: URL` for a connection made by net/connect (which knows its broker), nothing otherwise.
+ * Without its userinfo: the document is retained in clear, and copied upstream by the uplink.
+ */
 const brokerField = (client: object): { broker?: string } => {
   const b = brokerOf(client);
-  return b ? { broker: b } : {};
+  return b ? { broker: redactUrl(b) } : {};
 };
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
@@ -191,6 +209,15 @@ export function startMonitor(o: MonitorOptions): Monitor {
   // The status document is retained in clear on the broker: on an encrypted channel it must not
   // name who is talking (the channel itself hides names from the broker).
   const sealed = new Set(o.channels.filter((c) => (c.session as { encrypted?: boolean }).encrypted).map((c) => c.session.topics.channel));
+  /** One description of the channels for every reader: the status topic and /healthz. */
+  const channelsJson = (): ChannelStatusJson[] =>
+    o.channels.map((c) => ({
+      channel: c.session.topics.channel,
+      connected: c.client.connected,
+      ...brokerField(c.client),
+      encrypted: sealed.has(c.session.topics.channel),
+      talking: c.session.holder ? (sealed.has(c.session.topics.channel) ? SEALED : c.session.holder.name) : null,
+    }));
   const snapshot = (): GatewayStatusJson => ({
     v: 1,
     online: true,
@@ -210,13 +237,7 @@ export function startMonitor(o: MonitorOptions): Monitor {
       tx: levelsJson(s.txLevels),
       counters: { ...o.bridges[i]!.counters },
     })),
-    channels: o.channels.map((c) => ({
-      channel: c.session.topics.channel,
-      connected: c.client.connected,
-      ...brokerField(c.client),
-      encrypted: sealed.has(c.session.topics.channel),
-      talking: c.session.holder ? (sealed.has(c.session.topics.channel) ? SEALED : c.session.holder.name) : null,
-    })),
+    channels: channelsJson(),
     ...(o.client ? brokerField(o.client) : {}),
     ...(o.uplink ? { uplink: o.uplink() } : {}),
   });
@@ -269,12 +290,23 @@ export function startMonitor(o: MonitorOptions): Monitor {
   if (o.client?.connected) onConnect();
   else sample();
 
+  const healthy = (): boolean => {
+    if (!o.channels.every((c) => c.client.connected)) return false;
+    return o.bridges.every((b) => latest.get(b.radio)?.audioOk === true);
+  };
+
   return {
     snapshot,
-    healthy() {
-      if (!o.channels.every((c) => c.client.connected)) return false;
-      return o.bridges.every((b) => latest.get(b.radio)?.audioOk === true);
-    },
+    healthy,
+    health: () => ({
+      status: healthy() ? 'ok' : 'degraded',
+      channels: channelsJson(),
+      uplink: o.uplink?.() ?? null,
+      radios: o.bridges.map((b) => {
+        const s = latest.get(b.radio);
+        return { radio: b.radio, state: s?.state ?? 'idle', ptt: s?.ptt ?? false, audioOk: s?.audioOk ?? false };
+      }),
+    }),
     metricsRoute: metrics?.route ?? null,
     metrics: metrics ?? null,
     async stop() {

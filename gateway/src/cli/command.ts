@@ -1,6 +1,16 @@
 /** The tiny command framework: flags declared once give parsing, validation and --help text. */
 import { parseArgs } from 'node:util';
 import { UserError } from '../core/errors.js';
+import { redactUrl, urlHasPassword } from '../net/redact.js';
+import { safeText } from './terminal.js';
+
+const parses = (url: string): boolean => {
+  try {
+    return new URL(url).hostname !== '';
+  } catch {
+    return false;
+  }
+};
 
 export interface Flag {
   type: 'string' | 'boolean';
@@ -91,7 +101,9 @@ export function numFlag(flags: Record<string, unknown>, name: string, min: numbe
 export function urlFlag(flags: Record<string, unknown>, name: string): string {
   const v = flags[name];
   if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required (e.g. --${name} mqtt://127.0.0.1:1883)`);
-  if (!/^(mqtts?|wss?):\/\/[^\s/]+/.test(v)) throw new UsageError(`--${name} must be an mqtt://, mqtts://, ws:// or wss:// URL, got "${v}"`);
+  if (!/^(mqtts?|wss?):\/\/[^\s/]+/.test(v) || !parses(v)) throw new UsageError(`--${name} must be an mqtt://, mqtts://, ws:// or wss:// URL, got "${safeText(redactUrl(v))}"`);
+  // In a URL a password is in `ps`, the shell's history and anything that prints the URL.
+  if (urlHasPassword(v)) throw new UsageError(`--${name}: no password in the URL, please: give --username and --password-file (or TALKBRIDGE_BROKER_PASSWORD)`);
   return v;
 }
 

@@ -5,6 +5,11 @@
 import { type Command, helpText, parse } from './command.js';
 import { UserError } from '../core/errors.js';
 import { SOFTWARE } from '../core/version.js';
+import { redactUrl } from '../net/redact.js';
+import { safeText } from './terminal.js';
+
+/** An error's text as printed: it may quote a broker's words or a URL with a login in it. */
+const shown = (message: string): string => safeText(redactUrl(message), { newlines: true });
 // Each command's module (and what it imports: the daemon, radio drivers, MQTT) loads only when that
 // command runs — on a Pi every module loaded is resident memory for as long as the daemon runs.
 const loaders: Record<string, () => Promise<Command>> = {
@@ -64,11 +69,11 @@ export async function main(argv: string[]): Promise<number> {
     return await cmd.run(p.flags, p.positionals);
   } catch (err) {
     if (err instanceof UserError) {
-      process.stderr.write(`talkbridge: ${err.message}\n`);
+      process.stderr.write(`talkbridge: ${shown(err.message)}\n`);
       return err.exitCode;
     }
-    process.stderr.write(`talkbridge: internal error: ${(err as Error)?.message ?? String(err)}\n`);
-    if (process.env.TALKBRIDGE_DEBUG) process.stderr.write(`${(err as Error)?.stack}\n`);
+    process.stderr.write(`talkbridge: internal error: ${shown((err as Error)?.message ?? String(err))}\n`);
+    if (process.env.TALKBRIDGE_DEBUG) process.stderr.write(`${shown(String((err as Error)?.stack))}\n`);
     return 70;
   }
 }

@@ -14,6 +14,7 @@ import { BrokerSchema } from '../net/schema.js';
 import { UplinkSchema } from '../net/uplink-schema.js';
 import { EmbeddedBrokerSchema } from '../broker/schema.js';
 import { HttpSchema } from '../http/schema.js';
+import { urlHasPassword } from '../net/redact.js';
 
 const keyText = z.string().superRefine(check(parseKey)).transform((k) => k.trim());
 /** A secret read from a file (systemd credentials, a USB stick): surrounding whitespace is not part of it. */
@@ -84,6 +85,33 @@ export const CodecSchema = z.strictObject({
   complexity: z.number().int().min(0).max(10).default(9),
 });
 
+/**
+ * A broker URL must parse as a URL, and must not carry a password: a URL is shown in logs, in the
+ * retained status topic, on /healthz and by `check-config --print`; a password file is not.
+ */
+function brokerUrlProblem(url: string, section: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return 'not a valid URL (characters such as / ? # @ in a user name or password must be %-escaped, or better, given apart)';
+  }
+  if (!u.hostname) return 'the URL names no host';
+  if (urlHasPassword(url))
+    return `a password in the URL would be shown in logs and in the gateway's status: put the user name in ${section}.username and the password in ${section}.passwordFile (or TALKBRIDGE_${section.toUpperCase()}_PASSWORD_FILE)`;
+  return null;
+}
+
+function checkBrokerUrls(b: { url: string | null; urls?: readonly string[] | undefined } | null, section: string, ctx: z.RefinementCtx): void {
+  if (!b) return;
+  const at = (url: string | null, path: Array<string | number>) => {
+    const p = url === null ? null : brokerUrlProblem(url, section);
+    if (p) ctx.addIssue({ code: 'custom', message: p, path: [section, ...path] });
+  };
+  at(b.url, ['url']);
+  b.urls?.forEach((u, i) => at(u, ['urls', i]));
+}
+
 export const ConfigSchema = z.strictObject({
   gateway: z
     .strictObject({
@@ -137,6 +165,8 @@ export const ConfigSchema = z.strictObject({
   bridge: BridgeSchema,
 })
   .superRefine((c, ctx) => {
+    checkBrokerUrls(c.broker, 'broker', ctx);
+    checkBrokerUrls(c.uplink, 'uplink', ctx);
     if (c.encryption.required) {
       c.channels.forEach((ch, i) => {
         if (!ch.keys?.length && !ch.passphrase) ctx.addIssue({ code: 'custom', message: `channel "${ch.name}" has no key, and encryption.required is set`, path: ['channels', i] });

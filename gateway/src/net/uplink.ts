@@ -14,6 +14,10 @@
  *   drop the echo. Retained copies that a broker hands us on (re)subscribing are ours too when the
  *   topic's value came from the other side: they are not forwarded back, and if the other side no
  *   longer has that value (someone left while the link was down) the copy is corrected.
+ * - Status: only this kit's own status document goes upstream (`_gateways/<gatewayId>/status`),
+ *   never other gateways' that happen to share the local broker: the upstream must not learn, or be
+ *   told in this kit's name, about gateways that did not ask to be bridged.
+ * - URLs are shown (status, logs) without their login (net/redact.ts).
  */
 import { createHash } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
@@ -22,7 +26,11 @@ import { STATUS_SEGMENT, statusFilter } from '../app/status.js';
 import { TOPIC_KINDS, validatePrefix } from '../channel/topics.js';
 import type { Logger } from '../core/log.js';
 import { type ConnectOptions, connect, disconnect } from './connect.js';
-import { brokerOf } from './failover.js';
+import { brokerOf as brokerOfRaw } from './failover.js';
+import { redactUrl } from './redact.js';
+
+/** The broker a client is on, fit to show. */
+const brokerOf = (client: object): string | null => redactUrl(brokerOfRaw(client));
 
 export type Side = 'local' | 'remote';
 
@@ -138,7 +146,8 @@ export function startUplink(o: UplinkOptions): Uplink {
     const rest = topic.slice(prefix[side].length + 1);
     const parts = rest.split('/');
     if (parts.length !== 3) return null;
-    if (parts[0] === STATUS_SEGMENT) return side === 'local' && parts[2] === 'status' ? { rest, kind: 'status' } : null;
+    // Our own status only: another gateway on the kit's broker is not ours to publish upstream.
+    if (parts[0] === STATUS_SEGMENT) return side === 'local' && parts[1] === o.gatewayId && parts[2] === 'status' ? { rest, kind: 'status' } : null;
     if (!channels.has(parts[0]!) || !(TOPIC_KINDS as readonly string[]).includes(parts[1]!)) return null;
     return { rest, kind: parts[1]! };
   };
@@ -207,7 +216,7 @@ export function startUplink(o: UplinkOptions): Uplink {
     }
   };
 
-  const filters = (side: Side) => [...[...channels].map((ch) => `${prefix[side]}/${ch}/+/+`), ...(side === 'local' ? [statusFilter(prefix.local)] : [])];
+  const filters = (side: Side) => [...[...channels].map((ch) => `${prefix[side]}/${ch}/+/+`), ...(side === 'local' ? [statusFilter(prefix.local, o.gatewayId)] : [])];
 
   let readyResolve!: () => void;
   const ready = new Promise<void>((r) => (readyResolve = r));
@@ -221,8 +230,8 @@ export function startUplink(o: UplinkOptions): Uplink {
       signal: abort.signal,
       onRetry: (err, attempt, next, url) => {
         // An unreachable upstream is the normal state of a kit in the field: say it once, then quietly.
-        const fields = { event: 'uplink', side, state: 'waiting', attempt, retryMs: next, err: err.message };
-        const msg = `uplink: ${err.message}; trying ${url} ${next ? `in ${(next / 1000).toFixed(1)} s` : 'next'}`;
+        const fields = { event: 'uplink', side, state: 'waiting', attempt, retryMs: next, err: redactUrl(err.message) };
+        const msg = `uplink: ${redactUrl(err.message)}; trying ${redactUrl(url)} ${next ? `in ${(next / 1000).toFixed(1)} s` : 'next'}`;
         if (warned) log?.debug(fields, msg);
         else log?.warn(fields, msg);
         warned = true;

@@ -1,5 +1,6 @@
 import { stringify } from 'yaml';
 import { loadConfig } from '../../config/load.js';
+import { redactUrl } from '../../net/redact.js';
 import type { Command } from '../command.js';
 
 export const checkConfig: Command = {
@@ -23,6 +24,12 @@ export const checkConfig: Command = {
       const shown = structuredClone(config);
       if (shown.broker.password !== undefined) shown.broker.password = '(hidden)';
       if (shown.uplink?.password !== undefined) shown.uplink.password = '(hidden)';
+      // The config refuses passwords in URLs; a user name there is hidden all the same (net/redact.ts).
+      for (const b of [shown.broker, shown.uplink]) {
+        if (!b) continue;
+        b.url = redactUrl(b.url);
+        if (b.urls) b.urls = b.urls.map((u) => redactUrl(u));
+      }
       for (const u of Object.values(shown.embeddedBroker.auth?.users ?? {})) if (u.password !== undefined) u.password = '(hidden)';
       for (const c of shown.channels) {
         c.keys = c.keys.map((k) => `${k.split('.')[0]}.(hidden)`);

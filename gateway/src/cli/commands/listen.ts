@@ -5,13 +5,16 @@ import type { OverReport } from '../../channel/session.js';
 import { writeWav } from '../../audio/wav.js';
 import { openChannel } from '../../talk/open.js';
 import { brokerOf } from '../../net/failover.js';
+import { redactUrl } from '../../net/redact.js';
+import { safeText } from '../terminal.js';
 import { type Command, UsageError, intFlag, numFlag, urlsFlag } from '../command.js';
 import { applyInvite, channelArg, connectionFromFlags, channelFlag, authFlags, commonFlags, connectFlags, cryptoFromFlags, explainCryptoDrops, keyFlags, prefixFlag } from './shared.js';
 
 export function overLine(n: number, r: OverReport, file: string | null): string {
   const s = r.stats;
   return (
-    `over ${n}: ${r.name} (${r.source}) ${(r.durationMs / 1000).toFixed(2)} s, ` +
+    // The talker's name and source come from the network: no terminal controls get through.
+    `over ${n}: ${safeText(r.name)} (${safeText(String(r.source))}) ${(r.durationMs / 1000).toFixed(2)} s, ` +
     `packets ${s.received} received / ${s.lost} lost / ${s.late} late, ${s.concealed} frames concealed` +
     `${r.reason !== 'done' ? `, ended: ${r.reason}` : ''}${file ? ` -> ${file}` : ''}`
   );
@@ -62,11 +65,11 @@ export const listen: Command = {
     const ch = await openChannel({ url, connection: connectionFromFlags(flags), prefix: String(flags.prefix ?? DEFAULT_PREFIX), channel, name: String(flags.name), source: 'cli', silenceMs: 1000, crypto });
     const quiet = Boolean(flags.quiet);
     explainCryptoDrops(ch.session, (l) => process.stderr.write(l));
-    if (!quiet) process.stderr.write(`listening on channel ${channel} at ${brokerOf(ch.client)}${crypto ? ' (end-to-end encrypted)' : ''} (Ctrl-C to stop)\n`);
-    let onBroker = brokerOf(ch.client);
+    if (!quiet) process.stderr.write(`listening on channel ${channel} at ${redactUrl(brokerOf(ch.client))}${crypto ? ' (end-to-end encrypted)' : ''} (Ctrl-C to stop)\n`);
+    let onBroker = redactUrl(brokerOf(ch.client));
     ch.client.on('offline', () => quiet || process.stderr.write(`talkbridge: lost broker ${onBroker}, reconnecting${url.length > 1 ? ` (${url.length} brokers)` : ''}\n`));
     ch.client.on('connect', () => {
-      const now = brokerOf(ch.client);
+      const now = redactUrl(brokerOf(ch.client));
       if (!quiet) process.stderr.write(now !== onBroker ? `talkbridge: switched to broker ${now}\n` : `talkbridge: back on broker ${now}\n`);
       onBroker = now;
     });

@@ -4,6 +4,7 @@ import { createEncoder } from '../../codec/opus-node.js';
 import { readWav } from '../../audio/wav.js';
 import { openChannel } from '../../talk/open.js';
 import { sendPcm } from '../../talk/send.js';
+import { safeText } from '../terminal.js';
 import { type Command, UsageError, intFlag, urlsFlag } from '../command.js';
 import { applyInvite, channelArg, connectionFromFlags, channelFlag, authFlags, commonFlags, connectFlags, cryptoFromFlags, keyFlags, prefixFlag } from './shared.js';
 
@@ -52,7 +53,7 @@ export const send: Command = {
       await new Promise((r) => setTimeout(r, 150));
       const r = await sendPcm(ch.session, encoder, pcm, { framesPerPacket: fpp, frameMs: codecDefaults.frameMs, fast: Boolean(flags.fast), priority }, abort.signal);
       if (r.status === 'busy') {
-        process.stderr.write(`talkbridge: channel ${channel} is busy: ${r.holder.name} is talking${r.packets ? ` (stopped after ${r.packets} packets)` : ''}\n`);
+        process.stderr.write(`talkbridge: channel ${channel} is busy: ${safeText(r.holder.name)} is talking${r.packets ? ` (stopped after ${r.packets} packets)` : ''}\n`);
         return 3;
       }
       if (r.status === 'aborted') {

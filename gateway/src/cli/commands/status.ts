@@ -5,9 +5,14 @@ import { connect, disconnect } from '../../net/connect.js';
 import { type ChannelStatusJson, type RadioStatusJson, STATUS_SEGMENT, statusFilter } from '../../app/status.js';
 import { type Command, UsageError, intFlag, urlsFlag } from '../command.js';
 import { brokerOf } from '../../net/failover.js';
+import { redactUrl } from '../../net/redact.js';
+import { safeText } from '../terminal.js';
 import { authFlags, connectionFromFlags, prefixFlag } from './shared.js';
 
-const str = (x: unknown, max = 64): string | null => (typeof x === 'string' ? x.replace(/[\x00-\x1f\x7f]/g, '?').slice(0, max) : null);
+/** A string field of a status document, fit for a terminal (a status topic is anyone's to write). */
+const str = (x: unknown, max = 64): string | null => (typeof x === 'string' ? safeText(x.slice(0, max)) : null);
+/** A broker URL from a status document: an older gateway may still publish one with a login in it. */
+const url = (x: unknown): string | null => (typeof x === 'string' ? str(redactUrl(x), 200) : null);
 const db = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? `${Math.round(x)} dBFS` : 'silent');
 
 function radioText(r: Partial<RadioStatusJson>): string {
@@ -30,13 +35,15 @@ function channelText(c: Partial<ChannelStatusJson>): string {
 function uplinkText(u: Record<string, unknown>): string {
   const c = (u.counters && typeof u.counters === 'object' ? u.counters : {}) as Record<string, unknown>;
   const n = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : 0);
-  const where = str(u.broker, 200);
+  const where = url(u.broker);
   return `uplink ${u.connected === true ? `connected to ${where ?? '?'}` : `DISCONNECTED${where ? ` (last ${where})` : ''}`}, ${n(c.up)} up / ${n(c.down)} down, ${n(c.loops)} loops dropped`;
 }
 
 /** One line per gateway, from whatever arrived: a status topic is anyone's to write, so nothing is trusted. */
-export function statusLine(id: string, payload: Uint8Array): string | null {
+export function statusLine(rawId: string, payload: Uint8Array): string | null {
   if (payload.length === 0) return null;
+  // The id is a topic level: as much the publisher's choice as the document.
+  const id = safeText(rawId);
   let doc: Record<string, unknown>;
   try {
     const j: unknown = JSON.parse(new TextDecoder().decode(payload));
@@ -50,7 +57,7 @@ export function statusLine(id: string, payload: Uint8Array): string | null {
   if (doc.online !== true) return head;
   const radios = Array.isArray(doc.radios) ? doc.radios.filter((r) => r && typeof r === 'object').map((r) => radioText(r as Partial<RadioStatusJson>)) : [];
   const channels = Array.isArray(doc.channels) ? doc.channels.filter((c) => c && typeof c === 'object').map((c) => channelText(c as Partial<ChannelStatusJson>)) : [];
-  const broker = str(doc.broker, 200);
+  const broker = url(doc.broker);
   const parts = [head, ...(broker ? [`broker ${broker}`] : []), ...radios, ...channels];
   if (doc.uplink && typeof doc.uplink === 'object') parts.push(uplinkText(doc.uplink as Record<string, unknown>));
   return parts.join(' | ');
@@ -99,7 +106,7 @@ export const status: Command = {
       const line = statusLine(id, payload);
       if (line === null) {
         lines.delete(id);
-        if (live) process.stdout.write(`${id}: status cleared\n`);
+        if (live) process.stdout.write(`${safeText(id)}: status cleared\n`);
         return;
       }
       if (lines.get(id) === line) return;
@@ -113,13 +120,13 @@ export const status: Command = {
       for (const id of [...lines.keys()].sort()) process.stdout.write(`${lines.get(id)}\n`);
       if (!flags.watch) {
         if (lines.size === 0) {
-          process.stderr.write(`talkbridge: no gateway status ${gateway ? `for ${gateway} ` : ''}under ${prefix}/${STATUS_SEGMENT} on ${brokerOf(client)}\n`);
+          process.stderr.write(`talkbridge: no gateway status ${gateway ? `for ${gateway} ` : ''}under ${prefix}/${STATUS_SEGMENT} on ${redactUrl(brokerOf(client))}\n`);
           return 1;
         }
         return 0;
       }
       live = true;
-      if (lines.size === 0) process.stdout.write(`waiting for gateway status under ${prefix}/${STATUS_SEGMENT} on ${brokerOf(client)} (Ctrl-C to stop)\n`);
+      if (lines.size === 0) process.stdout.write(`waiting for gateway status under ${prefix}/${STATUS_SEGMENT} on ${redactUrl(brokerOf(client))} (Ctrl-C to stop)\n`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', () => resolve());
         process.once('SIGTERM', () => resolve());

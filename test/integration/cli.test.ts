@@ -1,10 +1,10 @@
 /** The CLI as a user meets it: help for everything, and one clear line — never a stack — for mistakes. */
 import t, { type Test } from 'tap';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { FIXTURES, runCli } from '../helpers/cli.js';
-import { freePort } from '../helpers/brokers.js';
+import { BIN, FIXTURES, ROOT, runCli } from '../helpers/cli.js';
+import { freePort, startMosquitto } from '../helpers/brokers.js';
 
 const SPEECH = path.join(FIXTURES, 'speech-16k.wav');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'tb-cli-'));
@@ -96,4 +96,65 @@ t.test('check-config reports every problem at once, with paths', async (t) => {
   const bad2 = await runCli(['check-config', good], { env: { TALKBRIDGE_HTTP_PORT: 'eighty', TALKBRIDGE_BROKER_PASSWORD_FILE: pwFile } });
   t.equal(bad2.code, 1);
   t.match(bad2.stderr, /http\.port/);
+});
+
+/**
+ * Every command from the bundle, as users run it (gateway/bin/talkbridge.js → gateway/dist/bundle,
+ * `npm run build`): esbuild's bundling can break what works from the sources — a CommonJS package
+ * loaded with import() has only a default export there, which made `channel new` exit 70 while
+ * drawing its QR code. Each command's --help, and the default path of those that need no hardware.
+ */
+t.test('from the bundle: every command\'s --help, and the default paths of channel, check-config, status, devices', async (t) => {
+  const shim = readFileSync(BIN, 'utf8');
+  t.match(shim, /from '\.\.\/dist\/bundle\/cli\.js'/, 'the talkbridge command runs the bundle');
+  const bundle = path.join(ROOT, 'gateway/dist/bundle/cli.js');
+  t.ok(statSync(bundle).mtimeMs >= statSync(path.join(ROOT, 'gateway/src/cli/commands/channel.ts')).mtimeMs, 'the bundle is newer than the sources (npm run build)');
+  const noCrash = (what: string, r: { code: number | null; stdout: string; stderr: string }) => {
+    t.notMatch(r.stderr + r.stdout, /internal error|\n\s+at /, `${what}: no internal error`);
+    t.not(r.code, 70, `${what}: not exit 70`);
+  };
+
+  const main = await runCli(['--help']);
+  const commands = [...main.stdout.matchAll(/^ {2}([a-z][a-z-]+) {2,}/gm)].map((m) => m[1]!);
+  t.ok(commands.length >= 13, `the main help lists ${commands.length} commands: ${commands.join(', ')}`);
+  for (const c of commands) {
+    const h = await runCli([c, '--help']);
+    t.equal(h.code, 0, `${c} --help exits 0`);
+    t.match(h.stdout, new RegExp(`^Usage: talkbridge ${c}`), `${c} --help prints its usage`);
+    noCrash(`${c} --help`, h);
+  }
+
+  const ch = await runCli(['channel', 'new', 'base']);
+  noCrash('channel new', ch);
+  t.equal(ch.code, 0, `channel new exits 0 ${ch.stderr}`);
+  t.match(ch.stdout, /key: "1\.[A-Za-z0-9_-]{43}"/, 'the key');
+  t.match(ch.stdout, /http:\/\/localhost:8080\/#channel=base&key=1\./, 'the invite link');
+  t.match(ch.stdout, /[█▀▄]{7}/, 'the QR code is drawn');
+  const keyFile = path.join(tmp, `k-${Date.now()}.key`);
+  const withFile = await runCli(['channel', 'new', 'ops', '--key-file', keyFile, '--web', 'https://kit.local:8443/', '--broker', 'wss://kit.local:8443/mqtt']);
+  t.equal(withFile.code, 0, withFile.stderr);
+  const inv = await runCli(['channel', 'invite', 'ops', '--key-file', keyFile, '--web', 'https://kit.local:8443/']);
+  noCrash('channel invite', inv);
+  t.equal(inv.code, 0, inv.stderr);
+  t.match(inv.stdout, /[█▀▄]{7}/, 'channel invite draws the QR code too');
+
+  const cc = await runCli(['check-config', '-']);
+  noCrash('check-config -', cc);
+  t.equal(cc.code, 0);
+  t.equal(cc.stdout, '-: ok (1 channel: base)\n', 'the built-in defaults are a valid config');
+  const print = await runCli(['check-config', '--print', '-']);
+  t.equal(print.code, 0);
+  t.match(print.stdout, /channels:\n {2}- name: base/);
+
+  const broker = await startMosquitto();
+  t.teardown(() => broker.stop());
+  const st = await runCli(['status', '--broker', broker.url]);
+  noCrash('status', st);
+  t.equal(st.code, 1, 'status with nothing published exits 1');
+  t.equal(st.stderr, `talkbridge: no gateway status under talkbridge/v1/_gateways on ${broker.url}\n`);
+
+  const dev = await runCli(['devices']);
+  noCrash('devices', dev);
+  t.equal(dev.code, 0, dev.stderr);
+  for (const s of ['Sound cards', 'Serial ports', 'USB HID devices', 'GPIO chips']) t.match(dev.stdout, s);
 });

@@ -60,6 +60,8 @@ export const channel: Command = {
     }
     const broker = typeof flags.broker === 'string' ? flags.broker : undefined;
     if (broker && !/^wss?:\/\/\S+$/.test(broker)) throw new UsageError('--broker: browsers reach brokers over WebSocket only: give a ws:// or wss:// URL');
+    // The link travels in chats and QR photos: never a login in it (--user fills in the name only).
+    if (broker && /^wss?:\/\/[^/?#]*@/i.test(broker)) throw new UsageError('--broker: no user name or password in the URL, please: --user puts the user name in the link, and the page asks for the password');
     const file = typeof flags['key-file'] === 'string' ? flags['key-file'] : null;
     const user = typeof flags.user === 'string' ? flags.user : undefined;
     if (user !== undefined && (!user || user.length > 128 || /[\s\u0000-\u001f]/.test(user))) throw new UsageError(`--user: "${user}" is not a broker user name (1-128 characters, no spaces)`);
@@ -94,7 +96,11 @@ export const channel: Command = {
     out.push('Invite link (anyone holding it can listen and talk; share it like a password):', `  ${link}`, '');
     process.stdout.write(out.join('\n') + '\n');
     if (!flags['no-qr']) {
-      const qr = await import('qrcode');
+      // qrcode is CommonJS. Node's own loader gives its exports as named ones too, but the bundle
+      // (scripts/build-daemon.mjs) puts it in a chunk of its own whose namespace has only `default`
+      // (module.exports): take `default` when there is one.
+      const ns = await import('qrcode');
+      const qr = (ns as unknown as { default?: typeof ns }).default ?? ns;
       process.stdout.write((await qr.toString(link, { type: 'terminal', small: true, errorCorrectionLevel: 'M' })) + '\n');
     }
     return 0;

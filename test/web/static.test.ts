@@ -1,11 +1,12 @@
 /** The gateway's static route for the web client: types, fallback, caching, and no way out of the root. */
 import t from 'tap';
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { startHttpServer } from '../../gateway/src/http/server.js';
-import { resolveInside, staticFiles } from '../../gateway/src/http/static.js';
+import { PAGE_CSP, resolveInside, staticFiles } from '../../gateway/src/http/static.js';
+import { ROOT } from '../helpers/cli.js';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'tb-static-'));
 mkdirSync(path.join(root, 'sub'));
@@ -88,4 +89,39 @@ t.test('an unbuilt client gets a helpful page, not a bare 404', async (t) => {
   t.equal(r.status, 503);
   t.match(r.body, /npm run build/);
   t.equal((await get(srv.address.port, '/app.js')).status, 404);
+});
+
+t.test('every file of the client carries a strict CSP and no-framing headers; source maps are never served', async (t) => {
+  writeFileSync(path.join(root, 'app.js.map'), '{"version":3,"sources":["../src/main.ts"]}');
+  const srv = await startHttpServer({ host: '127.0.0.1', port: 0, routes: [staticFiles(root)] });
+  t.teardown(() => srv.close());
+  const port = srv.address.port;
+  for (const p of ['/', '/app.js', '/opus.wasm', '/some/deep/link']) {
+    const r = await get(port, p);
+    t.equal(r.status, 200, p);
+    const csp = String(r.headers['content-security-policy']);
+    t.equal(csp, PAGE_CSP, `${p}: the page policy`);
+    t.equal(r.headers['referrer-policy'], 'no-referrer', p);
+    t.equal(r.headers['x-frame-options'], 'DENY', p);
+    t.equal(r.headers['cross-origin-opener-policy'], 'same-origin', p);
+  }
+  const directives = new Map(PAGE_CSP.split(/;\s*/).map((d) => [d.split(' ')[0]!, d.split(' ').slice(1)]));
+  t.same(directives.get('default-src'), ["'none'"], 'nothing not named is allowed');
+  t.same(directives.get('script-src'), ["'self'", "'wasm-unsafe-eval'"], 'no inline script, no eval; WebAssembly only');
+  t.same(directives.get('frame-ancestors'), ["'none'"], 'never framed');
+  t.same(directives.get('connect-src'), ["'self'", 'ws:', 'wss:'], 'MQTT over WebSocket to any broker, no http(s) elsewhere');
+  for (const p of ['/app.js.map', '/APP.JS.MAP', '/sub/../app.js.map']) t.equal((await get(port, p)).status, 404, `${p} is not served`);
+  // Everything else the port answers (here a 404) cannot run anything or be framed either.
+  const miss = await get(port, '/missing.js');
+  t.equal(miss.status, 404);
+  t.match(miss.headers['content-security-policy'], /default-src 'none'.*frame-ancestors 'none'/);
+  t.equal(miss.headers['x-content-type-options'], 'nosniff');
+});
+
+t.test('the built client has no source maps and no link to one', async (t) => {
+  const dist = path.join(ROOT, 'gateway/web/dist');
+  const files = readdirSync(dist);
+  t.ok(files.includes('app.js') && files.includes('sw.js') && files.includes('worklet.js'), 'built (npm run build)');
+  t.same(files.filter((f) => f.endsWith('.map')), [], 'no .map in the served folder');
+  for (const f of files.filter((x) => x.endsWith('.js'))) t.notMatch(readFileSync(path.join(dist, f), 'utf8'), /sourceMappingURL/, `${f} links no source map`);
 });

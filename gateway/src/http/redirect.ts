@@ -4,6 +4,7 @@
  * certificate (/ca.crt) and a page on how to install it — and redirects everything else to HTTPS.
  * Nothing secret is here: the CA certificate is public; its key never leaves `talkbridge tls init`.
  */
+import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { TlsMaterial } from './tls.js';
 import { fingerprint } from './tls.js';
@@ -31,15 +32,37 @@ export function requestHost(header: string | undefined): string | null {
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-function installPage(o: { https: string; fingerprint: string; caName: string }): string {
+const STYLE = `body{font:16px/1.45 system-ui,sans-serif;max-width:40em;margin:1em auto;padding:0 1em}code{word-break:break-all}
+a.b{display:inline-block;padding:.6em 1em;margin:.3em 0;border-radius:.4em;background:#1a5fb4;color:#fff;text-decoration:none}
+li{margin:.25em 0}`;
+
+const sha256 = (s: string) => `'sha256-${createHash('sha256').update(s, 'utf8').digest('base64')}'`;
+
+/**
+ * The install page and its Content-Security-Policy: its one inline style and one inline script are
+ * allowed by their hashes, nothing else runs; it may fetch only the kit's HTTPS origin (the probe)
+ * and cannot be framed.
+ */
+export function installPage(o: { https: string; fingerprint: string; caName: string }): { body: string; csp: string } {
   // The probe below fetches the HTTPS port: it only succeeds once this phone trusts the CA, and
   // then the page moves on by itself (keeping the #fragment of an invite link).
-  return `<!doctype html>
+  const script = `
+(function(){var u=${JSON.stringify(o.https).replace(/</g, '\\u003c')};var go=document.getElementById('go');go.href=u+location.hash;
+fetch(u+'healthz',{mode:'no-cors',cache:'no-store'}).then(function(){location.replace(u+location.hash)},function(){});})();
+`;
+  const csp = [
+    "default-src 'none'",
+    `style-src ${sha256(STYLE)}`,
+    `script-src ${sha256(script)}`,
+    `connect-src ${new URL(o.https).origin}`,
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+  const body = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>talkbridge — install the team certificate</title>
-<style>body{font:16px/1.45 system-ui,sans-serif;max-width:40em;margin:1em auto;padding:0 1em}code{word-break:break-all}
-a.b{display:inline-block;padding:.6em 1em;margin:.3em 0;border-radius:.4em;background:#1a5fb4;color:#fff;text-decoration:none}
-li{margin:.25em 0}</style></head><body>
+<style>${STYLE}</style></head><body>
 <h1>Install the team certificate</h1>
 <p>This radio kit serves the talk page over HTTPS — phones only allow the microphone and encryption on
 secure pages. Your phone has to trust the kit's team certificate once.</p>
@@ -55,12 +78,10 @@ secure pages. Your phone has to trust the kit's team certificate once.</p>
 <li>Settings → General → About → <b>Certificate Trust Settings</b> → switch on the talkbridge team CA.</li></ol>
 <h2>Then</h2>
 <p><a class="b" id="go" href="${esc(o.https)}">Open the talk page</a></p>
-<script>
-(function(){var u=${JSON.stringify(o.https)};var go=document.getElementById('go');go.href=u+location.hash;
-fetch(u+'healthz',{mode:'no-cors',cache:'no-store'}).then(function(){location.replace(u+location.hash)},function(){});})();
-</script>
+<script>${script}</script>
 </body></html>
 `;
+  return { body, csp };
 }
 
 export interface RedirectServer {
@@ -83,8 +104,15 @@ export async function startRedirectServer(o: { host: string; port: number; https
     const base = `https://${host}${o.httpsPort === 443 ? '' : `:${o.httpsPort}`}/`;
     const path = (req.url ?? '/').split('?')[0];
     if ((path === '/' || path === '/ca') && o.tls.caCert && (req.method === 'GET' || req.method === 'HEAD')) {
-      const body = installPage({ https: base, fingerprint: fingerprint(o.tls.caCert), caName });
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+      const { body, csp } = installPage({ https: base, fingerprint: fingerprint(o.tls.caCert), caName });
+      res.writeHead(200, {
+        'content-type': 'text/html; charset=utf-8',
+        'cache-control': 'no-store',
+        'x-content-type-options': 'nosniff',
+        'content-security-policy': csp,
+        'referrer-policy': 'no-referrer',
+        'x-frame-options': 'DENY',
+      });
       res.end(req.method === 'HEAD' ? undefined : body);
       return;
     }

@@ -38,8 +38,20 @@ export interface HttpOptions {
   log?: Logger;
 }
 
+/**
+ * What every response carries unless its route says more (the web client's files: static.ts
+ * PAGE_HEADERS): nothing may run, load or frame it. /healthz, /metrics, /ca.crt and errors are data.
+ */
+export const BASELINE_HEADERS: Readonly<Record<string, string>> = {
+  'content-security-policy': "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+};
+
 export function handler(routes: Route[]): http.RequestListener {
   return async (req, res) => {
+    for (const [k, v] of Object.entries(BASELINE_HEADERS)) res.setHeader(k, v);
     try {
       for (const route of routes) if (await route(req, res)) return;
       res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found\n');

@@ -58,6 +58,7 @@ const STALLED_MS = 10;
  */
 const INBOX_MAX_ITEMS = 256;
 const INBOX_MAX_BYTES = 512 * 1024;
+const INBOX_RESERVE = 64;
 /** Overs received at once on one channel, and from one sender (its current one and a straggler). */
 const MAX_OVERS = 8;
 const MAX_OVERS_PER_SENDER = 2;
@@ -373,20 +374,27 @@ export class ChannelSession extends Emitter<SessionEvents> {
    * bounded, so a flood of garbage costs bounded memory and cannot push a genuine over late.
    */
   private enqueueSecure(kind: TopicKind, sender: string, payload: Uint8Array): void {
-    if (this.inboxItems >= INBOX_MAX_ITEMS || this.inboxBytes + payload.length > INBOX_MAX_BYTES) return this.count('overload', `${kind} from ${sender}`);
+    const full = this.inboxItems >= INBOX_MAX_ITEMS || this.inboxBytes + payload.length > INBOX_MAX_BYTES;
+    if (full && kind !== 'audio') return this.count('overload', `${kind} from ${sender}`);
     // A real copy (Buffer#slice would only be a view): the queued work runs after this handler returns.
     let data: Uint8Array;
     let packet: AudioPacket | null = null;
+    const c = this.crypto!;
+    const now = this.clock.wall();
     if (kind === 'audio') {
       const p = this.decode(payload);
       if (!p) return;
-      if (!(p.flags & Flag.ENCRYPTED)) return this.count('unencrypted', 'clear audio on an encrypted channel');
+      const bad = c.precheckAudio(p, now);
+      if (bad) return this.count(bad.reason, bad.detail);
+      // Audio of an over whose START authenticated keeps a lane of its own when garbage fills the queue.
+      if (full && (this.inboxItems >= INBOX_MAX_ITEMS + INBOX_RESERVE || !c.replay.announced(sender, p.streamId))) return this.count('overload', `audio from ${sender}`);
       data = new Uint8Array(payload);
       packet = this.decode(data);
       if (!packet) return;
     } else {
-      // Empty is a cleared presence; anything else must be a sealed envelope.
-      if (payload.length > 0 && payload[0] !== ENVELOPE_V1) return this.count('unencrypted', `clear ${kind} on an encrypted channel`);
+      // Empty is a cleared presence (a Last Will); anything else must be a sealed envelope.
+      const bad = payload.length === 0 && kind === 'presence' ? null : c.precheckMessage(kind, payload, now);
+      if (bad) return this.count(bad.reason, bad.detail);
       data = new Uint8Array(payload);
     }
     this.inboxItems++;

@@ -1,0 +1,104 @@
+/**
+ * An in-memory MQTT broker for unit tests of ChannelSession: clients implement the session's
+ * PubSub seam, and what one publishes reaches every client subscribed to a matching filter (MQTT
+ * wildcards `+` and `#`), in publish order, a microtask later, as a fresh Buffer per receiver (what
+ * MQTT.js hands a session). Retained messages are kept (an empty payload clears one) and delivered
+ * on subscribe; `nl` (MQTT 5 "no local") keeps a client's own messages from it on that filter.
+ */
+import { EventEmitter } from 'node:events';
+import type { PubSub } from '../../gateway/src/channel/session.js';
+
+/** Whether `topic` matches the MQTT subscription `filter`. */
+export function topicMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length) return false;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
+
+interface Subscription {
+  client: MemoryClient;
+  filter: string;
+  nl: boolean;
+}
+
+export class MemoryBroker {
+  private subs: Subscription[] = [];
+  private readonly retained = new Map<string, Uint8Array>();
+  /** Messages published (for tests that count). */
+  published = 0;
+
+  client(): MemoryClient {
+    return new MemoryClient(this);
+  }
+
+  subscribe(client: MemoryClient, filter: string, nl: boolean): void {
+    this.subs = this.subs.filter((s) => !(s.client === client && s.filter === filter));
+    this.subs.push({ client, filter, nl });
+    const retained = [...this.retained].filter(([topic]) => topicMatches(filter, topic));
+    queueMicrotask(() => {
+      for (const [topic, payload] of retained) client.deliver(topic, payload);
+    });
+  }
+
+  unsubscribe(client: MemoryClient, filter: string): void {
+    this.subs = this.subs.filter((s) => !(s.client === client && s.filter === filter));
+  }
+
+  publish(from: MemoryClient, topic: string, payload: Uint8Array, retain: boolean): void {
+    this.published++;
+    if (retain) {
+      if (payload.length === 0) this.retained.delete(topic);
+      else this.retained.set(topic, payload.slice());
+    }
+    // One copy per client, however many of its filters match (unless every matching one is no-local).
+    const to = new Set<MemoryClient>();
+    for (const s of this.subs) if (topicMatches(s.filter, topic) && !(s.nl && s.client === from)) to.add(s.client);
+    if (to.size === 0) return;
+    const copy = payload.slice();
+    queueMicrotask(() => {
+      for (const c of to) c.deliver(topic, copy);
+    });
+  }
+}
+
+export class MemoryClient extends EventEmitter implements PubSub {
+  connected = true;
+
+  constructor(private readonly broker: MemoryBroker) {
+    super();
+  }
+
+  /** Hands a message to this client's 'message' listeners as MQTT.js would (a Buffer of its own). */
+  deliver(topic: string, payload: Uint8Array): void {
+    if (this.connected) this.emit('message', topic, Buffer.from(payload));
+  }
+
+  override removeListener(event: string | symbol, fn: (...args: never[]) => void): this {
+    return super.removeListener(event, fn as (...args: unknown[]) => void);
+  }
+
+  publish(topic: string, payload: Uint8Array | string, opts: { qos: 0 | 1; retain: boolean }, cb?: (err?: Error) => void): this {
+    const bytes = typeof payload === 'string' ? new TextEncoder().encode(payload) : payload;
+    this.broker.publish(this, topic, bytes, opts.retain);
+    if (cb) queueMicrotask(() => cb());
+    return this;
+  }
+
+  subscribe(topic: string, opts: { qos: 0 | 1; nl?: boolean }, cb?: (err: Error | null) => void): this {
+    // SUBACK first, then the retained messages (as a broker sends them).
+    if (cb) queueMicrotask(() => cb(null));
+    this.broker.subscribe(this, topic, opts.nl ?? false);
+    return this;
+  }
+
+  unsubscribe(topic: string, cb?: (err?: Error) => void): this {
+    this.broker.unsubscribe(this, topic);
+    if (cb) queueMicrotask(() => cb());
+    return this;
+  }
+}

@@ -74,6 +74,21 @@ t.test('broker URL checks and the gateway default', async (t) => {
   t.match(brokerProblem('ws://a/mqtt', 'https:'), /wss/);
 });
 
+t.test('a broker URL with a login is refused, pointing to the login fields, and never echoed', async (t) => {
+  // A password, a user name alone (a token as user name), an empty password, an `@` inside the password.
+  for (const url of ['wss://ann:s3cret@kit.example/mqtt', 'wss://tok3n@kit.example/mqtt', 'ws://ann:@kit.example/mqtt', 'wss://ann:p@ss@kit.example/mqtt', 'wss://:s3cret@kit.example/mqtt']) {
+    const why = brokerProblem(url, 'http:');
+    t.match(why, /must not carry a login.*User name and Password fields/, url);
+    t.notMatch(why!, /ann|s3cret|tok3n|p@ss/, 'the login is not repeated');
+    const f = parseFragment(`#broker=${encodeURIComponent(url)}&channel=ops`, 'https:');
+    t.notOk(f.params.broker, 'a link with a login in its broker URL yields no broker');
+    t.equal(f.errors.length, 1);
+    t.match(f.errors[0], /^broker: .*must not carry a login/);
+  }
+  t.notMatch(brokerProblem('wss://ann:s3cret@[bad/mqtt', 'http:')!, /ann|s3cret/, 'an unparseable URL is quoted without its userinfo');
+  t.equal(brokerProblem('wss://kit.example/mqtt?user=x#a@b', 'https:'), null, 'an @ after the host is no login');
+});
+
 t.test('fragment round trip; a shared link leaves the name out', async (t) => {
   const loc = { protocol: 'https:', host: 'kit.example' };
   const p = { broker: 'wss://other/mqtt', channel: 'ops-2', name: 'Ann', prefix: DEFAULT_PREFIX, codec: 'auto' as const, talkTimeoutS: DEFAULT_TALK_TIMEOUT_S };

@@ -53,14 +53,22 @@ export function defaultBroker(loc: { protocol: string; host: string }): string {
   return `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/mqtt`;
 }
 
-/** Checks a broker URL a browser can open; returns a reason when it cannot. */
+/**
+ * Checks a broker URL a browser can open; returns a reason when it cannot.
+ *
+ * A login in the URL (`wss://user:pass@host/mqtt`) is refused: the broker URL goes into the
+ * address bar, the share and invite links and the recent-channel list, so the password would
+ * travel with every link. The join form's User name and Password fields keep it out of all of them.
+ * The reason never repeats the URL's userinfo, since it is shown on screen.
+ */
 export function brokerProblem(url: string, pageProtocol: string): string | null {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    return `"${url}" is not a URL`;
+    return `"${url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^\s/?#]*@/i, '$1')}" is not a URL`;
   }
+  if (u.username !== '' || u.password !== '') return 'the broker URL must not carry a login (user:password@): remove it and enter the login in the User name and Password fields of the join form';
   if (u.protocol !== 'ws:' && u.protocol !== 'wss:') return 'browsers reach MQTT brokers over WebSocket only: use a ws:// or wss:// URL';
   if (pageProtocol === 'https:' && u.protocol === 'ws:') return 'a page opened over HTTPS may only connect to wss:// (the browser blocks ws://)';
   return null;

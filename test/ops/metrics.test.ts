@@ -1,9 +1,14 @@
 import t from 'tap';
+import mqtt from 'mqtt';
+import { pino } from 'pino';
+import { startDaemon } from '../../gateway/src/app/daemon.js';
 import { startMonitor } from '../../gateway/src/app/status.js';
 import { createMetrics } from '../../gateway/src/app/metrics.js';
+import { ConfigSchema } from '../../gateway/src/config/schema.js';
 import { startHttpServer } from '../../gateway/src/http/server.js';
+import { freePort } from '../helpers/brokers.js';
 import { FakeBridge, FakeChannel } from './fakes.js';
-import { sleep } from './helpers.js';
+import { sleep, waitFor } from './helpers.js';
 
 interface Exposition {
   types: Map<string, string>;
@@ -154,4 +159,62 @@ t.test('healthy(): every channel connected and every radio audio OK; status() is
   await monitor.metrics!.text();
   monitor.healthy();
   t.equal(hf.statusCalls, calls, 'scrapes and health checks read the sample, not status()');
+});
+
+t.test("a daemon's /metrics counts what its embedded broker refused and what its channel session dropped", async (t) => {
+  const [mqttPort, httpPort] = [await freePort(), await freePort()];
+  const password = 'correct horse battery';
+  const config = ConfigSchema.parse({
+    gateway: { id: 'gw-m', name: 'Metrics' },
+    embeddedBroker: { port: mqttPort, auth: { users: { alice: { role: 'talk', channels: ['base'], password } } } },
+    http: { port: httpPort },
+    channels: [{ name: 'base' }],
+  });
+  const daemon = await startDaemon(config, pino({ level: 'silent' }));
+  t.teardown(() => daemon.stop());
+  const broker = `mqtt://127.0.0.1:${mqttPort}`;
+  const scrape = async () => parse(await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text());
+  const refused = (e: Exposition, reason: string) => value(e, 'talkbridge_broker_refused_total', { gateway: 'gw-m', reason });
+
+  const before = await scrape();
+  t.equal(before.types.get('talkbridge_broker_refused_total'), 'counter');
+  for (const r of ['packet-too-large', 'publish-too-large', 'retained-not-kept', 'client-id-refused', 'login-throttled', 'login-refused', 'publish-denied', 'subscribe-denied']) t.equal(refused(before, r), 0, `${r} starts at 0`);
+
+  await t.rejects(mqtt.connectAsync(broker, { username: 'alice', password: 'not-the-password', reconnectPeriod: 0 }), 'a wrong password is refused');
+  const alice = await mqtt.connectAsync(broker, { username: 'alice', password, reconnectPeriod: 0 });
+  t.teardown(() => alice.endAsync(true));
+  // Over the protocol's 4,096-byte bound, under the 32 KiB packet bound: dropped, the connection stays.
+  await alice.publishAsync('talkbridge/v1/base/audio/alice', Buffer.alloc(5000), { qos: 1 });
+  // Reaches the channel session, which drops it: a presence last seen an hour ago.
+  const hourAgo = Date.now() - 3_600_000;
+  await alice.publishAsync('talkbridge/v1/base/presence/alice', JSON.stringify({ v: 1, name: 'Alice', source: 'cli', since: hourAgo, software: 'test', at: hourAgo }), { qos: 1 });
+  await alice.publishAsync('talkbridge/v1/base/audio/alice', Buffer.from([1, 2, 3]), { qos: 1 });
+
+  const after = await waitFor(async () => {
+    const e = await scrape();
+    return value(e, 'talkbridge_malformed_input_total', { channel: 'base', reason: 'packet-short' }) === 1 ? e : null;
+  }, 5000, 'the session drops on /metrics');
+  t.equal(refused(after, 'login-refused'), 1, 'the wrong password');
+  t.equal(refused(after, 'publish-too-large'), 1, 'the oversized publish');
+  t.equal(refused(after, 'packet-too-large'), 0);
+  t.equal(value(after, 'talkbridge_malformed_input_total', { channel: 'base', reason: 'stale-presence' }), 1, 'a new drop reason needs no metric of its own');
+  t.ok(alice.connected, 'a publish over its bound does not cost the connection');
+
+  // A packet over the 32 KiB bound closes the connection as soon as its length is read.
+  const big = await mqtt.connectAsync(broker, { username: 'alice', password, reconnectPeriod: 0 });
+  t.teardown(() => big.endAsync(true));
+  const closed = new Promise<void>((resolve) => big.once('close', () => resolve()));
+  big.publish('talkbridge/v1/base/audio/alice', Buffer.alloc(40_000), { qos: 0 });
+  await closed;
+  t.equal(refused(await scrape(), 'packet-too-large'), 1, 'the oversized packet');
+});
+
+t.test('an open embedded broker has no login series on /metrics', async (t) => {
+  const [mqttPort, httpPort] = [await freePort(), await freePort()];
+  const config = ConfigSchema.parse({ gateway: { id: 'gw-o', name: 'Open' }, embeddedBroker: { port: mqttPort }, http: { port: httpPort }, channels: [{ name: 'base' }] });
+  const daemon = await startDaemon(config, pino({ level: 'silent' }));
+  t.teardown(() => daemon.stop());
+  const e = parse(await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text());
+  t.equal(value(e, 'talkbridge_broker_refused_total', { reason: 'publish-too-large' }), 0);
+  t.equal(value(e, 'talkbridge_broker_refused_total', { reason: 'login-refused' }), undefined);
 });

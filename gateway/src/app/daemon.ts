@@ -159,6 +159,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         silenceMs: config.floor.silenceMs,
         jitter: config.jitter,
         decodeRate,
+        lateAfterMs: config.bridge.maxStartLagMs,
         onRetry: (err, attempt, next, url) => clog.warn({ event: 'broker', state: 'waiting', attempt, retryMs: next, next: redactUrl(url), err: redactUrl(err.message) }, `${redactUrl(err.message)}; ${urls.length > 1 ? `trying ${redactUrl(url)} ` : 'retrying '}${next ? `in ${(next / 1000).toFixed(1)} s` : 'now'}`),
       });
       channels.push(ch);
@@ -259,7 +260,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     stack.push(() => disconnect(statusClient));
     // /metrics is served by the web server: without it, prom-client is not even loaded.
     const metricsModule = http ? await import('./metrics.js') : null;
-    const mon = startMonitor({ ...id, bridges, channels, client: statusClient, uplink: uplink ? () => uplink!.status() : undefined, log: log.child({ module: 'status' }), ...(metricsModule ? { createMetrics: metricsModule.createMetrics } : {}) });
+    const mon = startMonitor({ ...id, bridges, channels, client: statusClient, uplink: uplink ? () => uplink!.status() : undefined, log: log.child({ module: 'status' }), ...(metricsModule ? { createMetrics: (m) => metricsModule.createMetrics({ ...m, broker }) } : {}) });
     monitor = mon;
     stack.push(() => mon.stop());
 

@@ -1,10 +1,12 @@
 /**
  * Prometheus metrics (prom-client) for GET /metrics. Totals the bridges already keep (overs,
- * seconds keyed, time-outs…) and the sessions' drop counters are read at scrape time, so there is
- * one source of truth; per-over packet statistics are added up here as each over ends.
+ * seconds keyed, time-outs…), the sessions' drop counters and the embedded broker's refusals are
+ * read at scrape time, so there is one source of truth; per-over packet statistics are added up
+ * here as each over ends.
  */
 import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { EmbeddedBroker } from '../broker/embedded.js';
 import type { BridgeCounters, BridgeState, BridgeStatus, BridgeView } from '../bridge/types.js';
 import type { OverReport } from '../channel/session.js';
 import type { Route } from '../http/server.js';
@@ -21,6 +23,8 @@ export interface MetricsOptions {
   path?: string;
   /** A field kit's uplink (net/uplink.ts), when it has one. */
   uplink?: () => UplinkStatus;
+  /** The embedded broker, when this daemon runs one: what its bounds and logins refused. */
+  broker?: Pick<EmbeddedBroker, 'limits' | 'auth'> | null;
 }
 
 export interface Metrics {
@@ -94,6 +98,34 @@ export function createMetrics(o: MetricsOptions): Metrics {
         this.inc({ reason: 'loop' }, c.loops);
         this.inc({ reason: 'offline' }, c.offline);
         this.inc({ reason: 'dropped' }, c.dropped);
+      },
+    });
+  }
+
+  const broker = o.broker;
+  if (broker) {
+    new Counter({
+      name: 'talkbridge_broker_refused_total',
+      help:
+        'What the embedded broker refused, by reason: packet-too-large (connection closed), publish-too-large, retained-not-kept, ' +
+        'client-id-refused, login-throttled; with embeddedBroker.auth also login-refused, publish-denied, subscribe-denied',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        this.reset();
+        const l = broker.limits;
+        this.inc({ reason: 'packet-too-large' }, l.packetsTooLarge);
+        this.inc({ reason: 'publish-too-large' }, l.publishesTooLarge);
+        this.inc({ reason: 'retained-not-kept' }, l.retainedRefused);
+        this.inc({ reason: 'client-id-refused' }, l.clientIdsRefused);
+        this.inc({ reason: 'login-throttled' }, l.loginsThrottled);
+        // An open broker has no logins to refuse: absent series, not zeros that look like a guard.
+        const a = broker.auth;
+        if (a) {
+          this.inc({ reason: 'login-refused' }, a.loginsRefused);
+          this.inc({ reason: 'publish-denied' }, a.publishesDenied);
+          this.inc({ reason: 'subscribe-denied' }, a.subscriptionsDenied);
+        }
       },
     });
   }
@@ -174,7 +206,7 @@ export function createMetrics(o: MetricsOptions): Metrics {
 
   new Counter({
     name: 'talkbridge_malformed_input_total',
-    help: 'Channel input dropped as malformed or out of protocol, by reason',
+    help: 'Channel input dropped, by reason: malformed, out of protocol, or over a bound (overload, overs, buffer-full, presence-full, budget…)',
     labelNames: ['channel', 'reason'],
     registers,
     collect() {

@@ -210,6 +210,45 @@ t.test('a talker whose overs bring one packet of audio and then nothing keys the
   t.ok(b.bridge.counters.starvations >= 1, 'unkeyed by starvation');
 });
 
+t.test('an over the broker held back and released is heard on the channel but not transmitted', async (t) => {
+  const { broker, ether } = await setup(t);
+  const b = await gateway(t, broker, ether, 'gw-b', { config: { hangMs: 0 } });
+  const obs = observe(await channel(t, broker, 'observer'));
+  const a = await hostile(t, broker, 'alice');
+  const enc = await createEncoder({ sampleRate: 16000, frameMs: 20, bitrate: 16000, complexity: 5 });
+  const frames = (k: number) => [enc.encode(speech.samples.subarray(k * 640, k * 640 + 320)), enc.encode(speech.samples.subarray(k * 640 + 320, (k + 1) * 640))];
+  await sleep(200);
+  const over = async (t0: number, paced: boolean) => {
+    const stream = newStreamId();
+    await a.start(stream, { name: 'Alice', t: t0 });
+    for (let seq = 0; seq < 25; seq++) {
+      await a.audio(stream, seq, frames(seq), t0);
+      if (paced) await sleep(40);
+    }
+    await a.end(stream, 25);
+  };
+  // Alice's usual: an over straight through.
+  await over(Date.now(), true);
+  await sleep(800);
+  t.equal(b.radio.ptt.keyCount, 1, 'her over on time is transmitted');
+  // The broker held her next over 45 s and now releases it all at once.
+  await over(Date.now() - 45_000, false);
+  await sleep(1500);
+  t.equal(b.radio.ptt.keyCount, 1, 'the held-back over is not transmitted');
+  t.equal(b.bridge.counters.refusedStale, 1, 'counted as stale');
+  t.equal(obs.overs.length, 2, 'listeners heard both overs');
+  // And a talker never heard before, whose first over comes 45 s late.
+  const m = await hostile(t, broker, 'mallory');
+  const stream = newStreamId();
+  const t0 = Date.now() - 45_000;
+  await m.start(stream, { t: t0 });
+  for (let seq = 0; seq < 25; seq++) await m.audio(stream, seq, frames(seq), t0);
+  await m.end(stream, 25);
+  await sleep(1500);
+  t.equal(b.radio.ptt.keyCount, 1, 'not transmitted either');
+  t.equal(b.bridge.counters.refusedStale, 2);
+});
+
 t.test('only the sender that owns an over can end or rename it', async (t) => {
   const { broker, ether } = await setup(t);
   const b = await gateway(t, broker, ether, 'gw-b');

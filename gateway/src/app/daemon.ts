@@ -159,6 +159,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         silenceMs: config.floor.silenceMs,
         jitter: config.jitter,
         decodeRate,
+        lateAfterMs: config.bridge.maxStartLagMs,
         onRetry: (err, attempt, next, url) => clog.warn({ event: 'broker', state: 'waiting', attempt, retryMs: next, next: redactUrl(url), err: redactUrl(err.message) }, `${redactUrl(err.message)}; ${urls.length > 1 ? `trying ${redactUrl(url)} ` : 'retrying '}${next ? `in ${(next / 1000).toFixed(1)} s` : 'now'}`),
       });
       channels.push(ch);

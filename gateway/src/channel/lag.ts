@@ -6,34 +6,55 @@
  * change matters. The smallest offset among a sender's last few over starts is its usual; an over
  * whose first packet comes much later than that was held back somewhere (a broker that withheld
  * it, a backlog in our own input) and is stale: fine to listen to, wrong to transmit on a radio.
- * A sender we have never heard has no usual yet and counts as on time.
+ * A sender we have never heard has no usual yet: its offset is taken as it is, less a generous
+ * allowance for clocks that disagree, so an over held back for minutes is still caught while a
+ * sender whose clock is some seconds behind ours loses nothing. If its clock is further behind than
+ * that, its first over is judged late, and the next is judged against that first one.
  */
 
 /** Over starts remembered per sender. */
 const WINDOW = 8;
 /** Senders remembered; the least recently heard is forgotten first. */
 const MAX_SENDERS = 256;
+/** How far a sender heard for the first time may be behind our clock without counting as late (ms). */
+export const UNKNOWN_SENDER_SLACK_MS = 10_000;
+
+interface Seen {
+  /** Offsets of the last WINDOW over starts. */
+  offsets: number[];
+  /** The offset of the last over judged late, if the one after it has not come yet. */
+  late: number | null;
+}
 
 export class StartLag {
-  private readonly seen = new Map<string, number[]>();
+  private readonly seen = new Map<string, Seen>();
 
   /**
    * Records the first packet we got of one of `sender`'s overs (stamped `sentAt` on its clock,
    * arriving at `arrivedAt` on ours) and returns how many ms later than usual it came (≥ 0).
+   * `tolerance` is how late still counts as on time: an over judged late whose successor comes
+   * just as late is a lasting shift (the sender's clock was stepped back, a slower route), not a
+   * held-back over, and the successor becomes the new usual, so a clock correction costs one over.
    */
-  observe(sender: string, sentAt: number, arrivedAt: number): number {
+  observe(sender: string, sentAt: number, arrivedAt: number, tolerance: number): number {
     const offset = arrivedAt - sentAt;
-    let past = this.seen.get(sender);
-    if (past) this.seen.delete(sender);
+    let s = this.seen.get(sender);
+    if (s) this.seen.delete(sender);
     else {
-      past = [];
+      s = { offsets: [], late: null };
       if (this.seen.size >= MAX_SENDERS) this.seen.delete(this.seen.keys().next().value as string);
     }
-    this.seen.set(sender, past);
-    let usual = Infinity;
-    for (const o of past) if (o < usual) usual = o;
-    past.push(offset);
-    if (past.length > WINDOW) past.shift();
-    return usual === Infinity ? 0 : Math.max(0, offset - usual);
+    this.seen.set(sender, s);
+    let usual = s.offsets.length ? Infinity : UNKNOWN_SENDER_SLACK_MS;
+    for (const o of s.offsets) if (o < usual) usual = o;
+    let lag = Math.max(0, offset - usual);
+    if (lag > tolerance && s.late !== null && Math.abs(offset - s.late) <= tolerance) {
+      s.offsets.length = 0;
+      lag = 0;
+    }
+    s.late = lag > tolerance ? offset : null;
+    s.offsets.push(offset);
+    if (s.offsets.length > WINDOW) s.offsets.shift();
+    return lag;
   }
 }

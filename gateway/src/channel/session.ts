@@ -133,6 +133,11 @@ export interface SessionOptions {
   clock?: Clock;
   software?: string;
   /**
+   * How much later than a talker's usual an over's first audio may arrive and still count as on
+   * time, for TalkerInfo.lagMs (a gateway passes bridge.maxStartLagMs). Default 1000 ms.
+   */
+  lateAfterMs?: number;
+  /**
    * The channel's keys: with them everything this participant sends is encrypted, and anything
    * that does not authenticate is dropped (docs/security.md). Without them the channel is clear.
    */
@@ -527,7 +532,7 @@ export class ChannelSession extends Emitter<SessionEvents> {
     this.floor.heard(p.streamId, Math.max(now, inc.jb.heardUntil() ?? now));
     if (r === 'queued' && !inc.audible) {
       inc.audible = true;
-      inc.info.lagMs = this.lag.observe(sender, p.timestamp, this.clock.wall());
+      inc.info.lagMs = this.lag.observe(sender, p.timestamp, this.clock.wall(), this.opts.lateAfterMs ?? 1000);
       if (this.floor.holder?.stream === p.streamId) this.emit('audible', inc.info);
     }
     if (this.floor.holder?.stream === p.streamId) this.schedule();

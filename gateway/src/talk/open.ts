@@ -28,6 +28,7 @@ export interface OpenOptions {
   silenceMs: number;
   jitter?: SessionOptions['jitter'];
   decodeRate?: SessionOptions['decodeRate'];
+  lateAfterMs?: SessionOptions['lateAfterMs'];
   /** The channel's keys (encrypted channel), or none (clear). */
   crypto?: ChannelCrypto | null;
   onRetry?: ConnectOptions['onRetry'];
@@ -66,6 +67,7 @@ export async function openChannel(o: OpenOptions): Promise<OpenChannel> {
     silenceMs: o.silenceMs,
     jitter: o.jitter,
     ...(o.decodeRate ? { decodeRate: o.decodeRate } : {}),
+    ...(o.lateAfterMs ? { lateAfterMs: o.lateAfterMs } : {}),
     software: SOFTWARE,
     crypto: o.crypto ?? undefined,
     createDecoder,

@@ -168,9 +168,33 @@ export class AlsaCapture extends AlsaChild<AudioInEvents> implements AudioIn {
   }
 }
 
+/**
+ * What keeps the PTT up after the card's clock says the last sample has left its buffer: Node's
+ * whole-millisecond timers (which fire up to 1 ms early), the USB audio driver and codec behind the
+ * ring buffer (snd-usb-audio counts a period played when it is queued to the bus, a few ms before
+ * the DAC has it), and the time aplay itself takes to open the card when it was spawned with the
+ * audio rather than ahead of it (see `prepare`).
+ */
+export const DRAIN_MARGIN_MS = 10;
+/** The card's crystal against the system clock: ±100 ppm of a run (30 ms after five minutes). */
+export const CLOCK_PPM = 100;
+/** Assumed time for a freshly spawned aplay to open and set up the card. */
+export const OPEN_MS = 50;
+
 export class AlsaPlayback extends AlsaChild<AudioOutEvents> implements AudioOut {
-  private playedUntil = 0;
   private idleTimer: NodeJS.Timeout | null = null;
+  /** When the card has to stay open until (idle close), checked when the one idle timer fires. */
+  private idleUntil = 0;
+  private spawnedAt = 0;
+  /**
+   * The card's state as aplay drives it. aplay reads stdin a period at a time (`frames` counts what
+   * it has handed on, `partial` the rest of a period it still waits for) and starts the card once
+   * a full buffer has been written (its default start threshold), or after an underrun once the
+   * buffer has filled again. From then on the card plays in real time: the run's last sample is out
+   * at `startedAt + frames / rate`; a write after that moment finds the card run dry (an underrun:
+   * aplay re-prepares it and a new run begins).
+   */
+  private run = { frames: 0, partial: 0, startedAt: null as number | null, firstAt: 0, real: 0 };
 
   constructor(o: AlsaOptions) {
     super(o, 'aplay');
@@ -181,24 +205,92 @@ export class AlsaPlayback extends AlsaChild<AudioOutEvents> implements AudioOut 
     return `ALSA playback ${this.o.device} @ ${this.o.sampleRate} Hz`;
   }
 
+  private get period(): number {
+    return this.o.periodFrames ?? Math.round(this.o.sampleRate / 50);
+  }
+
+  private get threshold(): number {
+    return this.o.bufferFrames ?? this.period * 4;
+  }
+
+  /**
+   * The transmitter is being keyed: have aplay running (it opens the card, then blocks on its
+   * stdin at no cost; the card does not start until audio fills its buffer) so that the TX delay
+   * hides the ~25 ms of spawning it, which the first audio would otherwise wait for.
+   */
+  prepare(): void {
+    if (this.stopped || this.proc || Date.now() < this.nextTry) return;
+    this.open();
+    this.armIdle(performance.now());
+  }
+
+  private open(): void {
+    this.spawnChild();
+    this.spawnedAt = performance.now();
+    this.run = { frames: 0, partial: 0, startedAt: null, firstAt: 0, real: 0 };
+    this.setState('running', `${this.o.device} playing`);
+  }
+
   write(samples: Int16Array): boolean {
     if (this.stopped) return false;
     if (!this.proc) {
       // Backing off after a loss: drop rather than queue stale audio.
       if (Date.now() < this.nextTry) return false;
-      this.spawnChild();
-      this.setState('running', `${this.o.device} playing`);
+      this.open();
     }
     const s = applyGain(Int16Array.from(samples), this.o.gainDb ?? 0);
     this.meter.add(s);
-    this.proc!.stdin.write(toBytes(s));
-    const now = Date.now();
-    this.playedUntil = Math.max(now, this.playedUntil) + (s.length * 1000) / this.o.sampleRate;
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    // A card left open underruns continuously; close it once an over has played out.
-    const idle = this.o.idleCloseMs ?? 3000;
-    this.idleTimer = setTimeout(() => this.closeIdle(), this.playedUntil - now + idle);
+    this.push(s, true);
     return true;
+  }
+
+  private push(s: Int16Array, real: boolean): void {
+    this.proc!.stdin.write(toBytes(s));
+    const now = performance.now();
+    const r = this.run;
+    if (r.startedAt !== null && now > r.startedAt + (r.frames * 1000) / this.o.sampleRate) {
+      // The card ran dry before this write: underrun, aplay re-prepares, a new run fills the buffer.
+      this.run = { frames: 0, partial: r.partial, startedAt: null, firstAt: now, real: r.real > r.frames ? r.partial : 0 };
+    }
+    const run = this.run;
+    if (run.frames + run.partial === 0) run.firstAt = now;
+    const whole = Math.floor((run.partial + s.length) / this.period) * this.period;
+    run.partial = run.partial + s.length - whole;
+    run.frames += whole;
+    if (real) run.real = run.frames + run.partial;
+    if (run.startedAt === null && run.frames >= this.threshold) {
+      // Started by this write, but not before aplay has opened the card.
+      run.startedAt = Math.max(now, this.spawnedAt + OPEN_MS);
+    }
+    this.armIdle(now);
+  }
+
+  /** One idle timer, re-armed only when it fires early (a refreshed Node timer still wakes us). */
+  private armIdle(now: number): void {
+    // A card left open underruns continuously; close it once an over has played out.
+    this.idleUntil = this.playedUntil(now) + (this.o.idleCloseMs ?? 3000);
+    if (this.idleTimer) return;
+    const fire = () => {
+      this.idleTimer = null;
+      const t = performance.now();
+      if (t + 1 < this.idleUntil) this.idleTimer = setTimeout(fire, this.idleUntil - t);
+      else this.closeIdle();
+    };
+    this.idleTimer = setTimeout(fire, this.idleUntil - now);
+  }
+
+  /** When the last sample handed to the card so far will have been played (now if nothing is queued). */
+  private playedUntil(now: number): number {
+    const r = this.run;
+    const rate = this.o.sampleRate;
+    if (r.startedAt === null) return now + ((r.frames + r.partial) * 1000) / rate;
+    return Math.max(now, r.startedAt + (r.frames * 1000) / rate);
+  }
+
+  /** Milliseconds of audio written and not yet played (for tests and status). */
+  get queuedMs(): number {
+    const now = performance.now();
+    return this.playedUntil(now) - now;
   }
 
   private closeIdle(): void {
@@ -209,21 +301,35 @@ export class AlsaPlayback extends AlsaChild<AudioOutEvents> implements AudioOut 
     proc.kill('SIGTERM');
   }
 
-  /** Played = written audio time elapsed plus one ALSA buffer still in the card. */
+  /**
+   * Resolves once the last sample written is out of the card, plus a margin (DRAIN_MARGIN_MS and
+   * the clock tolerance): what is queued, not a whole buffer. The over ends here, so the audio
+   * aplay would otherwise hold back is pushed through with silence: the rest of a period (aplay
+   * reads whole periods), and, if the over was shorter than the card's buffer, enough to reach the
+   * start threshold (the card would not start at all before the next over).
+   */
   async drain(): Promise<void> {
-    const period = this.o.periodFrames ?? Math.round(this.o.sampleRate / 50);
-    const bufferMs = ((this.o.bufferFrames ?? period * 4) * 1000) / this.o.sampleRate;
-    const wait = this.playedUntil + bufferMs - Date.now();
-    if (wait > 0 && this.proc) await new Promise((r) => setTimeout(r, wait));
+    if (!this.proc) return;
+    const r = this.run;
+    if (r.real === 0) return;
+    if (r.partial > 0) this.push(new Int16Array(this.period - r.partial), false);
+    if (this.run.startedAt === null) this.push(new Int16Array(this.threshold - this.run.frames), false);
+    const run = this.run;
+    if (run.startedAt === null || run.real === 0) return;
+    const now = performance.now();
+    const end = run.startedAt + (run.real * 1000) / this.o.sampleRate;
+    const wait = end - now + DRAIN_MARGIN_MS + ((end - run.firstAt) * CLOCK_PPM) / 1e6;
+    if (wait > 0) await new Promise((res) => setTimeout(res, Math.ceil(wait)));
   }
 
   protected onLost(detail: string): void {
-    this.playedUntil = 0;
+    this.run = { frames: 0, partial: 0, startedAt: null, firstAt: 0, real: 0 };
     this.setState('waiting', detail);
   }
 
   close(): Promise<void> {
     if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
     return this.stopChild();
   }
 }

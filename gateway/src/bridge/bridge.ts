@@ -41,6 +41,14 @@ const FIRST_AUDIO_GRACE_MS = 200;
  * of audio and then nothing must not key the radio over and over.
  */
 const STARVED_HOLDOFF_MS = 3000;
+/**
+ * Capture kept, unprocessed, while no over is being sent (ms): the start of the next over is in
+ * it (the carrier is announced a debounce after it rose), and running this much through the
+ * receive filters first settles them. Idle, the receive path costs a copy, not the filter chain.
+ */
+const PRE_ROLL_KEEP_MS = 120;
+/** Sent from before the carrier's edge: the carrier input's own delay (ms). */
+const PRE_ROLL_MARGIN_MS = 5;
 
 /**
  * How much audio the bridge asks a radio's sound card to deliver per read: a whole packet (or the
@@ -95,6 +103,12 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   private readonly rxFrame: Int16Array;
   private rxFill = 0;
   private readonly rxChain: Stage;
+  /** The last PRE_ROLL_KEEP_MS of capture while idle (a ring at the card's rate). */
+  private readonly ring: Int16Array;
+  private ringPos = 0;
+  private ringFill = 0;
+  /** When the newest capture block arrived: about when its last sample was captured. */
+  private lastBlockAt = 0;
   private readonly tail: Int16Array[] = [];
   private encoded: Uint8Array[] = [];
   private outOver: OutgoingOver | null = null;
@@ -143,6 +157,7 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     const inRate = o.radio.input?.sampleRate ?? rate;
     this.rxIn = new ResampleToFloat(inRate, rate);
     this.rxFrame = new Int16Array(this.frame);
+    this.ring = new Int16Array(Math.ceil((inRate * PRE_ROLL_KEEP_MS) / 1000));
     const rx: Stage[] = [dcBlock(rate)];
     if (this.c.rxAudio.highpassHz > 0) rx.push(highpass(rate, this.c.rxAudio.highpassHz));
     if (this.c.rxAudio.deemphasis) rx.push(deemphasis(rate));
@@ -322,6 +337,7 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     this.counters.oversFromRadio++;
     this.go('rx', 'carrier open');
     this.emit('over', 'start', this.rxInfo, 'carrier open');
+    this.preRoll();
     this.rxTimer = setTimeout(() => {
       this.log.warn({ event: 'rx-timeout', radio: this.radio }, `${this.radio}: carrier open longer than ${this.c.rxTimeoutSeconds} s, over ended`);
       this.endRx('timeout');
@@ -348,12 +364,49 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   }
 
   private onInput(pcm: Int16Array): void {
-    // Always filtered, so the filters are settled when a carrier rises.
+    this.lastBlockAt = performance.now();
+    if (this.st === 'rx' && this.outOver) this.toFrames(this.rxIn.process(pcm), 0);
+    else this.keep(pcm);
+  }
+
+  private keep(pcm: Int16Array): void {
+    const ring = this.ring;
+    let src = pcm;
+    if (src.length > ring.length) src = src.subarray(src.length - ring.length);
+    const first = Math.min(src.length, ring.length - this.ringPos);
+    ring.set(src.subarray(0, first), this.ringPos);
+    ring.set(src.subarray(first), 0);
+    this.ringPos = (this.ringPos + src.length) % ring.length;
+    this.ringFill = Math.min(ring.length, this.ringFill + src.length);
+  }
+
+  /**
+   * The over's start, from the idle ring: everything kept goes through the receive path, so its
+   * filters and AGC settle on this radio's audio, and what was captured since the carrier's edge
+   * (less a margin) is sent: the debounce no longer clips the first syllable.
+   */
+  private preRoll(): void {
+    const n = this.ringFill;
+    this.rxFill = 0;
+    if (n === 0) return;
+    const pcm = new Int16Array(n);
+    const start = (this.ringPos - n + this.ring.length) % this.ring.length;
+    const first = Math.min(n, this.ring.length - start);
+    pcm.set(this.ring.subarray(start, start + first), 0);
+    pcm.set(this.ring.subarray(0, n - first), first);
+    this.ringFill = 0;
+    const edge = this.o.radio.cos.since ?? performance.now();
+    const ms = Math.max(0, this.lastBlockAt - edge) + PRE_ROLL_MARGIN_MS;
     const f = this.rxIn.process(pcm);
+    this.toFrames(f, Math.max(0, f.length - Math.round((ms * this.rate) / 1000)));
+  }
+
+  /** Filters a block of received audio and cuts it into frames; the first `from` samples only settle the filters. */
+  private toFrames(f: Float32Array, from: number): void {
     this.rxChain.process(f);
     const frame = this.rxFrame;
     let fill = this.rxFill;
-    for (let i = 0; i < f.length; i++) {
+    for (let i = from; i < f.length; i++) {
       const v = Math.round(f[i]! * 32768);
       frame[fill++] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
       if (fill === frame.length) {
@@ -485,6 +538,8 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     }
     this.log.info({ event: 'ptt', radio: this.radio, on: true, reason }, `${this.radio}: PTT on (${reason})`);
     this.emit('ptt', true, reason);
+    // The output opens now (aplay's spawn), hidden behind the TX delay, not on the first audio.
+    r.output.prepare?.();
     r.ptt.key().catch((err: Error) => {
       this.counters.pttFaults++;
       this.log.error({ event: 'ptt-fault', radio: this.radio, err: err.message }, `cannot key: ${err.message}`);

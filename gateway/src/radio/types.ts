@@ -52,6 +52,11 @@ export interface CarrierEvents {
 export interface CarrierDetect extends Emitter<CarrierEvents> {
   readonly description: string;
   readonly carrier: boolean;
+  /**
+   * When (performance.now()) the line first showed the current state: the debounce delays the
+   * 'carrier' event, not the start of what the radio received.
+   */
+  readonly since?: number;
   start(): Promise<void>;
   close(): Promise<void>;
 }
@@ -98,6 +103,11 @@ export interface AudioOut extends Emitter<AudioOutEvents> {
   readonly state: AudioState;
   /** Queues mono 16-bit PCM at `sampleRate`; false if it was dropped (device not there). */
   write(samples: Int16Array): boolean;
+  /**
+   * Optional: the transmitter is being keyed and audio follows after the TX delay. An output that
+   * takes time to open (a process to spawn) does so now, so that the first audio does not wait.
+   */
+  prepare?(): void;
   /** Resolves when everything written has been played (or dropped): then it is safe to unkey. */
   drain(): Promise<void>;
   levels(): Levels;

@@ -17,6 +17,8 @@ export interface CosCommon {
 export abstract class CosBase extends Emitter<CarrierEvents> implements CarrierDetect {
   private state = false;
   private pending: boolean | null = null;
+  private pendingAt = 0;
+  private stateAt = 0;
   private debounce: NodeJS.Timeout | null = null;
   private started = false;
   protected closed = false;
@@ -28,6 +30,10 @@ export abstract class CosBase extends Emitter<CarrierEvents> implements CarrierD
 
   get carrier(): boolean {
     return this.state;
+  }
+
+  get since(): number {
+    return this.stateAt;
   }
 
   protected abstract startInput(): Promise<void>;
@@ -45,8 +51,8 @@ export abstract class CosBase extends Emitter<CarrierEvents> implements CarrierD
     this.started = true;
   }
 
-  /** Drivers call this with the raw line level (true = high / asserted). */
-  protected input(level: boolean): void {
+  /** Drivers call this with the raw line level (true = high / asserted), and when it changed if earlier than now. */
+  protected input(level: boolean, at = performance.now()): void {
     if (this.closed) return;
     const open = level !== this.common.invert;
     if (open === this.state) {
@@ -57,6 +63,7 @@ export abstract class CosBase extends Emitter<CarrierEvents> implements CarrierD
     }
     if (this.pending === open) return;
     this.pending = open;
+    this.pendingAt = at;
     if (this.debounce) clearTimeout(this.debounce);
     const settle = () => {
       this.debounce = null;
@@ -67,9 +74,10 @@ export abstract class CosBase extends Emitter<CarrierEvents> implements CarrierD
     else this.debounce = setTimeout(settle, this.common.debounceMs);
   }
 
-  private set(open: boolean): void {
+  private set(open: boolean, at = this.pendingAt): void {
     if (open === this.state) return;
     this.state = open;
+    this.stateAt = at;
     this.emit('carrier', open);
   }
 
@@ -82,7 +90,7 @@ export abstract class CosBase extends Emitter<CarrierEvents> implements CarrierD
     if (this.debounce) clearTimeout(this.debounce);
     this.debounce = null;
     this.pending = null;
-    this.set(false);
+    this.set(false, performance.now());
     this.emit('fault', err);
   }
 
@@ -92,7 +100,7 @@ export abstract class CosBase extends Emitter<CarrierEvents> implements CarrierD
     if (this.debounce) clearTimeout(this.debounce);
     this.debounce = null;
     await this.closeInput();
-    this.set(false);
+    this.set(false, performance.now());
   }
 }
 

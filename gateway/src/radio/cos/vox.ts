@@ -41,7 +41,8 @@ export class VoxCos extends CosBase {
       this.above = 0;
       if (this.open && this.below * 1000 >= this.o.hangMs * rate) this.open = false;
     }
-    this.input(this.open);
+    // The level crossed the threshold attackMs (or hangMs) of audio ago, not now.
+    this.input(this.open, performance.now() - ((this.open ? this.above : this.below) * 1000) / rate);
   }
 
   protected async closeInput(): Promise<void> {

@@ -74,6 +74,26 @@ t.test('CM108 COS inverted', async (t) => {
   writer.kill();
 });
 
+t.test('CM108 COS: a silent input closes at once, a FIFO without a writer too; a non-hidraw node is refused', async (t) => {
+  const dir = tempDir(t);
+  for (const withWriter of [true, false]) {
+    const fifo = path.join(dir, `hidraw-silent-${withWriter}`);
+    execFileSync('mkfifo', [fifo]);
+    const writer = withWriter ? spawn('sh', ['-c', `exec cat > ${fifo}`], { stdio: ['pipe', 'ignore', 'ignore'] }) : null;
+    t.teardown(() => writer?.kill('SIGKILL'));
+    const cos = new Cm108Cos({ device: fifo, bit: 1, byte: 0, reportBytes: 4, invert: false, debounceMs: 0 });
+    const r = record(cos);
+    await cos.start();
+    await sleep(100);
+    // Read through the event loop (epoll), not a pool thread: nothing is left waiting in read().
+    const at = performance.now();
+    await cos.close();
+    t.ok(performance.now() - at < 50, `closed in ${Math.round(performance.now() - at)} ms (${withWriter ? 'writer silent' : 'no writer'})`);
+    t.same(r.faults, [], 'no fault from a silent input');
+  }
+  await t.rejects(new Cm108Cos({ device: '/dev/null', bit: 1, byte: 0, reportBytes: 4, invert: false, debounceMs: 0 }).start(), /\/dev\/null is not a hidraw device \(it is mem\)/);
+});
+
 t.test('serial CTS/DCD COS through the mock binding', async (t) => {
   SerialPortMock.binding.reset();
   SerialPortMock.binding.createPort('/dev/ttyCOS0', { echo: false });

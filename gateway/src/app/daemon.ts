@@ -50,7 +50,11 @@ function localHost(host: string): string {
 
 export async function startDaemon(config: Config, log: Logger): Promise<Daemon> {
   const stack: Array<() => Promise<void>> = [];
+  // Run before the stack, side by side: every transmitter is unkeyed first, before anything that
+  // can stall (a lost broker, a status message to publish) and within the stop limit (cli/run.ts).
+  const first: Array<() => Promise<void>> = [];
   const stop = async () => {
+    for (const r of await Promise.allSettled(first.splice(0).map((f) => f()))) if (r.status === 'rejected') log.error({ err: (r.reason as Error)?.message }, 'error while stopping');
     while (stack.length) {
       try {
         await stack.pop()!();
@@ -218,7 +222,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         log: rlog,
       });
       // Registered before start: a half-started bridge still unkeys on the way out.
-      stack.push(() => bridge.stop());
+      first.push(() => bridge.stop());
       await bridge.start();
       bridges.push(bridge);
     }

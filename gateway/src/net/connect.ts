@@ -195,6 +195,9 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 /** Ends the connection politely, or by force after a second (a dead broker never answers). */
 export async function disconnect(client: MqttClient): Promise<void> {
   await new Promise<void>((resolve) => {
+    // Not connected (the broker lost, a retry pending): nothing queued can go out now, so there is
+    // nothing to wait for, and a lost broker must not hold a stop (issue #17: exit within 1 s).
+    if (!client.connected) return void client.end(true, {}, () => resolve());
     const t = setTimeout(() => client.end(true, {}, () => resolve()), 1000);
     client.end(false, {}, () => (clearTimeout(t), resolve()));
   });

@@ -5,6 +5,7 @@ import { UserError } from '../../core/errors.js';
 import { CLI_BIN } from '../../core/paths.js';
 import { startDaemon } from '../../app/daemon.js';
 import { tuneTiering } from '../../app/tiering.js';
+import { armExitGuard } from '../../app/exit-guard.js';
 import type { Command } from '../command.js';
 
 /**
@@ -18,6 +19,12 @@ function loadConfigApart(file: string | null, env: NodeJS.ProcessEnv): Config {
   if (r.status !== 0) throw new UserError(r.stderr.replace(/^talkbridge: /, '').trimEnd(), r.status ?? 1);
   return JSON.parse(r.stdout) as Config;
 }
+
+/** SIGTERM (or Ctrl-C) to exit, at most: systemd's stop, and any supervisor's, never needs a SIGKILL. */
+export const STOP_LIMIT_MS = 1000;
+/** The daemon's own deadline for its stop; the exit guard's (app/exit-guard.ts) comes after it, both inside the limit. */
+const HARD_EXIT_MS = 700;
+const GUARD_MS = 900;
 
 export const run: Command = {
   name: 'run',
@@ -42,14 +49,19 @@ export const run: Command = {
       const shutdown = (why: string, code: number) => {
         if (stopping) return;
         stopping = true;
+        const t0 = performance.now();
         log.info({ event: 'stopping', why }, `stopping (${why})`);
-        // A stop that hangs must not keep the process (and later, a radio) alive.
+        // A stop that hangs must not keep the process (and later, a radio) alive. The transmitters
+        // are released first (app/daemon.ts), and each PTT guard unkeys on its own when we die.
+        armExitGuard(GUARD_MS);
         const hard = setTimeout(() => {
-          log.error({ event: 'stop-timeout' }, 'stop took longer than 5 s, exiting');
+          log.error({ event: 'stop-timeout', ms: HARD_EXIT_MS }, `stop took longer than ${HARD_EXIT_MS} ms, exiting`);
+          log.flush?.();
           process.exit(code || 1);
-        }, 5000);
-        hard.unref();
+        }, HARD_EXIT_MS);
         daemon.stop().then(() => {
+          clearTimeout(hard);
+          log.info({ event: 'stopped', ms: Math.round(performance.now() - t0) }, 'stopped');
           log.flush?.();
           resolve(code);
         });

@@ -144,3 +144,26 @@ t.test('a frame already here may be taken up to `ahead` early; a missing one is 
   t.match(jb.pop(due0 + 40, 20), { type: 'conceal', index: 2 }, 'concealed at its due time');
   t.match(jb.stats(true), { played: 2, concealed: 1 });
 });
+
+t.test('one late packet on a quiet path: its in-time frame plays and the delay does not grow for the rest of the over', async (t) => {
+  // Loopback: 40 ms packets of two 20 ms frames, on time to the millisecond, except packet 10,
+  // held up 25 ms (a GC pause at the sender). Its first frame is past due when it comes, its second
+  // is not.
+  const jb = new JitterBuffer(opts);
+  const items: Array<PlayoutItem & { at: number }> = [];
+  const arrivals = new Map<number, number>();
+  for (let s = 0; s < 30; s++) arrivals.set(1040 + s * 40 + (s === 10 ? 25 : 0), s);
+  for (let now = 1000; now <= 2400 && items.at(-1)?.type !== 'end'; now++) {
+    const s = arrivals.get(now);
+    if (s !== undefined) jb.push(pkt(s, 2, s === 29), now);
+    for (let it = jb.pop(now); it; it = it.type === 'end' ? null : jb.pop(now)) items.push({ ...it, at: now });
+  }
+  const stats = jb.stats(true);
+  t.equal(stats.concealed, 1, 'only the frame that really was late is concealed');
+  t.equal(stats.stretched, 0, 'the buffer did not grow for a frame that had come');
+  t.equal(stats.delayMs, opts.minDelayMs, `delay still ${stats.delayMs} ms at the end of the over`);
+  t.equal(stats.received, 30, 'the late packet counts as received: half of it played');
+  const played = items.filter((i) => i.type === 'frame').map((i) => (i as { index: number }).index);
+  t.ok(played.includes(21) && !played.includes(20), 'frame 21 played, frame 20 concealed');
+  t.equal(items.at(-1)!.type, 'end');
+});

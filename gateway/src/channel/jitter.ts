@@ -131,14 +131,21 @@ export class JitterBuffer {
       this.anchor = e + this.delay;
       this.next = this.contiguous = first;
     }
-    if (first < this.next) {
+    // A packet whose first frames were already concealed still plays the rest: dropping it whole
+    // left the next frame missing too, and with the jitter just measured wanting more delay, the
+    // buffer stretched for a frame that had already come (on loopback, one GC pause raised an
+    // over's delay by 40 ms for the rest of it).
+    const from = Math.max(first, this.next);
+    if (from >= first + fpp) {
       this.s.late++;
       return 'late';
     }
-    for (let i = 0; i < fpp; i++) this.frames.set(first + i, p.frames[i]!);
-    this.bytes += size;
+    for (let i = from - first; i < fpp; i++) {
+      this.frames.set(first + i, p.frames[i]!);
+      this.bytes += p.frames[i]!.length + FRAME_OVERHEAD;
+    }
     this.s.received++;
-    if (first <= this.contiguous) while (this.frames.has(this.contiguous)) this.contiguous++;
+    if (from <= this.contiguous) while (this.frames.has(this.contiguous)) this.contiguous++;
     return 'queued';
   }
 

@@ -24,6 +24,12 @@ export const TEST_DEPS = [
 export const BENCH_DEPS = [
   ['opusenc', 'opus-tools'],
   ['mosquitto', 'mosquitto'],
+  // `bench -- svxlink`: SvxLink side by side (two nodes, one reflector) in a network namespace, and
+  // the fake sound cards talkbridge's daemons run there.
+  ['svxlink', 'svxlink-server'],
+  ['svxreflector', 'svxreflector'],
+  ['ip', 'iproute2'],
+  ['python3', 'python3'],
 ];
 
 function have(cmd) {

@@ -4,6 +4,7 @@ import { benchLatency } from './latency.js';
 import { benchFanout } from './fanout.js';
 import { benchBridge } from './bridge.js';
 import { memoryRun } from './memory.js';
+import { benchSvxlink } from './svxlink.js';
 
 const only = process.argv.slice(2);
 const want = (name: string) => only.length === 0 || only.includes(name);
@@ -47,4 +48,12 @@ if (want('memory')) {
   const m = await memoryRun(2000, (...a: unknown[]) => console.log('  ', ...a));
   console.log(`  idle RSS ${m.idleMB} MB; overs played ${m.played}`);
   console.log('  target: RSS ≤ 60 MB idle and flat after 1,000 overs');
+}
+if (want('svxlink')) {
+  console.log('\n## Side by side with SvxLink: one probe, two nodes through one server on loopback, events interleaved');
+  for (const t of await benchSvxlink()) {
+    console.log(`\n### ${t.title}`);
+    table(t.rows);
+    for (const n of t.notes) console.log(`  ${n}`);
+  }
 }

@@ -428,7 +428,7 @@ t.test('undecodable audio never claims the floor, keeps an over alive or makes i
   t.equal(rec.played.get(started), undefined, 'never played');
   junk.end(started, 40);
 
-  // A valid packet does claim the floor and is audible at once, with how late it came (a new sender: 0).
+  // A valid packet does claim the floor and is audible at once, with how late it came (a new sender: by our clock).
   const good = newStreamId();
   const goodT = Date.now();
   junk.audio(good, 0, goodT, 20, good20.slice(0, 2));
@@ -436,7 +436,7 @@ t.test('undecodable audio never claims the floor, keeps an over alive or makes i
   t.equal(rx.holder?.stream, good, 'valid audio claims the floor');
   t.equal(rec.audible.length, 1, 'and is audible');
   t.equal(rec.audible[0]?.stream, good);
-  t.equal(rec.audible[0]?.lagMs, 0, 'lagMs 0 for the first over heard from this sender');
+  t.ok((rec.audible[0]?.lagMs ?? -1) >= 0 && rec.audible[0]!.lagMs! < 100, `lagMs ${rec.audible[0]?.lagMs} for the first over heard from this sender (its offset on our clock)`);
   for (let seq = 1; seq < 10; seq++) junk.audio(good, seq, goodT + seq * 40, 20, good20.slice(seq * 2, seq * 2 + 2), seq === 9 ? Flag.END : 0);
   junk.end(good, 10);
   const e1 = await rec.overEnd(good);

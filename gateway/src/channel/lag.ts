@@ -6,18 +6,16 @@
  * change matters. The smallest offset among a sender's last few over starts is its usual; an over
  * whose first packet comes much later than that was held back somewhere (a broker that withheld
  * it, a backlog in our own input) and is stale: fine to listen to, wrong to transmit on a radio.
- * A sender we have never heard has no usual yet: its offset is taken as it is, less a generous
- * allowance for clocks that disagree, so an over held back for minutes is still caught while a
- * sender whose clock is some seconds behind ours loses nothing. If its clock is further behind than
- * that, its first over is judged late, and the next is judged against that first one.
+ * A sender we have never heard has no usual yet: its first over is judged against our own clock,
+ * so an over held back (by a broker, or in a backlog behind a flood) is caught even from a new
+ * talker. Clocks that disagree by more than the tolerance cost that talker's first over: the next
+ * one, just as "late", is a lasting shift and becomes the usual (below).
  */
 
 /** Over starts remembered per sender. */
 const WINDOW = 8;
 /** Senders remembered; the least recently heard is forgotten first. */
 const MAX_SENDERS = 256;
-/** How far a sender heard for the first time may be behind our clock without counting as late (ms). */
-export const UNKNOWN_SENDER_SLACK_MS = 10_000;
 
 interface Seen {
   /** Offsets of the last WINDOW over starts. */
@@ -45,7 +43,7 @@ export class StartLag {
       if (this.seen.size >= MAX_SENDERS) this.seen.delete(this.seen.keys().next().value as string);
     }
     this.seen.set(sender, s);
-    let usual = s.offsets.length ? Infinity : UNKNOWN_SENDER_SLACK_MS;
+    let usual = s.offsets.length ? Infinity : 0;
     for (const o of s.offsets) if (o < usual) usual = o;
     let lag = Math.max(0, offset - usual);
     if (lag > tolerance && s.late !== null && Math.abs(offset - s.late) <= tolerance) {

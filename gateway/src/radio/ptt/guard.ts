@@ -278,8 +278,11 @@ export class PttGuard {
       return;
     }
     this.stopHeartbeat();
-    // A packet's frames come together, and need one beat; concealed frames come one by one.
-    if (performance.now() - this.lastBeat >= periodMs / 2) this.beat();
+    // Beats no closer than the timer's would be (less half a block, so a block that comes a little
+    // early still beats): one per packet when packets are 40 ms, every other one at 20 ms. Each
+    // beat wakes the guard, whose CPU grew with the packet rate (docs/operations.md, side by side
+    // with SvxLink). The longest gap stays under beatMs plus a block, far inside the watchdog period.
+    if (performance.now() - this.lastBeat >= this.beatMs - periodMs / 2) this.beat();
   }
 
   private beat(): void {

@@ -12,30 +12,34 @@
 // that import single modules.
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const out = path.join(root, 'gateway/dist/bundle');
 
-rmSync(out, { recursive: true, force: true });
-const result = await build({
-  absWorkingDir: root,
-  entryPoints: { cli: path.join(root, 'gateway/src/cli/index.ts') },
-  outdir: out,
-  bundle: true,
-  splitting: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node20',
-  minify: true,
-  // Stack traces name the sources with NODE_OPTIONS=--enable-source-maps (docs/operations.md).
-  sourcemap: 'linked',
-  external: ['@evan/opus', 'serialport', '@serialport/*', 'onoff', 'epoll', 'pino', 'pino-pretty', 'thread-stream'],
-  // The CommonJS dependencies inside call require() for Node's built-in modules.
-  banner: { js: "import { createRequire as __tbRequire } from 'node:module'; const require = __tbRequire(import.meta.url);" },
-  logLevel: 'warning',
-  metafile: true,
-});
-// Which sources went into which file: test/ops/memory.test.ts reads what a running daemon loaded from it.
-writeFileSync(path.join(out, 'meta.json'), JSON.stringify(result.metafile));
+/** Bundles the CLI into `out` (replaced); also used by scripts/fuzz.mjs for a bundle of its own. */
+export async function bundleDaemon(out) {
+  rmSync(out, { recursive: true, force: true });
+  const result = await build({
+    absWorkingDir: root,
+    entryPoints: { cli: path.join(root, 'gateway/src/cli/index.ts') },
+    outdir: out,
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    minify: true,
+    // Stack traces name the sources with NODE_OPTIONS=--enable-source-maps (docs/operations.md).
+    sourcemap: 'linked',
+    external: ['@evan/opus', 'serialport', '@serialport/*', 'onoff', 'epoll', 'pino', 'pino-pretty', 'thread-stream'],
+    // The CommonJS dependencies inside call require() for Node's built-in modules.
+    banner: { js: "import { createRequire as __tbRequire } from 'node:module'; const require = __tbRequire(import.meta.url);" },
+    logLevel: 'warning',
+    metafile: true,
+  });
+  // Which sources went into which file: test/ops/memory.test.ts reads what a running daemon loaded from it.
+  writeFileSync(path.join(out, 'meta.json'), JSON.stringify(result.metafile));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await bundleDaemon(path.join(root, 'gateway/dist/bundle'));

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm run fuzz`: the standing attack suite (test/fuzz/run.ts; not part of `npm test`). Builds the
-// daemon from this working tree — bundled exactly as scripts/build-daemon.mjs bundles it, but into
+// daemon from this working tree — bundled by scripts/build-daemon.mjs, but into
 // test/fuzz/.bundle, so a run never replaces gateway/dist/bundle under someone else's tests — and
 // runs the suite through tsx. Prints a table; exits 1 when a target is missed, 2 when the harness
 // failed. `npm run fuzz -- --quick` is the ≤ 60 s version for development; other flags:
@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { bundleDaemon } from './build-daemon.mjs';
 import { ensure } from './system-deps.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -20,21 +20,7 @@ let bin = null;
 if (!args.includes('--bin')) {
   // Same depth below the package root as gateway/dist/bundle, so core/paths.ts finds the package.
   const out = path.join(root, 'test/fuzz/.bundle');
-  await build({
-    absWorkingDir: root,
-    entryPoints: { cli: path.join(root, 'gateway/src/cli/index.ts') },
-    outdir: out,
-    bundle: true,
-    splitting: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    minify: true,
-    sourcemap: 'linked',
-    external: ['@evan/opus', 'serialport', '@serialport/*', 'onoff', 'epoll', 'pino', 'pino-pretty', 'thread-stream'],
-    banner: { js: "import { createRequire as __tbRequire } from 'node:module'; const require = __tbRequire(import.meta.url);" },
-    logLevel: 'warning',
-  });
+  await bundleDaemon(out);
   bin = path.join(out, 'talkbridge.js');
   // gateway/bin/talkbridge.js, pointing at this bundle.
   writeFileSync(

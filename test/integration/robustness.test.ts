@@ -83,13 +83,15 @@ t.test('packets with Opus frames longer than the stream declared are dropped on 
     await new Promise((r) => setTimeout(r, 40 - ((Date.now() - t0) % 40)));
   }
   const report = await ended;
-  t.equal(lengths.length, 24, 'one 20 ms frame of audio for every frame sent');
+  // The lost packets are misses: on a loaded machine the buffer may grow at one, a concealed frame
+  // that does not advance the over (stretched); every frame sent is still played or concealed once.
+  t.equal(lengths.length, 24 + report.stats.stretched, 'one 20 ms frame of audio for every frame sent (plus any the buffer grew by)');
   t.same([...new Set(lengths)], [320], 'every frame played is 20 ms long');
   // Protocol 1.1: such a packet is refused on arrival (docs/protocol.md), so it never reaches a decoder.
   t.equal(listener.session.counters['opus'], 4, `the packets with 60 ms frames were counted: ${JSON.stringify(listener.session.counters)}`);
   t.equal(listener.session.counters['decode'], undefined, 'nothing reached the decoder that it refused');
   t.equal(report.stats.lost, 4, 'and they count as lost, their frames concealed');
-  t.equal(report.stats.concealed, 8);
+  t.equal(report.stats.concealed - report.stats.stretched, 8, 'the 8 frames of the dropped packets concealed');
 });
 
 t.test('a talker killed mid-over: the over ends after the silence time, the Last Will clears presence', async (t) => {

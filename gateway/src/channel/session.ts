@@ -21,7 +21,7 @@ import {
 } from './control.js';
 import { type Claim, Floor, type FloorChange } from './floor.js';
 import { JITTER_DEFAULTS, JitterBuffer, JitterEstimator, type JitterOptions, type OverStats } from './jitter.js';
-import { type AudioPacket, Codec, Flag, type PacketHeader, PacketError, decodePacket, encodePacket, newStreamId, packetMs } from './packet.js';
+import { type AudioPacket, Codec, Flag, HEADER_BYTES, type PacketHeader, PacketError, decodePacket, encodePacket, newStreamId, packetMs } from './packet.js';
 import { ChannelTopics, type TopicKind } from './topics.js';
 import { StartLag } from './lag.js';
 import { type ChannelCrypto, ENVELOPE_V1 } from '../crypto/channel-crypto.js';
@@ -379,23 +379,27 @@ export class ChannelSession extends Emitter<SessionEvents> {
    * bounded, so a flood of garbage costs bounded memory and cannot push a genuine over late.
    */
   private enqueueSecure(kind: TopicKind, sender: string, payload: Uint8Array): void {
+    const c = this.crypto!;
     const full = this.inboxItems >= INBOX_MAX_ITEMS || this.inboxBytes + payload.length > INBOX_MAX_BYTES;
-    if (full && kind !== 'audio') return this.count('overload', `${kind} from ${sender}`);
+    // When garbage fills the queue, known members keep a lane of their own: control and presence
+    // from senders that authenticated before (a START lost here would cut the over's start), and
+    // audio of overs whose START authenticated.
+    const reserved = this.inboxItems < INBOX_MAX_ITEMS + INBOX_RESERVE;
+    if (full && kind !== 'audio' && !(reserved && c.isTrusted(sender))) return this.count('overload', `${kind} from ${sender}`);
     // A real copy (Buffer#slice would only be a view): the queued work runs after this handler returns.
     let data: Uint8Array;
     let packet: AudioPacket | null = null;
-    const c = this.crypto!;
     const now = this.clock.wall();
     if (kind === 'audio') {
       const p = this.decode(payload);
       if (!p) return;
       const bad = c.precheckAudio(p, now);
       if (bad) return this.count(bad.reason, bad.detail);
-      // Audio of an over whose START authenticated keeps a lane of its own when garbage fills the queue.
-      if (full && (this.inboxItems >= INBOX_MAX_ITEMS + INBOX_RESERVE || !c.replay.announced(sender, p.streamId))) return this.count('overload', `audio from ${sender}`);
+      // (Its START may itself still wait in the queue: a member's audio is admitted on the sender.)
+      if (full && !(reserved && (c.isTrusted(sender) || c.replay.announced(sender, p.streamId)))) return this.count('overload', `audio from ${sender}`);
+      // The header parsed once: the queued packet points into the copy (an encrypted one has no clear frames).
       data = new Uint8Array(payload);
-      packet = this.decode(data);
-      if (!packet) return;
+      packet = { ...p, headerBytes: data.subarray(0, HEADER_BYTES), body: data.subarray(HEADER_BYTES) };
     } else {
       // Empty is a cleared presence (a Last Will); anything else must be a sealed envelope.
       const bad = payload.length === 0 && kind === 'presence' ? null : c.precheckMessage(kind, payload, now);

@@ -207,6 +207,11 @@ export class ChannelCrypto {
     return true;
   }
 
+  /** Whether input from `sender` has been accepted before (bounded memory: MAX_TRUSTED senders). */
+  isTrusted(sender: string): boolean {
+    return this.trusted.has(sender);
+  }
+
   /** Input from `sender` was accepted: it holds the key (or relays one who does). */
   private trust(sender: string): void {
     if (this.trusted.has(sender)) return;

@@ -26,6 +26,8 @@ import { type Notifier, createNotifier } from './sd-notify.js';
 const brokerOf = (client: object) => redactUrl(brokerOfRaw(client));
 
 const OPUS_RATES: ReadonlySet<number> = new Set([8000, 12000, 16000, 24000, 48000]);
+/** How late (ms) a missing frame may be concealed on a gateway: SessionOptions.concealLateMs. */
+const PLAYOUT_CONCEAL_LATE_MS = 40;
 
 export interface Daemon {
   broker: EmbeddedBroker | null;
@@ -164,6 +166,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         jitter: config.jitter,
         decodeRate,
         lateAfterMs: config.bridge.maxStartLagMs,
+        // Every radio output queues what it is given (aplay's buffer, a file, nothing), so frames
+        // leave on arrival and the queue holds the jitter depth; a missing frame may be concealed
+        // up to 40 ms late, which aplay's 80 ms buffer covers (docs/operations.md).
+        playAheadMs: config.jitter.maxDelayMs,
+        concealLateMs: PLAYOUT_CONCEAL_LATE_MS,
         onRetry: (err, attempt, next, url) => clog.warn({ event: 'broker', state: 'waiting', attempt, retryMs: next, next: redactUrl(url), err: redactUrl(err.message) }, `${redactUrl(err.message)}; ${urls.length > 1 ? `trying ${redactUrl(url)} ` : 'retrying '}${next ? `in ${(next / 1000).toFixed(1)} s` : 'now'}`),
       });
       channels.push(ch);

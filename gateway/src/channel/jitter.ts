@@ -6,9 +6,10 @@
  * (arrival time against the ideal schedule, peak over recent packets) needs more, the buffer grows
  * one frame at a time by concealing without advancing, at a moment it has to conceal anyway. Delay
  * shrinks only between overs: the estimate carries over (JitterEstimator) and a new over starts
- * from it. A frame that arrives after its due time is never played (counted late); a missing frame
- * at its due time is concealed. Times are plain numbers from a monotonic clock, so this code runs
- * the same in Node, in browsers and under a test's fake clock.
+ * from it. A frame that arrives once its slot was concealed is never played (counted late); a
+ * missing frame is concealed at its due time (a little after, for outputs that queue: pop()).
+ * Times are plain numbers from a monotonic clock, so this code runs the same in Node, in browsers
+ * and under a test's fake clock.
  */
 
 export interface JitterOptions {
@@ -169,6 +170,11 @@ export class JitterBuffer {
     if (this.anchor === null && packets === 0) this.anchor = 0;
   }
 
+  /** The next frame to play is here (or the over's end is). */
+  nextHere(): boolean {
+    return this.frames.has(this.next) || (this.lastIndex !== null && this.next > this.lastIndex);
+  }
+
   /** Monotonic time at which the next item is due, or null before the first packet. */
   nextDue(): number | null {
     return this.anchor === null ? null : this.anchor + this.next * this.o.frameMs;
@@ -177,14 +183,14 @@ export class JitterBuffer {
   /**
    * The next item if it is due at `now`, else null. Call repeatedly until null. A frame that is
    * already here may be taken up to `ahead` ms early (the output queues it behind what is playing);
-   * a missing one is concealed only when due, since it may still come.
+   * a missing one is concealed only `late` ms after its due time, since it may still come.
    */
-  pop(now: number, ahead = 0): PlayoutItem | null {
+  pop(now: number, ahead = 0, late = 0): PlayoutItem | null {
     if (this.anchor === null) return null;
     if (this.lastIndex !== null && this.next > this.lastIndex) return { type: 'end' };
     const index = this.next;
     const data = this.frames.get(index);
-    if (now < this.anchor + index * this.o.frameMs - (data ? ahead : 0)) return null;
+    if (now < this.anchor + index * this.o.frameMs + (data ? -ahead : late)) return null;
     if (data) {
       this.frames.delete(index);
       this.bytes -= data.length + FRAME_OVERHEAD;

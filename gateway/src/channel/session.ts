@@ -138,6 +138,20 @@ export interface SessionOptions {
    */
   lateAfterMs?: number;
   /**
+   * For outputs that queue what they are given (a gateway's `aplay`, whose buffer holds 80 ms or
+   * more): once an over plays, a frame that is here goes out on arrival, up to this many ms before
+   * its due time, and the output's queue holds the jitter buffer's depth. That spares a timer
+   * wake-up per packet (at 20 ms packets, half the receiving gateway's wake-ups). Default 0: frames
+   * leave at their due time, for outputs that play what they get at once.
+   */
+  playAheadMs?: number;
+  /**
+   * With playAheadMs: a missing frame is concealed up to this many ms after its due time (the
+   * output's queue covers the wait, and a frame that comes meanwhile plays instead), so that the
+   * timer watching for a missing frame fires every few packets, not at each. Default 0.
+   */
+  concealLateMs?: number;
+  /**
    * The channel's keys: with them everything this participant sends is encrypted, and anything
    * that does not authenticate is dropped (docs/security.md). Without them the channel is clear.
    */
@@ -190,6 +204,9 @@ export class ChannelSession extends Emitter<SessionEvents> {
   private inboxItems = 0;
   private inboxBytes = 0;
   private readonly lag = new StartLag();
+  private get playAhead(): number {
+    return this.opts.playAheadMs ?? 0;
+  }
   private presenceTimer: ReturnType<typeof setTimeout> | null = null;
   /** When our current connection's presence went out (`since` in it). */
   private onlineSince = 0;
@@ -539,7 +556,10 @@ export class ChannelSession extends Emitter<SessionEvents> {
       inc.info.lagMs = this.lag.observe(sender, p.timestamp, this.clock.wall(), this.opts.lateAfterMs ?? 1000);
       if (this.floor.holder?.stream === p.streamId) this.emit('audible', inc.info);
     }
-    if (this.floor.holder?.stream === p.streamId) this.schedule();
+    if (this.floor.holder?.stream !== p.streamId) return;
+    // Played on arrival where the output queues it (playAheadMs): no timer, no second wake-up.
+    if (inc.started && this.playAhead > 0 && !this.playDeferred) this.play();
+    else this.schedule();
   }
 
   private track(sender: string, stream: string, t: number, sampleRate: number, frameMs: number, fpp: number, fromStart: boolean): Incoming | null {
@@ -654,23 +674,28 @@ export class ChannelSession extends Emitter<SessionEvents> {
     this.tickTimer = setTimeout(() => this.tick(), Math.max(1, Math.ceil(due - this.clock.now())));
   }
 
-  /** Arms the playout timer for the holder's next due frame. */
+  /**
+   * Arms the playout timer for the holder's next due frame; with playAheadMs, once the over plays,
+   * for the moment a missing next frame must be concealed (due + concealLateMs). A timer that is
+   * already armed and fires no later than needed is left alone: it finds nothing to do and aims
+   * again, which is cheaper than re-arming, since Node still wakes at a cleared timer's expiry.
+   */
   private schedule(): void {
     const h = this.floor.holder;
     const inc = h && this.incoming.get(h.stream);
     const due = inc ? inc.jb.nextDue() : null;
-    // Already aimed there (a packet arrived for the frame it waits for): re-arming would cost a
-    // wake-up, since Node still wakes at a cleared timer's expiry.
-    if (this.playTimer && due === this.playDue) return;
+    let at = due;
+    if (inc && due !== null && inc.started && this.playAhead > 0) at = inc.jb.nextHere() ? due - this.playAhead : due + (this.opts.concealLateMs ?? 0);
+    if (this.playTimer && at !== null && this.playDue !== null && (this.playDue === at || (this.playAhead > 0 && this.playDue <= at))) return;
     if (this.playTimer) clearTimeout(this.playTimer);
     this.playTimer = null;
     this.playDeferred = false;
-    this.playDue = due;
-    if (due === null) return;
+    this.playDue = at;
+    if (at === null) return;
     // Node timers count whole milliseconds from a loop time that can be a millisecond or so stale:
     // one aimed at the due time may fire up to ~2 ms early, find nothing due and need a chain of
     // 1 ms wake-ups. Playing what is due within EARLY_MS costs nothing (the output is buffered).
-    this.playTimer = setTimeout(() => this.onPlayTimer(due), Math.max(0, Math.ceil(due - this.clock.now())));
+    this.playTimer = setTimeout(() => this.onPlayTimer(at), Math.max(0, Math.ceil(at - this.clock.now())));
   }
 
   /**
@@ -682,15 +707,16 @@ export class ChannelSession extends Emitter<SessionEvents> {
   private onPlayTimer(due: number): void {
     if (!this.playDeferred && this.clock.now() - due > STALLED_MS) {
       this.playDeferred = true;
-      this.playTimer = setTimeout(() => this.play(), 0);
+      this.playTimer = setTimeout(() => this.onPlayTimer(due), 0);
       return;
     }
+    this.playTimer = null;
+    this.playDeferred = false;
     this.play();
   }
 
+  /** Plays what is due; from the timer, or on arrival (playAheadMs) with the timer left armed. */
   private play(): void {
-    this.playTimer = null;
-    this.playDeferred = false;
     const h = this.floor.holder;
     const inc = h && this.incoming.get(h.stream);
     if (!inc) return;
@@ -699,8 +725,9 @@ export class ChannelSession extends Emitter<SessionEvents> {
     // one wake-up per packet instead of one per frame, and no later for it (a sound card plays it
     // right after the frame before). The over's first frame still waits for its due time, which
     // is what gives the jitter buffer its depth.
-    const ahead = (inc.fpp - 1) * inc.frameMs;
-    for (let item = inc.jb.pop(now, inc.started ? ahead : 0); item; item = inc.jb.pop(now, inc.started ? ahead : 0)) {
+    const ahead = Math.max((inc.fpp - 1) * inc.frameMs, this.playAhead);
+    const late = this.playAhead > 0 ? (this.opts.concealLateMs ?? 0) : 0;
+    for (let item = inc.jb.pop(now, inc.started ? ahead : 0, inc.started ? late : 0); item; item = inc.jb.pop(now, inc.started ? ahead : 0, inc.started ? late : 0)) {
       if (item.type === 'end') {
         this.apply(this.floor.release(inc.info.stream), inc.endReason);
         this.finish(inc.info.stream, inc.endReason ?? 'done');

@@ -29,6 +29,8 @@ export interface OpenOptions {
   jitter?: SessionOptions['jitter'];
   decodeRate?: SessionOptions['decodeRate'];
   lateAfterMs?: SessionOptions['lateAfterMs'];
+  playAheadMs?: SessionOptions['playAheadMs'];
+  concealLateMs?: SessionOptions['concealLateMs'];
   /** The channel's keys (encrypted channel), or none (clear). */
   crypto?: ChannelCrypto | null;
   onRetry?: ConnectOptions['onRetry'];
@@ -68,6 +70,7 @@ export async function openChannel(o: OpenOptions): Promise<OpenChannel> {
     jitter: o.jitter,
     ...(o.decodeRate ? { decodeRate: o.decodeRate } : {}),
     ...(o.lateAfterMs ? { lateAfterMs: o.lateAfterMs } : {}),
+    ...(o.playAheadMs ? { playAheadMs: o.playAheadMs, concealLateMs: o.concealLateMs ?? 0 } : {}),
     software: SOFTWARE,
     crypto: o.crypto ?? undefined,
     createDecoder,

@@ -6,7 +6,7 @@
  * on subscribe; `nl` (MQTT 5 "no local") keeps a client's own messages from it on that filter.
  */
 import { EventEmitter } from 'node:events';
-import type { PubSub } from '../../gateway/src/channel/session.js';
+import { ChannelSession, type PubSub, type SessionOptions } from '../../gateway/src/channel/session.js';
 
 /** Whether `topic` matches the MQTT subscription `filter`. */
 export function topicMatches(filter: string, topic: string): boolean {
@@ -101,4 +101,19 @@ export class MemoryClient extends EventEmitter implements PubSub {
     if (cb) queueMicrotask(() => cb());
     return this;
   }
+}
+
+/**
+ * A session joined to `broker` as sender "rx" (a radio gateway's receive side), left at the end of
+ * the test; `o` overrides any option.
+ */
+export async function joinReceiver(
+  t: { teardown(fn: () => unknown): void },
+  broker: MemoryBroker,
+  o: Pick<SessionOptions, 'prefix' | 'channel' | 'createDecoder'> & Partial<SessionOptions>,
+): Promise<ChannelSession> {
+  const s = new ChannelSession(broker.client(), { sender: 'rx', name: 'Receiver', source: 'radio', silenceMs: 1000, ...o });
+  await s.join();
+  t.teardown(() => s.leave());
+  return s;
 }

@@ -6,14 +6,14 @@
  * still plays. Real Opus frames through the in-memory broker, real timers.
  */
 import t, { type Test } from 'tap';
-import { ChannelSession, type AudioFrame, type OverReport } from '../../gateway/src/channel/session.js';
+import { type AudioFrame, type OverReport } from '../../gateway/src/channel/session.js';
 import { encodeJson } from '../../gateway/src/channel/control.js';
 import { Codec, Flag, encodePacket, newStreamId } from '../../gateway/src/channel/packet.js';
 import { ChannelTopics } from '../../gateway/src/channel/topics.js';
 import { createEncoder, decoderFactory } from '../../gateway/src/codec/opus-node.js';
 import { readWav } from '../../gateway/src/audio/wav.js';
 import { toFrames } from '../../gateway/src/talk/send.js';
-import { MemoryBroker } from '../helpers/pubsub.js';
+import { MemoryBroker, joinReceiver } from '../helpers/pubsub.js';
 
 const PREFIX = 'tbtest/v1';
 const CHANNEL = 'playout';
@@ -38,18 +38,7 @@ interface Heard {
 }
 
 async function receiver(t: Test, broker: MemoryBroker, queued: boolean) {
-  const s = new ChannelSession(broker.client(), {
-    prefix: PREFIX,
-    channel: CHANNEL,
-    sender: 'rx',
-    name: 'Receiver',
-    source: 'radio',
-    silenceMs: 1000,
-    createDecoder: (d) => decoders(d),
-    ...(queued ? { playAheadMs: 200, concealLateMs: 40 } : {}),
-  });
-  await s.join();
-  t.teardown(() => s.leave());
+  const s = await joinReceiver(t, broker, { prefix: PREFIX, channel: CHANNEL, createDecoder: (d) => decoders(d), ...(queued ? { playAheadMs: 200, concealLateMs: 40 } : {}) });
   const heard: Heard[] = [];
   s.on('audio', (f: AudioFrame) => heard.push({ index: f.index, concealed: f.concealed, at: performance.now() }));
   const ended = new Promise<OverReport>((r) => s.once('overEnd', r));

@@ -9,7 +9,7 @@
 import t, { type Test } from 'tap';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { ChannelSession, type AudioFrame, type OverReport, type TalkerInfo } from '../../gateway/src/channel/session.js';
+import { ChannelSession, type AudioFrame, type OverReport, type SessionOptions, type TalkerInfo } from '../../gateway/src/channel/session.js';
 // Namespace imports: what b90b883 added is read as a property, so this file still loads (and its
 // tests fail, rather than the import) on the code before it.
 import * as control from '../../gateway/src/channel/control.js';
@@ -20,7 +20,7 @@ import { type FrameEncoder, concealmentToc } from '../../gateway/src/codec/codec
 import { createEncoder, decoderFactory } from '../../gateway/src/codec/opus-node.js';
 import { readWav } from '../../gateway/src/audio/wav.js';
 import { sendPcm, toFrames } from '../../gateway/src/talk/send.js';
-import { MemoryBroker, type MemoryClient } from '../helpers/pubsub.js';
+import { MemoryBroker, type MemoryClient, joinReceiver } from '../helpers/pubsub.js';
 
 const PREFIX = 'tbtest/v1';
 const CHANNEL = 'hostile';
@@ -75,21 +75,7 @@ function record(s: ChannelSession) {
   return r;
 }
 
-async function receiver(t: Test, broker: MemoryBroker, o: Partial<ConstructorParameters<typeof ChannelSession>[1]> = {}) {
-  const s = new ChannelSession(broker.client(), {
-    prefix: PREFIX,
-    channel: CHANNEL,
-    sender: 'rx',
-    name: 'Receiver',
-    source: 'radio',
-    silenceMs: 1000,
-    createDecoder: (d) => decoders(d),
-    ...o,
-  });
-  await s.join();
-  t.teardown(() => s.leave());
-  return s;
-}
+const receiver = (t: Test, broker: MemoryBroker, o: Partial<SessionOptions> = {}) => joinReceiver(t, broker, { prefix: PREFIX, channel: CHANNEL, createDecoder: (d) => decoders(d), ...o });
 
 /** A participant that speaks the wire protocol directly: what a hostile (or old, or odd) client can publish. */
 class Raw {

@@ -5,7 +5,7 @@
 import type { BridgeCounters, BridgeEvents, BridgeStatus, BridgeView, OverInfo } from '../../gateway/src/bridge/types.js';
 import { Emitter } from '../../gateway/src/core/emitter.js';
 import type { OverReport, SessionEvents, TalkerInfo } from '../../gateway/src/channel/session.js';
-import type { ChannelView } from '../../gateway/src/app/status.js';
+import type { ChannelView } from '../../gateway/src/app/views.js';
 
 export class FakeBridge extends Emitter<BridgeEvents> implements BridgeView {
   readonly counters: BridgeCounters = { oversFromRadio: 0, oversToRadio: 0, keyedSeconds: 0, timeouts: 0, starvations: 0, refusedBusy: 0, refusedStale: 0, pttFaults: 0 };

@@ -13,7 +13,8 @@ import { type TestBroker, freePort, startMosquitto } from '../helpers/brokers.js
 import { FIXTURES, runCli, startCli } from '../helpers/cli.js';
 import { readWav } from '../../gateway/src/audio/wav.js';
 import { envelopeCorrelation } from '../helpers/audio.js';
-import { brokerConnection, BrokerSchema } from '../../gateway/src/net/schema.js';
+import { BrokerSchema } from '../../gateway/src/net/schema.js';
+import { brokerConnection } from '../../gateway/src/net/broker-options.js';
 import { giveToMosquitto, makePki } from './access-cases.js';
 
 const SPEECH = path.join(FIXTURES, 'speech-16k.wav');

@@ -16,8 +16,6 @@ import { freePort } from '../helpers/brokers.js';
 import { FIXTURES, runCli, startCli } from '../helpers/cli.js';
 import { startEmbeddedBroker } from '../../gateway/src/broker/embedded.js';
 import { embeddedTeam, internalLogin } from '../../gateway/src/broker/auth.js';
-import { STATUS_SEGMENT as ACCESS_STATUS } from '../../gateway/src/broker/access.js';
-import { STATUS_SEGMENT } from '../../gateway/src/app/status.js';
 import { CASES, PASSWORDS, PREFIX, describe, loginError, runCases, writeTeam } from './access-cases.js';
 
 const SPEECH = path.join(FIXTURES, 'speech-16k.wav');
@@ -41,10 +39,6 @@ async function securedBroker(t: Test) {
   t.teardown(() => b.close());
   return { url: `mqtt://127.0.0.1:${b.tcp!.port}`, broker: b, internal, ...cap };
 }
-
-t.test('the status segment the access model knows is the one gateways publish on', async (t) => {
-  t.equal(ACCESS_STATUS, STATUS_SEGMENT);
-});
 
 t.test('embedded broker: the same table of cases, the same answers', async (t) => {
   const { url, broker, lines } = await securedBroker(t);

@@ -9,8 +9,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { EmbeddedBroker } from '../broker/embedded.js';
 import type { BridgeCounters, BridgeState, BridgeStatus, BridgeView } from '../bridge/types.js';
 import type { OverReport } from '../channel/session.js';
-import type { Route } from '../http/server.js';
-import type { ChannelView, GatewayIdentity } from './status.js';
+import type { Route } from '../core/route.js';
+import type { ChannelView, GatewayIdentity } from './views.js';
 import type { UplinkStatus } from '../net/uplink.js';
 
 export interface MetricsOptions {

@@ -10,40 +10,21 @@
  * it; metrics and the health check read the monitor's latest sample.
  */
 import type { BridgeStatus, BridgeView, OverInfo } from '../bridge/types.js';
-import type { ChannelSession } from '../channel/session.js';
-import { validatePrefix, validateSender } from '../channel/topics.js';
+import { statusTopic, validateSender } from '../channel/topics.js';
 import type { Logger } from '../core/log.js';
-import type { Route } from '../http/server.js';
+import type { Route } from '../core/route.js';
 import { brokerOf } from '../net/failover.js';
 import { redactUrl } from '../net/redact.js';
 import type { UplinkStatus } from '../net/uplink.js';
 import type { Levels } from '../radio/types.js';
 import type { Metrics, createMetrics } from './metrics.js';
-
-export const STATUS_SEGMENT = '_gateways';
-
-/** Channel names start with a letter or digit, so `_gateways` never collides with a channel. */
-export function statusTopic(prefix: string, gatewayId: string): string {
-  return `${validatePrefix(prefix)}/${STATUS_SEGMENT}/${validateSender(gatewayId)}/status`;
-}
-
-/** Subscription for every gateway's status (or one, given its id). */
-export function statusFilter(prefix: string, gatewayId?: string): string {
-  return gatewayId ? statusTopic(prefix, gatewayId) : `${validatePrefix(prefix)}/${STATUS_SEGMENT}/+/status`;
-}
+import type { ChannelView, GatewayIdentity } from './views.js';
 
 const SEALED = '(sealed)';
 
 /** A client id no channel connection can take: channel names cannot contain ':'. */
 export function statusClientId(gatewayId: string): string {
   return `tb-${validateSender(gatewayId)}:status`.slice(0, 64);
-}
-
-export interface GatewayIdentity {
-  prefix: string;
-  gatewayId: string;
-  name: string;
-  version: string;
 }
 
 export interface LevelsJson {
@@ -101,12 +82,6 @@ function offlineDoc(o: GatewayIdentity): GatewayStatusJson {
 /** The Last Will for the status connection: pass it as `will` to connect() (net/connect.ts). */
 export function statusWill(o: GatewayIdentity): { topic: string; payload: Uint8Array; qos: 1; retain: true } {
   return { topic: statusTopic(o.prefix, o.gatewayId), payload: new TextEncoder().encode(JSON.stringify(offlineDoc(o))), qos: 1, retain: true };
-}
-
-/** The part of a channel the monitor reads; `OpenChannel` (talk/open.ts) is one. */
-export interface ChannelView {
-  readonly session: Pick<ChannelSession, 'counters' | 'holder' | 'on'> & { readonly topics: { readonly channel: string } };
-  readonly client: { readonly connected: boolean };
 }
 
 /** The part of an MQTT.js client the status publisher uses. */

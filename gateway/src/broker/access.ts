@@ -14,13 +14,7 @@
  * Anything else is denied: `#` and `+/#` filters, `$SYS`, other prefixes, channels not listed,
  * wildcards in the channel position, retained audio or control.
  */
-import { TOPIC_KINDS, normalizeChannel, validatePrefix, validateSender } from '../channel/topics.js';
-
-/**
- * The status topic's segment (app/status.ts STATUS_SEGMENT), repeated here because importing
- * app/status.ts would load prom-client into every command that reads a config; a test keeps them equal.
- */
-export const STATUS_SEGMENT = '_gateways';
+import { STATUS_SEGMENT, TOPIC_KINDS, normalizeChannel, validatePrefix, validateSender } from '../channel/topics.js';
 
 export type Role = 'listen' | 'talk' | 'gateway' | 'admin';
 export const ROLES: readonly Role[] = ['listen', 'talk', 'gateway', 'admin'];

@@ -9,7 +9,7 @@
 import { MAX_PACKET_BYTES } from '../channel/packet.js';
 import { TOPIC_KINDS } from '../channel/topics.js';
 import type { Logger } from '../core/log.js';
-import { STATUS_SEGMENT } from './access.js';
+import { STATUS_SEGMENT } from '../channel/topics.js';
 
 export interface LoginLimits {
   /** Failed logins an address may make before it has to wait: a few typos cost nothing. */

@@ -7,7 +7,8 @@
  */
 import { pbkdf2Sync, randomBytes } from 'node:crypto';
 import { TOPIC_KINDS } from '../channel/topics.js';
-import { type AccessModel, type AccessUser, STATUS_SEGMENT } from './access.js';
+import type { AccessModel, AccessUser } from './access.js';
+import { STATUS_SEGMENT } from '../channel/topics.js';
 import type { Team } from './team-model.js';
 
 /**

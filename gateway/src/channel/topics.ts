@@ -40,6 +40,22 @@ export function validatePrefix(prefix: string): string {
   return prefix;
 }
 
+/**
+ * Gateway status (docs/protocol.md, "Gateway status"): <prefix>/_gateways/<gatewayId>/status,
+ * retained JSON. Channel names start with a letter or digit, so `_gateways` never collides with a
+ * channel. The daemon, the uplink, the CLI and both brokers' access rules all use these.
+ */
+export const STATUS_SEGMENT = '_gateways';
+
+export function statusTopic(prefix: string, gatewayId: string): string {
+  return `${validatePrefix(prefix)}/${STATUS_SEGMENT}/${validateSender(gatewayId)}/status`;
+}
+
+/** Subscription for every gateway's status (or one, given its id). */
+export function statusFilter(prefix: string, gatewayId?: string): string {
+  return gatewayId ? statusTopic(prefix, gatewayId) : `${validatePrefix(prefix)}/${STATUS_SEGMENT}/+/status`;
+}
+
 /** Topic strings and parses are remembered (25 packets a second reuse the same few); at most this many. */
 const MEMO_MAX = 256;
 

@@ -9,7 +9,7 @@ import http from 'node:http';
 import type { TlsMaterial } from './tls.js';
 import { fingerprint } from './tls.js';
 import { closer, listen } from './listen.js';
-import type { Route } from './server.js';
+import type { Route } from '../core/route.js';
 
 /** What phones and desktop browsers recognise as "a CA certificate to install" (iOS opens its profile installer). */
 export const CA_CONTENT_TYPE = 'application/x-x509-ca-cert';

@@ -11,9 +11,8 @@ import { UserError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { type TlsMaterial, type TlsPaths, TlsFileError, altNames, loadTls } from './tls.js';
 import { caRoute, startRedirectServer } from './redirect.js';
+import type { Route } from '../core/route.js';
 import { closer, listen } from './listen.js';
-
-export type Route = (req: http.IncomingMessage, res: http.ServerResponse) => boolean | Promise<boolean>;
 
 export interface HttpServer {
   /** An https.Server when TLS is on (it is an http.Server to everything that attaches to it). */

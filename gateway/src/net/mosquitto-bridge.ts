@@ -5,7 +5,8 @@
  */
 import { UserError } from '../core/errors.js';
 import type { Config } from '../config/schema.js';
-import { brokerUrls } from './schema.js';
+import { brokerUrls } from './broker-options.js';
+import { STATUS_SEGMENT } from '../channel/topics.js';
 
 /** The `connection` stanza for mosquitto.conf (or a file in /etc/mosquitto/conf.d/). The password is never printed. */
 export function mosquittoBridgeConf(config: Config): string {
@@ -44,7 +45,7 @@ export function mosquittoBridgeConf(config: Config): string {
       : []),
     // topic <pattern> both <qos> <local prefix> <remote prefix>: QoS 0 audio stays QoS 0.
     ...channels.map((c) => `topic ${c}/+/+ both 1 ${local}/ ${remote}/`),
-    `topic _gateways/+/status out 1 ${local}/ ${remote}/`,
+    `topic ${STATUS_SEGMENT}/+/status out 1 ${local}/ ${remote}/`,
   ];
   return lines.join('\n') + '\n';
 }

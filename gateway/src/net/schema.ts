@@ -59,5 +59,3 @@ export function oneOfUrlOrUrls(b: { url: string | null; urls?: readonly string[]
 export const BrokerSchema = BrokerFields.superRefine(oneOfUrlOrUrls).superRefine(oneCredential).prefault({});
 
 export type BrokerConfig = z.infer<typeof BrokerSchema>;
-
-export { brokerConnection, brokerUrls } from './broker-options.js';

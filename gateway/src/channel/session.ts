@@ -24,7 +24,7 @@ import { JITTER_DEFAULTS, JitterBuffer, JitterEstimator, type JitterOptions, typ
 import { type AudioPacket, Codec, Flag, HEADER_BYTES, type PacketHeader, PacketError, decodePacket, encodePacket, newStreamId, packetMs } from './packet.js';
 import { ChannelTopics, type TopicKind } from './topics.js';
 import { StartLag } from './lag.js';
-import { type ChannelCrypto, ENVELOPE_V1 } from '../crypto/channel-crypto.js';
+import { ENVELOPE_V1, type Sealer } from './sealer.js';
 
 /** The part of an MQTT.js client the session uses (the same class in Node and in browsers). */
 export interface PubSub {
@@ -155,7 +155,7 @@ export interface SessionOptions {
    * The channel's keys: with them everything this participant sends is encrypted, and anything
    * that does not authenticate is dropped (docs/security.md). Without them the channel is clear.
    */
-  crypto?: ChannelCrypto;
+  crypto?: Sealer;
 }
 
 /** How a session puts messages on the wire: published at once on a clear channel, sealed in order on an encrypted one. */
@@ -198,7 +198,7 @@ export class ChannelSession extends Emitter<SessionEvents> {
   private playDeferred = false;
   private tickTimer: ReturnType<typeof setTimeout> | null = null;
   private joined = false;
-  private readonly crypto: ChannelCrypto | null;
+  private readonly crypto: Sealer | null;
   /** Encrypted input is opened asynchronously (WebCrypto) but must be handled in arrival order. */
   private inbox: Promise<void> = Promise.resolve();
   private inboxItems = 0;

@@ -15,8 +15,7 @@
 import { type AudioPacket, HEADER_BYTES, type PacketHeader, encodeFrames, encodeHeader, decodeFrames, PacketError, Flag, MAX_PACKET_BYTES, MAX_OPUS_FRAME_BYTES, streamIdToBytes } from '../channel/packet.js';
 import { type ChannelKey, KeyError, keyFromPassphrase, parseKey, webcrypto } from './keys.js';
 import { ReplayGuard } from './replay.js';
-
-export const ENVELOPE_V1 = 0xe1;
+import { ENVELOPE_V1, type Opened, type Refusal, type Sealer } from '../channel/sealer.js';
 const ENVELOPE_HEAD = 15;
 const TAG_BYTES = 16;
 const SENDER_TAG_BYTES = 4;
@@ -75,19 +74,6 @@ export interface CryptoOptions {
   overlapMs?: number;
 }
 
-/**
- * Why input on an encrypted channel was refused; counted by reason like any malformed input.
- * `oversize`: longer than any legitimate packet or envelope; `budget`: a new over's key derivation
- * refused by DERIVATION_BUDGET.
- */
-export type CryptoDrop = 'unencrypted' | 'unknown-epoch' | 'old-epoch' | 'auth' | 'sender-mismatch' | 'replay' | 'stale' | 'envelope' | 'oversize' | 'budget';
-
-export interface Refusal {
-  reason: CryptoDrop;
-  detail: string;
-}
-
-export type Opened<T> = { ok: true; value: T } | ({ ok: false } & Refusal);
 
 /** A token bucket; `now` is the caller's wall clock (a step back refills nothing). */
 class Bucket {
@@ -113,7 +99,7 @@ class Bucket {
 
 const enc = new TextEncoder();
 
-export class ChannelCrypto {
+export class ChannelCrypto implements Sealer {
   readonly sendEpoch: number;
   readonly replay: ReplayGuard;
   private readonly roots = new Map<number, Promise<CryptoKey>>();

@@ -10,7 +10,7 @@
  *    for clock noise) is a replay of an old stream, even if this receiver never saw it.
  */
 
-export type ReplayVerdict = null | 'replay' | 'stale';
+import type { ReplayVerdict } from '../channel/sealer.js';
 
 export interface ReplayOptions {
   maxSkewMs: number;

@@ -1,6 +1,7 @@
 /** The browser's audio-thread code: streaming resampler, framer and playout queue. */
 import t from 'tap';
-import { Framer, StreamResampler, floatToInt16 } from '../../gateway/web/src/resampler.js';
+import { Framer, StreamResampler } from '../../gateway/web/src/resampler.js';
+import { toInt16Sample } from '../../gateway/src/dsp/stage.js';
 import { PLAYOUT_DEFAULTS, Playout } from '../../gateway/web/src/playout.js';
 
 function tone(freq: number, rate: number, seconds: number, amp = 0.5): Float32Array {
@@ -91,12 +92,13 @@ t.test('same rate is a delayed copy; reset forgets the past', async (t) => {
   t.throws(() => new StreamResampler(44100.5, 16000), RangeError);
 });
 
-t.test('floatToInt16 clips instead of wrapping', async (t) => {
-  t.equal(floatToInt16(0), 0);
-  t.equal(floatToInt16(1), 32767);
-  t.equal(floatToInt16(-1), -32767);
-  t.equal(floatToInt16(3), 32767);
-  t.equal(floatToInt16(-3), -32768);
+t.test('toInt16Sample clips instead of wrapping; full scale is 32768 as in the gateway', async (t) => {
+  t.equal(toInt16Sample(0), 0);
+  t.equal(toInt16Sample(1), 32767);
+  t.equal(toInt16Sample(-1), -32768);
+  t.equal(toInt16Sample(0.5), 16384);
+  t.equal(toInt16Sample(3), 32767);
+  t.equal(toInt16Sample(-3), -32768);
 });
 
 t.test('framer makes exact 20 ms frames and pads only the last', async (t) => {
@@ -104,11 +106,11 @@ t.test('framer makes exact 20 ms frames and pads only the last', async (t) => {
   const frames: Int16Array[] = [];
   f.push(new Float32Array(700).fill(0.5), 700, (x) => frames.push(x));
   t.equal(frames.length, 2);
-  t.ok(frames.every((x) => x.length === 320 && x.every((v) => v === floatToInt16(0.5))));
+  t.ok(frames.every((x) => x.length === 320 && x.every((v) => v === toInt16Sample(0.5))));
   t.equal(f.pending, 60);
   const last = f.flush()!;
   t.equal(last.length, 320);
-  t.equal(last[59], floatToInt16(0.5));
+  t.equal(last[59], toInt16Sample(0.5));
   t.equal(last[60], 0, 'padded with silence');
   t.equal(f.flush(), null, 'nothing left');
   frames[0]![0] = 1;

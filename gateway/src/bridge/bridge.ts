@@ -20,7 +20,7 @@ import { ResampleToFloat } from '../audio/resample.js';
 import type { FrameEncoder } from '../codec/codec.js';
 import type { AudioFrame, ChannelSession, OutgoingOver, OverReport, TalkerInfo } from '../channel/session.js';
 import type { AudioIn, AudioOut, CarrierDetect, Ptt } from '../radio/types.js';
-import { type Stage, chain, toFloat, toInt16 } from '../dsp/stage.js';
+import { type Stage, chain, toFloat, toInt16, toInt16Sample } from '../dsp/stage.js';
 import { dcBlock, deemphasis, highpass } from '../dsp/filters.js';
 import { agc, AGC_DEFAULTS, limiter } from '../dsp/dynamics.js';
 import { courtesyTone, cw } from '../dsp/tones.js';
@@ -407,8 +407,7 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     const frame = this.rxFrame;
     let fill = this.rxFill;
     for (let i = from; i < f.length; i++) {
-      const v = Math.round(f[i]! * 32768);
-      frame[fill++] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+      frame[fill++] = toInt16Sample(f[i]!);
       if (fill === frame.length) {
         fill = 0;
         this.onRxFrame(frame);

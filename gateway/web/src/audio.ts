@@ -4,6 +4,7 @@
  * speakers. Resampling to and from the protocol's 16 kHz happens in the worklets.
  */
 import { Emitter } from '../../src/core/emitter.js';
+import { toFloat } from '../../src/dsp/stage.js';
 import { TalkerError } from './talker.js';
 import type { MicState } from './view.js';
 
@@ -190,7 +191,7 @@ export class AudioEngine extends Emitter<AudioEvents> {
     const ctx = this.ctx!;
     const buf = ctx.createBuffer(1, Math.max(1, pcm.length), 16000);
     const ch = buf.getChannelData(0);
-    for (let i = 0; i < pcm.length; i++) ch[i] = pcm[i]! / 32768;
+    toFloat(pcm, ch);
     const src = ctx.createBufferSource();
     src.buffer = buf;
     src.connect(ctx.destination);

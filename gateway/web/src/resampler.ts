@@ -1,15 +1,11 @@
 /**
  * Audio-thread helpers for the AudioWorklet: the resampler is the gateway's own
- * (gateway/src/audio/resample.ts, allocation-free); float ↔ 16-bit and 20 ms framing live here.
+ * (gateway/src/audio/resample.ts, allocation-free), float → 16-bit is dsp/stage.ts's; 20 ms framing lives here.
  */
 
-export { StreamResampler } from '../../src/audio/resample.js';
+import { toInt16Sample } from '../../src/dsp/stage.js';
 
-/** Float [-1, 1] to 16-bit PCM with clipping. */
-export function floatToInt16(x: number): number {
-  const v = Math.round(x * 32767);
-  return v > 32767 ? 32767 : v < -32768 ? -32768 : v;
-}
+export { StreamResampler } from '../../src/audio/resample.js';
 
 /** Accumulates samples into fixed-size frames (the codec needs exactly 20 ms). */
 export class Framer {
@@ -27,7 +23,7 @@ export class Framer {
   /** Adds float samples; calls emit with a fresh Int16Array for every full frame. */
   push(samples: Float32Array, n: number, emit: (frame: Int16Array) => void): void {
     for (let i = 0; i < n; i++) {
-      this.frame[this.fill++] = floatToInt16(samples[i]!);
+      this.frame[this.fill++] = toInt16Sample(samples[i]!);
       if (this.fill === this.size) {
         emit(this.frame.slice());
         this.fill = 0;

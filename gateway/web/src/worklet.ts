@@ -10,6 +10,7 @@
  * {type:'level', rms, peak} {type:'tap', samples} {type:'stats', ...}.
  */
 import { Framer, StreamResampler } from './resampler.js';
+import { toFloat } from '../../src/dsp/stage.js';
 import { PLAYOUT_DEFAULTS, Playout } from './playout.js';
 
 const CODEC_RATE = 16000;
@@ -101,7 +102,7 @@ class PlaybackProcessor extends AudioWorkletProcessor {
         const pcm = m.pcm;
         for (let o = 0; o < pcm.length; o += this.tmpIn.length) {
           const n = Math.min(this.tmpIn.length, pcm.length - o);
-          for (let i = 0; i < n; i++) this.tmpIn[i] = pcm[o + i]! / 32768;
+          toFloat(pcm, this.tmpIn, n, o);
           const k = this.rs.process(this.tmpIn, n, this.tmpOut);
           this.q.push(this.tmpOut, k, currentFrame);
         }

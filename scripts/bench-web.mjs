@@ -75,7 +75,10 @@ try {
   const out = st.outputLatencyMs;
 
   console.log(`web client latency on loopback (Chromium ${context.browser()?.version() ?? ''}, encoder ${st.encoder}, context ${st.sampleRate} Hz, ${OVERS} overs each way)`);
-  if (m) console.log(`  browser -> listen   capture->playout   p50 ${Number(m[1]).toFixed(1)} ms  p95 ${Number(m[2]).toFixed(1)} ms  max ${Number(m[3]).toFixed(1)} ms  (${m[4]} packets, ${lost} lost or late)`);
+  if (m)
+    console.log(
+      `  browser -> listen   capture->playout   p50 ${Number(m[1]).toFixed(1)} ms  p95 ${Number(m[2]).toFixed(1)} ms  max ${Number(m[3]).toFixed(1)} ms  (${m[4]} packets, ${lost} lost or late)`,
+    );
   else console.log(`  browser -> listen   no latency line from listen: ${lr.out.trim()}`);
   if (lat.length) {
     console.log(`  send -> browser     capture->decode    p50 ${q(lat, 0.5).toFixed(1)} ms  p95 ${q(lat, 0.95).toFixed(1)} ms  max ${lat.at(-1).toFixed(1)} ms  (${lat.length} packets)`);

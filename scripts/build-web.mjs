@@ -46,7 +46,9 @@ const moveMaps = () => {
   for (const f of readdirSync(out)) if (f.endsWith('.map')) renameSync(path.join(out, f), path.join(maps, f));
 };
 moveMaps();
-const shell = readdirSync(out).filter((f) => !f.endsWith('.LEGAL.txt')).sort();
+const shell = readdirSync(out)
+  .filter((f) => !f.endsWith('.LEGAL.txt'))
+  .sort();
 const hash = createHash('sha256');
 for (const f of shell) hash.update(f).update(readFileSync(path.join(out, f)));
 const version = hash.digest('hex').slice(0, 12);

@@ -14,7 +14,14 @@ import { bundleDaemon } from './build-daemon.mjs';
 import { ensure } from './system-deps.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-ensure([['mosquitto', 'mosquitto'], ['python3', 'python3'], ['mkfifo', 'coreutils']], 'fuzz');
+ensure(
+  [
+    ['mosquitto', 'mosquitto'],
+    ['python3', 'python3'],
+    ['mkfifo', 'coreutils'],
+  ],
+  'fuzz',
+);
 const args = process.argv.slice(2);
 let bin = null;
 if (!args.includes('--bin')) {

@@ -33,7 +33,9 @@ const tap = spawn('npx', ['--no-install', 'tap', '--reporter=tap', `--reporter-f
 let shown = 0;
 const progress = setInterval(() => {
   if (!existsSync(report)) return;
-  const done = readFileSync(report, 'utf8').split('\n').filter((l) => /^(not )?ok \d+ - /.test(l));
+  const done = readFileSync(report, 'utf8')
+    .split('\n')
+    .filter((l) => /^(not )?ok \d+ - /.test(l));
   for (const l of done.slice(shown)) console.log(l.replace(/ # time=([\d.]+)ms$/, (_, ms) => `  (${(Number(ms) / 1000).toFixed(1)} s)`));
   shown = done.length;
 }, 500);

@@ -99,7 +99,16 @@ export async function latencyRun(framesPerPacket: number): Promise<Record<string
     const acos = new Cos0();
     const bout = new Out0();
     const mk = async (name: string, io: { cos: CarrierDetect; input: AudioIn | null; output: AudioOut }, ch: typeof chA) => {
-      const b = new Bridge({ radio: { name, ptt: new Ptt0(), ...io }, transmit: ch.session, monitor: [ch.session], encoder: await createEncoder({ sampleRate: 16000, frameMs: 20, bitrate: 16000, complexity: 9 }), frameMs: 20, framesPerPacket, config: cfg, log: silent });
+      const b = new Bridge({
+        radio: { name, ptt: new Ptt0(), ...io },
+        transmit: ch.session,
+        monitor: [ch.session],
+        encoder: await createEncoder({ sampleRate: 16000, frameMs: 20, bitrate: 16000, complexity: 9 }),
+        frameMs: 20,
+        framesPerPacket,
+        config: cfg,
+        log: silent,
+      });
       await b.start();
       return b;
     };
@@ -206,9 +215,17 @@ async function daemonRound(brokerUrl: string, file: string, speech: Int16Array, 
   const extra = 'bridge:\n  hangMs: 0\n';
   // As the systemd unit runs it (a 1 MB young generation, one V8 helper thread).
   process.env.NODE_OPTIONS = DAEMON_FLAGS;
-  const b = runGateway(writeConfig(dir, { id: 'gw-b', broker: brokerUrl, radio: `  - name: b\n    ptt: { type: cm108, device: ${fifo.path} }\n    audio: { sampleRate: 48000, output: { type: 'null' } }`, extra }));
+  const b = runGateway(
+    writeConfig(dir, { id: 'gw-b', broker: brokerUrl, radio: `  - name: b\n    ptt: { type: cm108, device: ${fifo.path} }\n    audio: { sampleRate: 48000, output: { type: 'null' } }`, extra }),
+  );
   await b.waitFor(/"event":"ready"/);
-  const a = runGateway(writeConfig(dir, { id: 'gw-a', broker: brokerUrl, radio: `  - name: a\n    ptt: { type: none }\n    cos: { type: vox, thresholdDb: -45, attackMs: 20, hangMs: 1500 }\n    audio: { sampleRate: 48000, input: { type: file, path: ${file} } }` }));
+  const a = runGateway(
+    writeConfig(dir, {
+      id: 'gw-a',
+      broker: brokerUrl,
+      radio: `  - name: a\n    ptt: { type: none }\n    cos: { type: vox, thresholdDb: -45, attackMs: 20, hangMs: 1500 }\n    audio: { sampleRate: 48000, input: { type: file, path: ${file} } }`,
+    }),
+  );
   await a.waitFor(/"event":"ready"/);
   // Both settle first, as a gateway started at boot has long before its first over: V8's memory
   // reducer compacts each heap 8 s after start-up's last full GC (2–3 full GCs, ~25 ms of CPU;
@@ -223,7 +240,10 @@ async function daemonRound(brokerUrl: string, file: string, speech: Int16Array, 
   }
   // Per second of bridged audio: what B played of each over (20 s of speech and the VOX hang).
   await b.waitFor(new RegExp(Array(OVERS).fill('"event":"over-end"').join('[^]*')), 10000);
-  const secs = b.events().filter((e) => e.event === 'over-end' && e.module === 'channel').map((e) => Number(e.seconds));
+  const secs = b
+    .events()
+    .filter((e) => e.event === 'over-end' && e.module === 'channel')
+    .map((e) => Number(e.seconds));
   const rss: number[] = [];
   let played = 0;
   if (withRss) {

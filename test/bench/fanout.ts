@@ -55,7 +55,7 @@ export async function benchFanout(sizes = [500, 1000, 2000], seconds = 10): Prom
       rows.push({
         listeners: n,
         'deliveries expected': expected,
-        'lost': expected - received,
+        lost: expected - received,
         'broker hop p50 ms': Number(q(0.5).toFixed(2)),
         'broker hop p99 ms': Number(q(0.99).toFixed(2)),
         'broker hop max ms': Number((lat.at(-1) ?? NaN).toFixed(2)),

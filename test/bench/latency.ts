@@ -37,7 +37,12 @@ export async function benchLatency(): Promise<Array<Record<string, number | stri
   const rows: Array<Record<string, number | string>> = [];
   try {
     const key = formatKey(generateKey(1));
-    for (const [fpp, encrypted] of [[1, false], [2, false], [3, false], [2, true]] as const) {
+    for (const [fpp, encrypted] of [
+      [1, false],
+      [2, false],
+      [3, false],
+      [2, true],
+    ] as const) {
       const keyArgs = encrypted ? ['--key', key] : [];
       const proxy = await countingProxy(broker.port);
       const dir = mkdtempSync(path.join(os.tmpdir(), 'tb-lat-'));
@@ -48,7 +53,19 @@ export async function benchLatency(): Promise<Array<Record<string, number | stri
       let seconds = 0;
       const base = proxy.bytes();
       for (let i = 0; i < 3; i++) {
-        const s = await runCli(['send', '--broker', `mqtt://127.0.0.1:${proxy.port}`, '--channel', `lat${fpp}`, '--name', 'bench', '--frames-per-packet', String(fpp), ...keyArgs, path.join(FIXTURES, 'speech-16k.wav')]);
+        const s = await runCli([
+          'send',
+          '--broker',
+          `mqtt://127.0.0.1:${proxy.port}`,
+          '--channel',
+          `lat${fpp}`,
+          '--name',
+          'bench',
+          '--frames-per-packet',
+          String(fpp),
+          ...keyArgs,
+          path.join(FIXTURES, 'speech-16k.wav'),
+        ]);
         const m = s.stdout.match(/sent ([\d.]+) s in (\d+) packets/);
         if (!m) throw new Error(`send failed: ${s.stderr}`);
         seconds += Number(m[1]);

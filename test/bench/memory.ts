@@ -118,7 +118,14 @@ export async function memoryRun(overs: number, log = console.log): Promise<Recor
     // As the systemd unit runs it (systemd/talkbridge.service); TB_NODE_FLAGS compares others.
     process.env.NODE_OPTIONS = `${process.env.TB_NODE_FLAGS ?? DAEMON_FLAGS} --import ${probeFile}`;
     process.env.TB_PROBE_OUT = out;
-    const b = runGateway(writeConfig(dir, { id: 'gw-b', broker: broker.url, radio: `  - name: b\n    ptt: { type: cm108, device: ${fifo.path} }\n    audio: { sampleRate: 48000, output: { type: 'null' } }`, extra: 'bridge:\n  hangMs: 0\n' }));
+    const b = runGateway(
+      writeConfig(dir, {
+        id: 'gw-b',
+        broker: broker.url,
+        radio: `  - name: b\n    ptt: { type: cm108, device: ${fifo.path} }\n    audio: { sampleRate: 48000, output: { type: 'null' } }`,
+        extra: 'bridge:\n  hangMs: 0\n',
+      }),
+    );
     await b.waitFor(/"event":"ready"/);
     const pid = b.proc.pid!;
     await sleep(3000);
@@ -127,7 +134,14 @@ export async function memoryRun(overs: number, log = console.log): Promise<Recor
     const idleProbe = await probe(pid, out);
     const idleAfterGc = rssKB(pid);
     log(`idle RSS ${MB(idle)} MB (after a forced GC ${MB(idleAfterGc)} MB)`);
-    log('smaps resident MB:', Object.fromEntries(Object.entries(idleMaps).sort((x, y) => y[1] - x[1]).map(([k, v]) => [k, MB(v)])));
+    log(
+      'smaps resident MB:',
+      Object.fromEntries(
+        Object.entries(idleMaps)
+          .sort((x, y) => y[1] - x[1])
+          .map(([k, v]) => [k, MB(v)]),
+      ),
+    );
     log('V8 (after GC):', describe(idleProbe));
 
     const sp = await readWav(path.join(FIXTURES, 'speech-16k.wav'));
@@ -152,7 +166,14 @@ export async function memoryRun(overs: number, log = console.log): Promise<Recor
     const endMaps = smapsBreakdown(pid);
     const end = await probe(pid, out);
     log(`after ${overs} overs, idle again: RSS ${MB(rssKB(pid))} MB`);
-    log('smaps resident MB:', Object.fromEntries(Object.entries(endMaps).sort((x, y) => y[1] - x[1]).map(([k, v]) => [k, MB(v)])));
+    log(
+      'smaps resident MB:',
+      Object.fromEntries(
+        Object.entries(endMaps)
+          .sort((x, y) => y[1] - x[1])
+          .map(([k, v]) => [k, MB(v)]),
+      ),
+    );
     log('V8 (after GC):', describe(end));
     const played = b.events().filter((e) => e.event === 'over-end' && e.module === 'channel').length;
     b.proc.kill('SIGTERM');

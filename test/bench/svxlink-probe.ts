@@ -97,10 +97,16 @@ function eventAudio(): Int16Array {
     const b1 = type === 'lp' ? 1 - c : -(1 + c);
     const a0 = 1 + a;
     const k = [b0 / a0, b1 / a0, b0 / a0, (-2 * c) / a0, (1 - a) / a0] as const;
-    let x1 = 0, x2 = 0, y1 = 0, y2 = 0;
+    let x1 = 0,
+      x2 = 0,
+      y1 = 0,
+      y2 = 0;
     return (x: number) => {
       const y = k[0] * x + k[1] * x1 + k[2] * x2 - k[3] * y1 - k[4] * y2;
-      x2 = x1; x1 = x; y2 = y1; y1 = y;
+      x2 = x1;
+      x1 = x;
+      y2 = y1;
+      y1 = y;
       return y;
     };
   };
@@ -179,7 +185,10 @@ class Sys {
   current: Event | null = null;
   events: Event[] = [];
   stray = 0;
-  constructor(readonly c: ProbeSystem, private readonly onPtt: (s: Sys, on: boolean, at: number) => void) {
+  constructor(
+    readonly c: ProbeSystem,
+    private readonly onPtt: (s: Sys, on: boolean, at: number) => void,
+  ) {
     this.carrierFd = fs.openSync(c.carrier.path, fs.constants.O_RDWR | fs.constants.O_NOCTTY);
     const fd = fs.openSync(c.ptt.path, fs.constants.O_RDWR | fs.constants.O_NOCTTY | (c.ptt.kind === 'cm108' ? fs.constants.O_NONBLOCK : 0));
     if (c.ptt.kind === 'pty') {
@@ -264,7 +273,7 @@ function findMarkers(ev: Event, tIn: number[]): Array<number | null> {
       }
       const e = Math.sqrt(a * a + b * b);
       env[p - lo] = e;
-      if (e > best) ((best = e), (bestAt = p));
+      if (e > best) (best = e), (bestAt = p);
     }
     const sorted = [...env].sort((u, v) => u - v);
     const med = sorted[Math.floor(sorted.length / 2)]!;

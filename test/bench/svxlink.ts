@@ -364,7 +364,10 @@ async function runProfile(lab: Lab, dir: string, profile: Profile, log: (s: stri
   const mosq = lab.run('mosquitto', which('mosquitto')!, ['-c', `${d}/mosquitto.conf`], { log: `${d}/mosquitto.log` });
   const bin = path.join(d, 'bin');
   fs.mkdirSync(bin);
-  for (const [name, body] of [['arecord', FAKE_ARECORD], ['aplay', FAKE_APLAY]] as const) {
+  for (const [name, body] of [
+    ['arecord', FAKE_ARECORD],
+    ['aplay', FAKE_APLAY],
+  ] as const) {
     fs.writeFileSync(path.join(bin, name), `#!${python()}\n${body}`);
     fs.chmodSync(path.join(bin, name), 0o755);
   }
@@ -375,8 +378,20 @@ async function runProfile(lab: Lab, dir: string, profile: Profile, log: (s: stri
   const cosFd = lab.fd(cosA, fs.constants.O_RDWR);
   lab.fd(pttB, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
   const t = TB_PROFILE[profile];
-  tbConf(path.join(d, 'gw-b.yaml'), 'gw-b', port.mqtt, `  - name: b\n    ptt: { type: cm108, device: ${pttB} }\n    audio: { sampleRate: 48000, output: { type: alsa, device: 'plughw:CARD=B,DEV=0' } }`, profile);
-  tbConf(path.join(d, 'gw-a.yaml'), 'gw-a', port.mqtt, `  - name: a\n    ptt: { type: none }\n    cos: { type: cm108, device: ${cosA}${t.debounce} }\n    audio: { sampleRate: 48000, input: { type: alsa, device: 'plughw:CARD=A,DEV=0' } }`, profile);
+  tbConf(
+    path.join(d, 'gw-b.yaml'),
+    'gw-b',
+    port.mqtt,
+    `  - name: b\n    ptt: { type: cm108, device: ${pttB} }\n    audio: { sampleRate: 48000, output: { type: alsa, device: 'plughw:CARD=B,DEV=0' } }`,
+    profile,
+  );
+  tbConf(
+    path.join(d, 'gw-a.yaml'),
+    'gw-a',
+    port.mqtt,
+    `  - name: a\n    ptt: { type: none }\n    cos: { type: cm108, device: ${cosA}${t.debounce} }\n    audio: { sampleRate: 48000, input: { type: alsa, device: 'plughw:CARD=A,DEV=0' } }`,
+    profile,
+  );
   const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, NODE_OPTIONS: DAEMON_FLAGS + EXTRA_FLAGS, TB_BENCH_ARECORD_PORT: String(port.tbRx), TB_BENCH_APLAY_PORT: String(port.tbTx) };
   await sleep(300);
   const tbB = lab.run('talkbridge B', process.execPath, [daemonBin, 'run', '--config', `${d}/gw-b.yaml`], { env, log: `${d}/gw-b.log` });
@@ -452,19 +467,52 @@ function tableOf(profile: Profile, r: ProbeResult[]): SideBySide {
   const perAudio = (x: ProbeResult) => sum(x.eventCpu) / x.audioS;
   const net = (x: ProbeResult) => (sum(x.eventCpu) - (sum(x.idleCpu) / x.idleS) * x.eventWindowS) / x.audioS;
   const idle = (x: ProbeResult) => sum(x.idleCpu) / x.idleS;
-  const per = (x: ProbeResult, f: (l: string) => string) => Object.keys(x.eventCpu).map((l) => `${l.replace(/^(svxlink|talkbridge) /, '')} ${f(l)}`).join(', ');
+  const per = (x: ProbeResult, f: (l: string) => string) =>
+    Object.keys(x.eventCpu)
+      .map((l) => `${l.replace(/^(svxlink|talkbridge) /, '')} ${f(l)}`)
+      .join(', ');
   const rows = [
-    row('radio-in → radio-out p50 / p95 ms', `${f1(q(svx.latency, 0.5))} / ${f1(q(svx.latency, 0.95))}`, `${f1(q(tb.latency, 0.5))} / ${f1(q(tb.latency, 0.95))}`, `${ratio(q(tb.latency, 0.5), q(svx.latency, 0.5))} / ${ratio(q(tb.latency, 0.95), q(svx.latency, 0.95))}`),
-    row('  min–max ms; markers found', `${f1(Math.min(...svx.latency))}–${f1(Math.max(...svx.latency))}; ${svx.markersFound}/${svx.markers}`, `${f1(Math.min(...tb.latency))}–${f1(Math.max(...tb.latency))}; ${tb.markersFound}/${tb.markers}`, ''),
-    row('carrier open → far PTT keyed p50 / p95 ms', `${f1(q(svx.pttOn, 0.5))} / ${f1(q(svx.pttOn, 0.95))}`, `${f1(q(tb.pttOn, 0.5))} / ${f1(q(tb.pttOn, 0.95))}`, ratio(q(tb.pttOn, 0.5), q(svx.pttOn, 0.5))),
+    row(
+      'radio-in → radio-out p50 / p95 ms',
+      `${f1(q(svx.latency, 0.5))} / ${f1(q(svx.latency, 0.95))}`,
+      `${f1(q(tb.latency, 0.5))} / ${f1(q(tb.latency, 0.95))}`,
+      `${ratio(q(tb.latency, 0.5), q(svx.latency, 0.5))} / ${ratio(q(tb.latency, 0.95), q(svx.latency, 0.95))}`,
+    ),
+    row(
+      '  min–max ms; markers found',
+      `${f1(Math.min(...svx.latency))}–${f1(Math.max(...svx.latency))}; ${svx.markersFound}/${svx.markers}`,
+      `${f1(Math.min(...tb.latency))}–${f1(Math.max(...tb.latency))}; ${tb.markersFound}/${tb.markers}`,
+      '',
+    ),
+    row(
+      'carrier open → far PTT keyed p50 / p95 ms',
+      `${f1(q(svx.pttOn, 0.5))} / ${f1(q(svx.pttOn, 0.95))}`,
+      `${f1(q(tb.pttOn, 0.5))} / ${f1(q(tb.pttOn, 0.95))}`,
+      ratio(q(tb.pttOn, 0.5), q(svx.pttOn, 0.5)),
+    ),
     row('carrier close → far PTT unkeyed p50 ms', f1(q(svx.pttOff, 0.5)), f1(q(tb.pttOff, 0.5)), ratio(q(tb.pttOff, 0.5), q(svx.pttOff, 0.5))),
     row('CPU-s per s of bridged audio, all processes', f4(perAudio(svx)), f4(perAudio(tb)), ratio(perAudio(tb), perAudio(svx))),
     row('  the same, idle taken off', f4(net(svx)), f4(net(tb)), ratio(net(tb), net(svx))),
-    row('  per process', per(svx, (l) => f4(svx.eventCpu[l]! / svx.audioS)), per(tb, (l) => f4(tb.eventCpu[l]! / tb.audioS)), ''),
+    row(
+      '  per process',
+      per(svx, (l) => f4(svx.eventCpu[l]! / svx.audioS)),
+      per(tb, (l) => f4(tb.eventCpu[l]! / tb.audioS)),
+      '',
+    ),
     row('idle CPU-s per s, all processes', f4(idle(svx)), f4(idle(tb)), ratio(idle(tb), idle(svx))),
-    row('  per process', per(svx, (l) => f4(svx.idleCpu[l]! / svx.idleS)), per(tb, (l) => f4(tb.idleCpu[l]! / tb.idleS)), ''),
+    row(
+      '  per process',
+      per(svx, (l) => f4(svx.idleCpu[l]! / svx.idleS)),
+      per(tb, (l) => f4(tb.idleCpu[l]! / tb.idleS)),
+      '',
+    ),
     row('RSS MB, all processes', f1(sum(svx.rssMB)), f1(sum(tb.rssMB)), ratio(sum(tb.rssMB), sum(svx.rssMB))),
-    row('  per process', per(svx, (l) => f1(svx.rssMB[l]!)), per(tb, (l) => f1(tb.rssMB[l]!)), ''),
+    row(
+      '  per process',
+      per(svx, (l) => f1(svx.rssMB[l]!)),
+      per(tb, (l) => f1(tb.rssMB[l]!)),
+      '',
+    ),
   ];
   const notes = [
     `${svx.audioS / 2.5} events per system (${svx.audioS} s of audio each), interleaved; event windows ${f1(svx.eventWindowS)} s (SvxLink) and ${f1(tb.eventWindowS)} s (talkbridge); idle ${f1(svx.idleS)} s, both at once`,

@@ -286,10 +286,17 @@ t.test('two gateways on one frequency and one channel: a network over is transmi
   const r = await talk(t, broker, 2);
   t.equal(r.status, 'done');
   await sleep(4000);
-  t.same(obs.overs.map((o) => o.name), ['base'], 'the channel carried only the original over');
+  t.same(
+    obs.overs.map((o) => o.name),
+    ['base'],
+    'the channel carried only the original over',
+  );
   // Whichever keys first opens the other's squelch; that one then holds off (half duplex), or both
   // transmit the same over when they key within the same moment. Either way, once each at most.
-  t.ok(a.radio.ptt.keyCount <= 1 && b.radio.ptt.keyCount <= 1 && a.radio.ptt.keyCount + b.radio.ptt.keyCount >= 1, `the over went on the air (A keyed ${a.radio.ptt.keyCount}×, B ${b.radio.ptt.keyCount}×)`);
+  t.ok(
+    a.radio.ptt.keyCount <= 1 && b.radio.ptt.keyCount <= 1 && a.radio.ptt.keyCount + b.radio.ptt.keyCount >= 1,
+    `the over went on the air (A keyed ${a.radio.ptt.keyCount}×, B ${b.radio.ptt.keyCount}×)`,
+  );
   t.equal(a.bridge.counters.oversFromRadio + b.bridge.counters.oversFromRadio, 0, 'neither forwarded the other’s transmission');
   t.notOk(a.radio.ptt.keyed || b.radio.ptt.keyed, 'both unkeyed');
 });

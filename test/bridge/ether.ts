@@ -84,7 +84,10 @@ class SimPtt extends Emitter<PttEvents> implements Ptt {
   keyed = false;
   keyedAt = 0;
   keyCount = 0;
-  constructor(readonly description: string, private readonly ether: Ether) {
+  constructor(
+    readonly description: string,
+    private readonly ether: Ether,
+  ) {
     super();
   }
   async open() {}
@@ -177,7 +180,10 @@ export class SimRadio {
   readonly cos = new SimCos();
   readonly input = new SimIn();
   readonly output = new SimOut();
-  constructor(readonly name: string, ether: Ether) {
+  constructor(
+    readonly name: string,
+    ether: Ether,
+  ) {
     this.ptt = new SimPtt(`simulated PTT ${name}`, ether);
   }
 }

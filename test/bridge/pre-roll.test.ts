@@ -47,7 +47,7 @@ class Card extends Emitter<AudioInEvents> implements AudioIn {
 
 /** Magnitude of one frequency in a block (Goertzel), relative to full scale. */
 function tone(pcm: Int16Array, rate: number, hz: number): number {
-  const k = (2 * Math.cos((2 * Math.PI * hz) / rate));
+  const k = 2 * Math.cos((2 * Math.PI * hz) / rate);
   let s1 = 0;
   let s2 = 0;
   for (const x of pcm) {

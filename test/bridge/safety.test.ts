@@ -71,8 +71,19 @@ t.test('SIGKILL mid-over: the guard unkeys at once; reset afterwards leaves it i
   if (!idle()) {
     // Seen once in CI and never reproduced here: keep what tells the guard's side of it.
     t.comment(`reports: ${fifo.reports.map((r) => `${r.hex}@${r.at - at}`).join(' ')}`);
-    t.comment(`processes: ${spawnSync('ps', ['-eo', 'pid,ppid,stat,etimes,args'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => /ptt-guard|hidraw|cat /.test(l)).join(' | ')}`);
-    t.comment(`daemon output tail: ${b.events().slice(-8).map((e) => JSON.stringify(e)).join(' | ')}`);
+    t.comment(
+      `processes: ${spawnSync('ps', ['-eo', 'pid,ppid,stat,etimes,args'], { encoding: 'utf8' })
+        .stdout.split('\n')
+        .filter((l) => /ptt-guard|hidraw|cat /.test(l))
+        .join(' | ')}`,
+    );
+    t.comment(
+      `daemon output tail: ${b
+        .events()
+        .slice(-8)
+        .map((e) => JSON.stringify(e))
+        .join(' | ')}`,
+    );
   }
   const before = fifo.reports.length;
   const r = await runCli(['reset', '--config', config]);
@@ -125,14 +136,16 @@ t.test('an over that ends inside the TX delay (default 150 ms watchdog): the gua
   const dir = tmp();
   const fifo = pttFifo(dir);
   t.teardown(() => fifo.close());
-  const b = runGateway(writeConfig(dir, {
-    id: 'gw-b',
-    broker: broker.url,
-    radio: `  - name: b
+  const b = runGateway(
+    writeConfig(dir, {
+      id: 'gw-b',
+      broker: broker.url,
+      radio: `  - name: b
     ptt: { type: cm108, device: ${fifo.path} }
     audio: { sampleRate: 48000, output: { type: 'null' } }`,
-    extra: 'bridge:\n  txDelayMs: 700\n  hangMs: 400\n',
-  }));
+      extra: 'bridge:\n  txDelayMs: 700\n  hangMs: 400\n',
+    }),
+  );
   t.teardown(() => b.proc.kill('SIGKILL'));
   await b.waitFor(/"event":"ready"/);
   const sp = await readWav(SPEECH);
@@ -148,6 +161,17 @@ t.test('an over that ends inside the TX delay (default 150 ms watchdog): the gua
   const unkey = unkeyed();
   t.ok(key && unkey, 'keyed, then unkeyed');
   t.ok(unkey!.at - key!.at >= 700 + 400 - 50, `unkeyed ${unkey!.at - key!.at} ms after keying: the TX delay (the over was queued behind it), then the hang time`);
-  t.notOk(b.events().some((e) => /watchdog/i.test(String(e.msg ?? ''))), 'no watchdog');
-  t.match(b.events().filter((e) => e.event === 'ptt').map((e) => e.reason).join(' | '), /hang time over/, 'unkeyed by the hang timer');
+  t.notOk(
+    b.events().some((e) => /watchdog/i.test(String(e.msg ?? ''))),
+    'no watchdog',
+  );
+  t.match(
+    b
+      .events()
+      .filter((e) => e.event === 'ptt')
+      .map((e) => e.reason)
+      .join(' | '),
+    /hang time over/,
+    'unkeyed by the hang timer',
+  );
 });

@@ -31,7 +31,11 @@ t.test('speech into gateway A comes out of gateway B, keyed around it', async (t
   t.teardown(() => b.proc.kill('SIGKILL'));
   await b.waitFor(/"event":"ready"/);
   await sleep(200);
-  t.same(fifo.reports.map((r) => r.hex), [UNKEY], 'B drove its PTT idle at start, before anything else');
+  t.same(
+    fifo.reports.map((r) => r.hex),
+    [UNKEY],
+    'B drove its PTT idle at start, before anything else',
+  );
 
   const growth = watchGrowth(out);
   t.teardown(() => growth.stop());
@@ -53,7 +57,11 @@ t.test('speech into gateway A comes out of gateway B, keyed around it', async (t
   const keyAt = fifo.reports.find((r) => r.hex === KEY)?.at;
   const unkeyAt = fifo.reports.filter((r) => r.hex === UNKEY).at(-1)?.at;
   t.ok(keyAt, 'B keyed');
-  t.same(fifo.reports.map((r) => r.hex), [UNKEY, KEY, UNKEY], 'exactly one key-up and one release, exact CM108 reports');
+  t.same(
+    fifo.reports.map((r) => r.hex),
+    [UNKEY, KEY, UNKEY],
+    'exactly one key-up and one release, exact CM108 reports',
+  );
   const first = growth.first();
   const last = growth.last();
   t.ok(first && keyAt! <= first, `keyed ${first! - keyAt!} ms before the first audio reached the radio`);
@@ -72,8 +80,18 @@ t.test('speech into gateway A comes out of gateway B, keyed around it', async (t
   const ev = b.events();
   const states = ev.filter((e) => e.event === 'state').map((e) => `${e.from}>${e.to}`);
   t.same(states, ['idle>tx', 'tx>hang', 'hang>idle'], 'B: idle → tx → hang → idle');
-  t.ok(ev.some((e) => e.event === 'ptt' && e.on === true && /over [0-9a-f]{16} from gw-a on link/.test(String(e.reason))), 'PTT on logged with its reason');
+  t.ok(
+    ev.some((e) => e.event === 'ptt' && e.on === true && /over [0-9a-f]{16} from gw-a on link/.test(String(e.reason))),
+    'PTT on logged with its reason',
+  );
   const evA = a.events();
-  t.ok(evA.some((e) => e.event === 'cos' && e.open === true), 'A logged carrier open');
-  t.same(evA.filter((e) => e.event === 'state').map((e) => `${e.from}>${e.to}`), ['idle>rx', 'rx>idle'], 'A: idle → rx → idle');
+  t.ok(
+    evA.some((e) => e.event === 'cos' && e.open === true),
+    'A logged carrier open',
+  );
+  t.same(
+    evA.filter((e) => e.event === 'state').map((e) => `${e.from}>${e.to}`),
+    ['idle>rx', 'rx>idle'],
+    'A: idle → rx → idle',
+  );
 });

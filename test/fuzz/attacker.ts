@@ -127,7 +127,18 @@ async function prepare(job: Job, rng: Rng, stats: { skippedValid: number }): Pro
     case 'flood-start':
       // START after START, each with a fresh stream id, no audio ever.
       return () => {
-        const m = { v: 1, type: 'start', stream: rng.hex(16), t: Date.now() - rng.int(0, 200), name: 'Flood', source: rng.pick(['radio', 'web', 'cli']), priority: rng.int(0, 255), sampleRate: 16000, frameMs: 20, framesPerPacket: 2 };
+        const m = {
+          v: 1,
+          type: 'start',
+          stream: rng.hex(16),
+          t: Date.now() - rng.int(0, 200),
+          name: 'Flood',
+          source: rng.pick(['radio', 'web', 'cli']),
+          priority: rng.int(0, 255),
+          sampleRate: 16000,
+          frameMs: 20,
+          framesPerPacket: 2,
+        };
         return { topic: t(job.clear, 'control', sender()), payload: enc.encode(JSON.stringify(m)), kind: 'start' };
       };
     case 'flood-audio': {
@@ -139,7 +150,20 @@ async function prepare(job: Job, rng: Rng, stats: { skippedValid: number }): Pro
         const s = live[k]!;
         const last = s.seq === s.len - 1;
         const h = new Uint8Array(HEADER_BYTES);
-        encodeHeader({ flags: (s.seq === 0 ? Flag.START : 0) | (last ? Flag.END : 0), codec: Codec.OPUS, sampleRate: 16000, frameMs: 20, frameCount: 2, keyEpoch: 0, streamId: s.stream, seq: s.seq, timestamp: s.t0 + s.seq * 40 }, h);
+        encodeHeader(
+          {
+            flags: (s.seq === 0 ? Flag.START : 0) | (last ? Flag.END : 0),
+            codec: Codec.OPUS,
+            sampleRate: 16000,
+            frameMs: 20,
+            frameCount: 2,
+            keyEpoch: 0,
+            streamId: s.stream,
+            seq: s.seq,
+            timestamp: s.t0 + s.seq * 40,
+          },
+          h,
+        );
         const f1 = corpus!.frames60[rng.int(0, corpus!.frames60.length - 1)]!;
         const f2 = rng.bytes(rng.int(1, 80));
         f2[0] = (11 << 3) | 0; // SILK 60 ms TOC: never one 20 ms frame

@@ -136,7 +136,10 @@ export class WatchedDaemon {
     this.fifo = path.join(spec.dir, 'hidraw-fuzz');
     this.bin = path.join(spec.dir, 'bin');
     mkdirSync(this.bin, { recursive: true });
-    for (const [name, body] of [['arecord', FAKE_ARECORD], ['aplay', FAKE_APLAY]] as const) {
+    for (const [name, body] of [
+      ['arecord', FAKE_ARECORD],
+      ['aplay', FAKE_APLAY],
+    ] as const) {
       writeFileSync(path.join(this.bin, name), body);
       chmodSync(path.join(this.bin, name), 0o755);
     }

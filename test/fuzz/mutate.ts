@@ -118,7 +118,12 @@ export async function buildCorpus(o: { channel: string; key: string; senders: re
     const n = 60;
     for (let seq = 0; seq < n; seq++) {
       const flags = (seq === 0 ? Flag.START : 0) | (seq === n - 1 ? Flag.END : 0);
-      const packet = await crypto.sealAudio(sender, { flags, codec: Codec.OPUS, sampleRate: 16000, frameMs: 20, streamId, seq, timestamp: now + seq * 40 }, [frames20[2 * seq]!, frames20[2 * seq + 1]!], now);
+      const packet = await crypto.sealAudio(
+        sender,
+        { flags, codec: Codec.OPUS, sampleRate: 16000, frameMs: 20, streamId, seq, timestamp: now + seq * 40 },
+        [frames20[2 * seq]!, frames20[2 * seq + 1]!],
+        now,
+      );
       sealed.push({ sender, packet });
     }
   }
@@ -133,17 +138,20 @@ const UNITS = [1, 2, 4, 8, 16, 24];
 /** A header that passes every header check, with random fields. */
 function randomHeader(rng: Rng, encrypted: boolean): Uint8Array {
   const h = new Uint8Array(HEADER_BYTES);
-  encodeHeader({
-    flags: (rng.int(0, 3) & (Flag.START | Flag.END)) | (encrypted ? Flag.ENCRYPTED : 0),
-    codec: Codec.OPUS,
-    sampleRate: rng.pick(RATES_KHZ) * 1000,
-    frameMs: rng.pick(UNITS) * 2.5,
-    frameCount: rng.int(1, 6),
-    keyEpoch: encrypted ? rng.pick([0, 1, 2, 65535]) : 0,
-    streamId: rng.hex(16),
-    seq: rng.chance(0.5) ? rng.int(0, 20) : rng.u32(),
-    timestamp: rng.chance(0.7) ? Date.now() + rng.int(-2000, 2000) : rng.int(0, 2 ** 31) * rng.int(1, 65535),
-  }, h);
+  encodeHeader(
+    {
+      flags: (rng.int(0, 3) & (Flag.START | Flag.END)) | (encrypted ? Flag.ENCRYPTED : 0),
+      codec: Codec.OPUS,
+      sampleRate: rng.pick(RATES_KHZ) * 1000,
+      frameMs: rng.pick(UNITS) * 2.5,
+      frameCount: rng.int(1, 6),
+      keyEpoch: encrypted ? rng.pick([0, 1, 2, 65535]) : 0,
+      streamId: rng.hex(16),
+      seq: rng.chance(0.5) ? rng.int(0, 20) : rng.u32(),
+      timestamp: rng.chance(0.7) ? Date.now() + rng.int(-2000, 2000) : rng.int(0, 2 ** 31) * rng.int(1, 65535),
+    },
+    h,
+  );
   return h;
 }
 

@@ -53,8 +53,46 @@ const HOLD_PREFIX = 'hold/v1';
 
 /** Counts and rates: the full run (≤ ~6 min here) and --quick (≤ 60 s). */
 const P = QUICK
-  ? { mutClearM: 30_000, mutEncM: 30_000, mutClearE: 20_000, mutEncE: 20_000, mutRateM: 15_000, mutRateE: 8_000, garbage: 4_000, garbageRate: 2_000, flood: 4_000, floodRate: 2_000, startRate: 300, memberStartRate: 100, guesses: 300, holdMs: 8_000, settleCapMs: 5_000, capMs: 10_000, retained: { n: 4, bytes: 2 << 20 }, speech: 'speech-short-16k.wav' }
-  : { mutClearM: 320_000, mutEncM: 320_000, mutClearE: 200_000, mutEncE: 200_000, mutRateM: 25_000, mutRateE: 12_000, garbage: 30_000, garbageRate: 5_000, flood: 30_000, floodRate: 5_000, startRate: 500, memberStartRate: 200, guesses: 3_000, holdMs: 45_000, settleCapMs: 20_000, capMs: 30_000, retained: { n: 16, bytes: 8 << 20 }, speech: 'speech-16k.wav' };
+  ? {
+      mutClearM: 30_000,
+      mutEncM: 30_000,
+      mutClearE: 20_000,
+      mutEncE: 20_000,
+      mutRateM: 15_000,
+      mutRateE: 8_000,
+      garbage: 4_000,
+      garbageRate: 2_000,
+      flood: 4_000,
+      floodRate: 2_000,
+      startRate: 300,
+      memberStartRate: 100,
+      guesses: 300,
+      holdMs: 8_000,
+      settleCapMs: 5_000,
+      capMs: 10_000,
+      retained: { n: 4, bytes: 2 << 20 },
+      speech: 'speech-short-16k.wav',
+    }
+  : {
+      mutClearM: 320_000,
+      mutEncM: 320_000,
+      mutClearE: 200_000,
+      mutEncE: 200_000,
+      mutRateM: 25_000,
+      mutRateE: 12_000,
+      garbage: 30_000,
+      garbageRate: 5_000,
+      flood: 30_000,
+      floodRate: 5_000,
+      startRate: 500,
+      memberStartRate: 200,
+      guesses: 3_000,
+      holdMs: 45_000,
+      settleCapMs: 20_000,
+      capMs: 30_000,
+      retained: { n: 16, bytes: 8 << 20 },
+      speech: 'speech-16k.wav',
+    };
 /** --quick runs these (--only picks others). */
 const QUICK_STEPS: Record<string, Set<string>> = {
   mosquitto: new Set(['baseline', 'mutate-clear', 'mutate-enc', 'hostile-broker', 'withhold-release', 'member-cut']),
@@ -205,7 +243,12 @@ function addJob(s: Step, r: JobResult, mutated = false, label = ''): void {
   if (r.capped) s.notes.push(`${l}attacker stopped at its ${((r.ms || 0) / 1000).toFixed(0)} s cap after ${r.sent} messages`);
   if (r.skippedValid) s.notes.push(`${l}${r.skippedValid} mutants came out valid and were replaced`);
   const logins = 'login-guess' in r.kinds || 'take-client-id' in r.kinds;
-  if (r.codes) s.notes.push(`${l}${logins ? `${r.sent} attempts — ` : ''}${Object.entries(r.codes).map(([k, v]) => `${k}: ${v}`).join(', ')}`);
+  if (r.codes)
+    s.notes.push(
+      `${l}${logins ? `${r.sent} attempts — ` : ''}${Object.entries(r.codes)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(', ')}`,
+    );
 }
 
 // ---- the hostile broker (Mosquitto phase) -------------------------------------------------------
@@ -288,7 +331,10 @@ async function sealedControl(c: ChannelCrypto, sender: string, m: Record<string,
 async function garbageOver(c: ChannelCrypto, send: (topic: string, p: Uint8Array) => void, sender: string, packets: number, rng: Rng): Promise<number> {
   const stream = rng.hex(16);
   const t0 = Date.now();
-  send(`${PREFIX}/sec/control/${sender}`, await sealedControl(c, sender, { v: 1, type: 'start', stream, t: t0, name: `Member ${sender}`, source: 'web', priority: 255, sampleRate: 16000, frameMs: 20, framesPerPacket: 2 }));
+  send(
+    `${PREFIX}/sec/control/${sender}`,
+    await sealedControl(c, sender, { v: 1, type: 'start', stream, t: t0, name: `Member ${sender}`, source: 'web', priority: 255, sampleRate: 16000, frameMs: 20, framesPerPacket: 2 }),
+  );
   let n = 1;
   for (let seq = 0; seq < packets; seq++) {
     const frames = [corpus.frames60[rng.int(0, corpus.frames60.length - 1)]!, corpus.frames60[rng.int(0, corpus.frames60.length - 1)]!];
@@ -338,7 +384,16 @@ ${channelsConfig()}${radioConfig(fifo)}`,
   });
   cleanups.push(() => daemon.kill());
   await daemon.start();
-  const ph: Phase = { name: 'mosquitto', daemon, steps: [], talkers: {}, url: broker.url, port: broker.port, attackerLogin: {}, senders: Array.from({ length: 32 }, (_, i) => `fz${String(i).padStart(2, '0')}`) };
+  const ph: Phase = {
+    name: 'mosquitto',
+    daemon,
+    steps: [],
+    talkers: {},
+    url: broker.url,
+    port: broker.port,
+    attackerLogin: {},
+    senders: Array.from({ length: 32 }, (_, i) => `fz${String(i).padStart(2, '0')}`),
+  };
   ph.talkers.clr = new GenuineTalker({ url: broker.url, prefix: PREFIX, channel: 'clr', sender: 'genuine-c' });
   ph.talkers.sec = new GenuineTalker({ url: broker.url, prefix: PREFIX, channel: 'sec', key: KEY, sender: 'genuine-e' });
   ph.talkers.held = new GenuineTalker({ url: broker.url, prefix: HOLD_PREFIX, channel: 'sec', key: KEY, sender: 'held-1' });
@@ -397,23 +452,51 @@ ${channelsConfig()}${radioConfig(fifo)}`,
   };
 
   let mutEncGenuine: GenuineOver | null = null;
-  await step(ph, 'mutate-clear', 'mutated audio packets on the clear channel (random, truncated, bit-flipped, oversized, garbage Opus, TOC ≠ header, header fields)', (s) => flood(s, 'mutate-clear', P.mutClearM, P.mutRateM, true), { talker: 'clr' });
+  await step(
+    ph,
+    'mutate-clear',
+    'mutated audio packets on the clear channel (random, truncated, bit-flipped, oversized, garbage Opus, TOC ≠ header, header fields)',
+    (s) => flood(s, 'mutate-clear', P.mutClearM, P.mutRateM, true),
+    { talker: 'clr' },
+  );
   await capture;
   await maybeRelease();
-  const mutEnc = await step(ph, 'mutate-enc', 'mutated sealed audio on the encrypted channel (random, truncated, bit-flipped, oversized, header and epoch edits, clear packets, forged envelopes)', (s) => flood(s, 'mutate-enc', P.mutEncM, P.mutRateM, true), { talker: 'sec' });
+  const mutEnc = await step(
+    ph,
+    'mutate-enc',
+    'mutated sealed audio on the encrypted channel (random, truncated, bit-flipped, oversized, header and epoch edits, clear packets, forged envelopes)',
+    (s) => flood(s, 'mutate-enc', P.mutEncM, P.mutRateM, true),
+    { talker: 'sec' },
+  );
   mutEncGenuine = mutEnc?.genuine[0] ?? null;
   await maybeRelease();
-  await step(ph, 'control-garbage', 'malformed control on both channels: not JSON, wrong types, huge strings, unknown versions, bad envelopes', (s) => flood(s, 'control-garbage', P.garbage, P.garbageRate), { talker: 'clr' });
+  await step(
+    ph,
+    'control-garbage',
+    'malformed control on both channels: not JSON, wrong types, huge strings, unknown versions, bad envelopes',
+    (s) => flood(s, 'control-garbage', P.garbage, P.garbageRate),
+    { talker: 'clr' },
+  );
   await maybeRelease();
   await step(ph, 'presence-garbage', 'malformed presence on both channels, some retained', (s) => flood(s, 'presence-garbage', P.garbage, P.garbageRate), { talker: 'sec' });
   await maybeRelease();
   await step(ph, 'flood-control', 'valid-looking control flood: ENDs of overs that never were, notices', (s) => flood(s, 'flood-control', P.flood, P.floodRate), { talker: 'clr' });
   await maybeRelease();
-  await step(ph, 'flood-presence', 'presence flood: retained presence of 2,000 members who never talk', (s) => flood(s, 'flood-presence', P.flood, P.floodRate, false, { crowd: 2000 }), { talker: 'clr' });
+  await step(ph, 'flood-presence', 'presence flood: retained presence of 2,000 members who never talk', (s) => flood(s, 'flood-presence', P.flood, P.floodRate, false, { crowd: 2000 }), {
+    talker: 'clr',
+  });
   await maybeRelease();
-  await step(ph, 'flood-start', 'START flood: a START with a fresh stream id, no audio, every 2 ms', (s) => flood(s, 'flood-start', Math.round((P.startRate * speech.samples.length) / speech.sampleRate + P.startRate * 2), P.startRate), { talker: 'clr' });
+  await step(
+    ph,
+    'flood-start',
+    'START flood: a START with a fresh stream id, no audio, every 2 ms',
+    (s) => flood(s, 'flood-start', Math.round((P.startRate * speech.samples.length) / speech.sampleRate + P.startRate * 2), P.startRate),
+    { talker: 'clr' },
+  );
   await maybeRelease();
-  await step(ph, 'flood-audio', 'audio flood: eight hostile overs at a time, valid framing, undecodable frames, at flood rate', (s) => flood(s, 'flood-audio', P.flood, P.floodRate), { talker: 'clr' });
+  await step(ph, 'flood-audio', 'audio flood: eight hostile overs at a time, valid framing, undecodable frames, at flood rate', (s) => flood(s, 'flood-audio', P.flood, P.floodRate), {
+    talker: 'clr',
+  });
 
   await maybeRelease();
   await step(
@@ -460,12 +543,16 @@ ${channelsConfig()}${radioConfig(fifo)}`,
           await sleep(900);
           let n = 0;
           for (const epoch of [0, 2, 65535]) {
-            n += await paced(a, (r) => {
-              const p = Buffer.from(r.payload);
-              if (r.topic.includes('/audio/')) p.writeUInt16BE(epoch, 6);
-              else if (p[0] === 0xe1) p.writeUInt16BE(epoch, 1);
-              hostile.publish(r.topic, p);
-            }, 8);
+            n += await paced(
+              a,
+              (r) => {
+                const p = Buffer.from(r.payload);
+                if (r.topic.includes('/audio/')) p.writeUInt16BE(epoch, 6);
+                else if (p[0] === 0xe1) p.writeUInt16BE(epoch, 1);
+                hostile.publish(r.topic, p);
+              },
+              8,
+            );
           }
           return n;
         })(),
@@ -479,23 +566,40 @@ ${channelsConfig()}${radioConfig(fifo)}`,
   );
 
   await maybeRelease();
-  await step(
-    ph,
-    'member-cut',
-    "hostile members (key holders) cut and rename another member's over: END and START for its stream id from their own topics",
-    async () => undefined,
-    {
-      talker: 'sec',
-      onStart: (g) => {
-        const rng = new Rng(SEED + 11);
-        const at = (ms: number, fn: () => Promise<void>) => sleep(ms).then(fn);
-        void at(1000, async () => hostile.publish(`${PREFIX}/sec/control/mallory`, await sealedControl(member, 'mallory', { v: 1, type: 'end', stream: g.stream, reason: 'done', packets: 0 })));
-        void at(1600, async () => hostile.publish(`${PREFIX}/sec/control/mallory`, await sealedControl(member, 'mallory', { v: 1, type: 'start', stream: g.stream, t: g.startAt - 500, name: 'Mallory', source: 'radio', priority: 255, sampleRate: 16000, frameMs: 20, framesPerPacket: 2 })));
-        void at(2200, async () => hostile.publish(`${PREFIX}/sec/control/trudy`, await sealedControl(member, 'trudy', { v: 1, type: 'end', stream: g.stream, reason: rng.pick(['busy', 'preempted', 'aborted']), packets: 1 })));
-        void at(2800, async () => hostile.publish(`${PREFIX}/sec/control/trudy`, await sealedControl(member, 'trudy', { v: 1, type: 'start', stream: g.stream, t: g.startAt, name: 'Trudy', source: 'web', priority: 0, sampleRate: 16000, frameMs: 20, framesPerPacket: 2 })));
-      },
+  await step(ph, 'member-cut', "hostile members (key holders) cut and rename another member's over: END and START for its stream id from their own topics", async () => undefined, {
+    talker: 'sec',
+    onStart: (g) => {
+      const rng = new Rng(SEED + 11);
+      const at = (ms: number, fn: () => Promise<void>) => sleep(ms).then(fn);
+      void at(1000, async () => hostile.publish(`${PREFIX}/sec/control/mallory`, await sealedControl(member, 'mallory', { v: 1, type: 'end', stream: g.stream, reason: 'done', packets: 0 })));
+      void at(1600, async () =>
+        hostile.publish(
+          `${PREFIX}/sec/control/mallory`,
+          await sealedControl(member, 'mallory', {
+            v: 1,
+            type: 'start',
+            stream: g.stream,
+            t: g.startAt - 500,
+            name: 'Mallory',
+            source: 'radio',
+            priority: 255,
+            sampleRate: 16000,
+            frameMs: 20,
+            framesPerPacket: 2,
+          }),
+        ),
+      );
+      void at(2200, async () =>
+        hostile.publish(`${PREFIX}/sec/control/trudy`, await sealedControl(member, 'trudy', { v: 1, type: 'end', stream: g.stream, reason: rng.pick(['busy', 'preempted', 'aborted']), packets: 1 })),
+      );
+      void at(2800, async () =>
+        hostile.publish(
+          `${PREFIX}/sec/control/trudy`,
+          await sealedControl(member, 'trudy', { v: 1, type: 'start', stream: g.stream, t: g.startAt, name: 'Trudy', source: 'web', priority: 0, sampleRate: 16000, frameMs: 20, framesPerPacket: 2 }),
+        ),
+      );
     },
-  ).then((s) => s && (s.sent += 4));
+  }).then((s) => s && (s.sent += 4));
 
   await maybeRelease();
   await step(
@@ -505,7 +609,14 @@ ${channelsConfig()}${radioConfig(fifo)}`,
     async (s) => {
       const secs = speech.samples.length / speech.sampleRate + 2;
       const rng = new Rng(SEED + 13);
-      const starts = runJob({ gen: 'member-start', conn: conn('fz-member'), count: Math.round(P.memberStartRate * secs), rate: P.memberStartRate, capMs: P.capMs, senders: ['mallory', 'trudy', 'eve'] }).then((r) => addJob(s, r));
+      const starts = runJob({
+        gen: 'member-start',
+        conn: conn('fz-member'),
+        count: Math.round(P.memberStartRate * secs),
+        rate: P.memberStartRate,
+        capMs: P.capMs,
+        senders: ['mallory', 'trudy', 'eve'],
+      }).then((r) => addJob(s, r));
       const overs = (async () => {
         const until = Date.now() + secs * 1000;
         const lanes = ['mallory', 'trudy', 'eve', 'oscar'].map(async (who, i) => {
@@ -566,18 +677,38 @@ ${channelsConfig()}${radioConfig(fifo)}`,
     await sleep(1500);
     s.genuine.push(await ph.talkers.sec!.talk('G-e-baseline-sec', speech));
   });
-  await step(ph, 'mutate-clear', 'mutated audio on the clear channel, through the embedded broker (a team member, mallory)', (s) => flood(s, 'mutate-clear', P.mutClearE, P.mutRateE, true), { talker: 'clr' });
+  await step(ph, 'mutate-clear', 'mutated audio on the clear channel, through the embedded broker (a team member, mallory)', (s) => flood(s, 'mutate-clear', P.mutClearE, P.mutRateE, true), {
+    talker: 'clr',
+  });
   await step(ph, 'mutate-enc', 'mutated sealed audio on the encrypted channel, through the embedded broker', (s) => flood(s, 'mutate-enc', P.mutEncE, P.mutRateE, true), { talker: 'sec' });
-  await step(ph, 'control-garbage', 'malformed control and presence on both channels', async (s) => {
-    await Promise.all([flood(s, 'control-garbage', P.garbage / 2, P.garbageRate / 2), flood(s, 'presence-garbage', P.garbage / 2, P.garbageRate / 2)]);
-  }, { talker: 'clr' });
-  await step(ph, 'flood-start', 'START flood with fresh stream ids, and a control flood', async (s) => {
-    const n = Math.round((P.startRate * speech.samples.length) / speech.sampleRate + P.startRate * 2);
-    await Promise.all([flood(s, 'flood-start', n, P.startRate), flood(s, 'flood-control', P.flood / 2, P.floodRate / 2)]);
-  }, { talker: 'clr' });
-  await step(ph, 'flood-audio', 'audio and presence floods', async (s) => {
-    await Promise.all([flood(s, 'flood-audio', P.flood, P.floodRate), flood(s, 'flood-presence', P.flood / 2, P.floodRate / 2)]);
-  }, { talker: 'clr' });
+  await step(
+    ph,
+    'control-garbage',
+    'malformed control and presence on both channels',
+    async (s) => {
+      await Promise.all([flood(s, 'control-garbage', P.garbage / 2, P.garbageRate / 2), flood(s, 'presence-garbage', P.garbage / 2, P.garbageRate / 2)]);
+    },
+    { talker: 'clr' },
+  );
+  await step(
+    ph,
+    'flood-start',
+    'START flood with fresh stream ids, and a control flood',
+    async (s) => {
+      const n = Math.round((P.startRate * speech.samples.length) / speech.sampleRate + P.startRate * 2);
+      await Promise.all([flood(s, 'flood-start', n, P.startRate), flood(s, 'flood-control', P.flood / 2, P.floodRate / 2)]);
+    },
+    { talker: 'clr' },
+  );
+  await step(
+    ph,
+    'flood-audio',
+    'audio and presence floods',
+    async (s) => {
+      await Promise.all([flood(s, 'flood-audio', P.flood, P.floodRate), flood(s, 'flood-presence', P.flood / 2, P.floodRate / 2)]);
+    },
+    { talker: 'clr' },
+  );
   await step(
     ph,
     'login-abuse',
@@ -585,12 +716,44 @@ ${channelsConfig()}${radioConfig(fifo)}`,
     async (s) => {
       const ids = ['tb-gw-fuzz-clr', 'tb-gw-fuzz-sec', 'tb-gw-fuzz:status'];
       const jobs = [
-        runJob({ gen: 'login-guess', conn: { port, clientId: 'x', username: 'genuine', localAddress: '127.0.0.3' }, count: P.guesses, rate: 0, capMs: P.capMs, senders: [], extra: { concurrency: 16 } }).then((r) => addJob(s, r, false, 'password guessing')),
-        runJob({ gen: 'take-client-id', conn: { port, clientId: 'x', username: 'gw-fuzz', password: 'not-the-password', localAddress: '127.0.0.4' }, count: 60, rate: 20, capMs: P.capMs, senders: [], extra: { clientIds: ids, concurrency: 3 } }).then((r) => addJob(s, r, false, "the daemon's client ids, wrong password")),
+        runJob({
+          gen: 'login-guess',
+          conn: { port, clientId: 'x', username: 'genuine', localAddress: '127.0.0.3' },
+          count: P.guesses,
+          rate: 0,
+          capMs: P.capMs,
+          senders: [],
+          extra: { concurrency: 16 },
+        }).then((r) => addJob(s, r, false, 'password guessing')),
+        runJob({
+          gen: 'take-client-id',
+          conn: { port, clientId: 'x', username: 'gw-fuzz', password: 'not-the-password', localAddress: '127.0.0.4' },
+          count: 60,
+          rate: 20,
+          capMs: P.capMs,
+          senders: [],
+          extra: { clientIds: ids, concurrency: 3 },
+        }).then((r) => addJob(s, r, false, "the daemon's client ids, wrong password")),
         sleep(1500).then(() =>
-          runJob({ gen: 'take-client-id', conn: { port, clientId: 'x', localAddress: '127.0.0.5', ...ph.attackerLogin }, count: QUICK ? 6 : 24, rate: 4, capMs: P.capMs, senders: [], extra: { clientIds: ids, concurrency: 1, holdMs: 200 } }).then((r) => addJob(s, r, false, "the daemon's client ids, a member's login")),
+          runJob({
+            gen: 'take-client-id',
+            conn: { port, clientId: 'x', localAddress: '127.0.0.5', ...ph.attackerLogin },
+            count: QUICK ? 6 : 24,
+            rate: 4,
+            capMs: P.capMs,
+            senders: [],
+            extra: { clientIds: ids, concurrency: 1, holdMs: 200 },
+          }).then((r) => addJob(s, r, false, "the daemon's client ids, a member's login")),
         ),
-        runJob({ gen: 'retained-presence', conn: conn('fz-retained'), count: P.retained.n, rate: 2, capMs: P.capMs, senders: ph.senders, extra: { bytes: P.retained.bytes, reconnects: P.retained.n } }).then((r) => addJob(s, r, false, `retained presence of ${P.retained.bytes >> 20} MB`)),
+        runJob({
+          gen: 'retained-presence',
+          conn: conn('fz-retained'),
+          count: P.retained.n,
+          rate: 2,
+          capMs: P.capMs,
+          senders: ph.senders,
+          extra: { bytes: P.retained.bytes, reconnects: P.retained.n },
+        }).then((r) => addJob(s, r, false, `retained presence of ${P.retained.bytes >> 20} MB`)),
       ];
       await Promise.all(jobs);
     },
@@ -651,7 +814,12 @@ function judge(ph: Phase): Judged {
     }
     const ownKey = keyings.find((k) => (o.withheld ? k.stream === o.stream : k.genuine === o));
     const txEvent = d.events.find(
-      (e) => e.event === 'state' && e.to === 'tx' && String(e.reason ?? '').includes(`over from ${o.name} on`) && e.at >= o.startAt - 200 && e.at <= o.lastPacketAt + (o.withheld ? P.holdMs + 20_000 : 2000),
+      (e) =>
+        e.event === 'state' &&
+        e.to === 'tx' &&
+        String(e.reason ?? '').includes(`over from ${o.name} on`) &&
+        e.at >= o.startAt - 200 &&
+        e.at <= o.lastPacketAt + (o.withheld ? P.holdMs + 20_000 : 2000),
     );
     const skipped = d.events.find((e) => e.event === 'tx-skipped' && e.stream === o.stream);
     let v: Verdict;
@@ -699,7 +867,10 @@ function overlap(a0: number, a1: number, b0: number, b1: number): number {
 }
 
 function unionOverlap(ws: Array<[number, number]>, lo: number, hi: number): number {
-  const parts = ws.map(([a, b]) => [Math.max(a, lo), Math.min(b, hi)] as [number, number]).filter(([a, b]) => b > a).sort((x, y) => x[0] - y[0]);
+  const parts = ws
+    .map(([a, b]) => [Math.max(a, lo), Math.min(b, hi)] as [number, number])
+    .filter(([a, b]) => b > a)
+    .sort((x, y) => x[0] - y[0]);
   let total = 0;
   let cur: [number, number] | null = null;
   for (const p of parts) {
@@ -737,7 +908,19 @@ interface PhaseFigures {
 }
 
 function report(phases: Phase[], started: number): number {
-  const head = ['phase', 'attack', 'sent', 'crashes', 'hostile keys', 'hostile keyed', 'RSS MB before/peak/after', 'loop stall', '/metrics rtt', 'dropped by daemon', 'genuine over: PTT keyed after its 1st packet'];
+  const head = [
+    'phase',
+    'attack',
+    'sent',
+    'crashes',
+    'hostile keys',
+    'hostile keyed',
+    'RSS MB before/peak/after',
+    'loop stall',
+    '/metrics rtt',
+    'dropped by daemon',
+    'genuine over: PTT keyed after its 1st packet',
+  ];
   const rows: Row[] = [];
   const notes: string[] = [];
   let totalSent = 0;
@@ -822,7 +1005,19 @@ function report(phases: Phase[], started: number): number {
     const phVerdicts = steps.flatMap((s) => s.genuine.map((g) => j.verdicts.get(g)!)).filter(Boolean);
     const ok = phVerdicts.filter((v) => v.kind === 'keyed' || v.kind === 'continued' || v.kind === 'refused').length;
     rows.push({
-      cells: [ph.name, 'TOTAL', int(phSent), String(d.crashes.length), String(phKeys), `${(phKeyedMs / 1000).toFixed(1)} s`, `${mb(baselineKB)}/${mb(peakKB)}/${mb(finalKB)}`, `${phStall.toFixed(0)} ms`, `${phRtt.toFixed(0)} ms`, int(phDropped), `${ok}/${phVerdicts.length} on time or refused`],
+      cells: [
+        ph.name,
+        'TOTAL',
+        int(phSent),
+        String(d.crashes.length),
+        String(phKeys),
+        `${(phKeyedMs / 1000).toFixed(1)} s`,
+        `${mb(baselineKB)}/${mb(peakKB)}/${mb(finalKB)}`,
+        `${phStall.toFixed(0)} ms`,
+        `${phRtt.toFixed(0)} ms`,
+        int(phDropped),
+        `${ok}/${phVerdicts.length} on time or refused`,
+      ],
     });
     totalSent += phSent;
     totalCrashes += d.crashes.length;
@@ -833,17 +1028,22 @@ function report(phases: Phase[], started: number): number {
 
   const out: string[] = [];
   out.push('');
-  out.push(`talkbridge attack suite — ${QUICK ? 'QUICK' : 'full'} run, seed ${SEED}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  out.push(
+    `talkbridge attack suite — ${QUICK ? 'QUICK' : 'full'} run, seed ${SEED}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, ${((Date.now() - started) / 1000).toFixed(0)} s`,
+  );
   const git = (...a: string[]) => spawnSync('git', a, { cwd: ROOT, encoding: 'utf8' }).stdout.trim();
   const dirty = git('status', '--porcelain', '--', 'gateway/src').split('\n').filter(Boolean).length;
-  if (process.env.TB_FUZZ_BIN && BIN === path.resolve(process.env.TB_FUZZ_BIN)) out.push(`code: this working tree, ${git('rev-parse', '--short', 'HEAD')}${dirty ? ` + ${dirty} uncommitted file(s) in gateway/src` : ''}`);
+  if (process.env.TB_FUZZ_BIN && BIN === path.resolve(process.env.TB_FUZZ_BIN))
+    out.push(`code: this working tree, ${git('rev-parse', '--short', 'HEAD')}${dirty ? ` + ${dirty} uncommitted file(s) in gateway/src` : ''}`);
   out.push(`daemon: ${path.relative(ROOT, BIN)} run (radio: AIOC profile, CM108 PTT on a FIFO, fake arecord/aplay; channels clr (clear) and sec (encrypted))`);
   out.push('');
   out.push(table(head, rows));
   out.push('');
   out.push('  sent: messages (or login attempts) the attackers put on the wire; dropped by daemon: talkbridge_malformed_input_total over the attack.');
-  out.push(`  hostile keyed: transmitter keyed outside genuine overs (START to last packet + ${GENUINE_TAIL_MS / 1000} s). loop stall: talkbridge_event_loop_delay_max_seconds, scraped every second (10 s when a scrape timed out).`);
-  out.push('  RSS before/peak/after: VmRSS at the attack\'s start, its highest, after the daemon settled; TOTAL: first reading / run peak / at the end.');
+  out.push(
+    `  hostile keyed: transmitter keyed outside genuine overs (START to last packet + ${GENUINE_TAIL_MS / 1000} s). loop stall: talkbridge_event_loop_delay_max_seconds, scraped every second (10 s when a scrape timed out).`,
+  );
+  out.push("  RSS before/peak/after: VmRSS at the attack's start, its highest, after the daemon settled; TOTAL: first reading / run peak / at the end.");
   if (notes.length) {
     out.push('');
     out.push('Notes:');
@@ -865,7 +1065,12 @@ function report(phases: Phase[], started: number): number {
     ],
   ];
   out.push('');
-  out.push(table(['target', 'measured', 'result'], checks.map(([t, m, ok]) => ({ cells: [t, '', m, ok ? 'PASS' : 'FAIL'] })).map((r) => ({ cells: [r.cells[0]!, r.cells[2]!, r.cells[3]!] }))));
+  out.push(
+    table(
+      ['target', 'measured', 'result'],
+      checks.map(([t, m, ok]) => ({ cells: [t, '', m, ok ? 'PASS' : 'FAIL'] })).map((r) => ({ cells: [r.cells[0]!, r.cells[2]!, r.cells[3]!] })),
+    ),
+  );
   out.push('');
   const goal = 1_000_000;
   const reach = QUICK || ONLY ? ' (a partial run; the full run sends ≥ 1,000,000)' : totalMutated < goal ? ` — fewer than the suite's ${int(goal)}: an attacker hit its time cap` : '';

@@ -76,7 +76,11 @@ export function envelopeCorrelation(ref: Int16Array, refRate: number, test: Int1
     }
   }
   const keep = [...a.keys()].filter((i) => !Number.isNaN(aligned[i]!));
-  const r = pearson(Float64Array.from(keep, (i) => a[i]!), Float64Array.from(keep, (i) => aligned[i]!), 0);
+  const r = pearson(
+    Float64Array.from(keep, (i) => a[i]!),
+    Float64Array.from(keep, (i) => aligned[i]!),
+    0,
+  );
   // Most of the reference must have been covered, or a truncated over would look fine.
   const coverage = keep.length / a.length;
   return { r: coverage >= 0.9 ? r : Math.min(r, coverage), lagMs: best.lag * HOP_MS };

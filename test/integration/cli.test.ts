@@ -39,9 +39,19 @@ t.test('mistakes get one clear line and a non-zero exit', async (t) => {
   writeFileSync(notWav, 'this is not audio');
   const pcm8 = path.join(tmp, '8bit.wav');
   const h = Buffer.alloc(44 + 100);
-  h.write('RIFF', 0); h.writeUInt32LE(136, 4); h.write('WAVE', 8); h.write('fmt ', 12); h.writeUInt32LE(16, 16);
-  h.writeUInt16LE(1, 20); h.writeUInt16LE(1, 22); h.writeUInt32LE(8000, 24); h.writeUInt32LE(8000, 28); h.writeUInt16LE(1, 32); h.writeUInt16LE(8, 34);
-  h.write('data', 36); h.writeUInt32LE(100, 40);
+  h.write('RIFF', 0);
+  h.writeUInt32LE(136, 4);
+  h.write('WAVE', 8);
+  h.write('fmt ', 12);
+  h.writeUInt32LE(16, 16);
+  h.writeUInt16LE(1, 20);
+  h.writeUInt16LE(1, 22);
+  h.writeUInt32LE(8000, 24);
+  h.writeUInt32LE(8000, 28);
+  h.writeUInt16LE(1, 32);
+  h.writeUInt16LE(8, 34);
+  h.write('data', 36);
+  h.writeUInt32LE(100, 40);
   writeFileSync(pcm8, h);
 
   oneLine(t, await runCli(['bogus']), 2, /unknown command "bogus"/);
@@ -69,7 +79,14 @@ t.test('check-config reports every problem at once, with paths', async (t) => {
   writeFileSync(bad, 'broker:\n  url: http://example\n  colour: blue\nchannels:\n  - name: "no/slash"\ncodec:\n  frameMs: 30\n  framesPerPacket: 9\n');
   const r = await runCli(['check-config', bad]);
   t.equal(r.code, 1);
-  for (const re of [/broker\.url: must be an mqtt/, /broker: Unrecognized key: "colour"/, /channels\[0\]\.name: channel name "no\/slash"/, /codec\.frameMs: must be 10, 20, 40 or 60/, /codec\.framesPerPacket/]) t.match(r.stderr, re);
+  for (const re of [
+    /broker\.url: must be an mqtt/,
+    /broker: Unrecognized key: "colour"/,
+    /channels\[0\]\.name: channel name "no\/slash"/,
+    /codec\.frameMs: must be 10, 20, 40 or 60/,
+    /codec\.framesPerPacket/,
+  ])
+    t.match(r.stderr, re);
   t.match(r.stderr, /5 problems/);
   t.notMatch(r.stderr, /\n\s+at /);
 
@@ -104,7 +121,7 @@ t.test('check-config reports every problem at once, with paths', async (t) => {
  * loaded with import() has only a default export there, which made `channel new` exit 70 while
  * drawing its QR code. Each command's --help, and the default path of those that need no hardware.
  */
-t.test('from the bundle: every command\'s --help, and the default paths of channel, check-config, status, devices', async (t) => {
+t.test("from the bundle: every command's --help, and the default paths of channel, check-config, status, devices", async (t) => {
   const shim = readFileSync(BIN, 'utf8');
   t.match(shim, /from '\.\.\/dist\/bundle\/cli\.js'/, 'the talkbridge command runs the bundle');
   const bundle = path.join(ROOT, 'gateway/dist/bundle/cli.js');

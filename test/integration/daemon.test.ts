@@ -40,12 +40,30 @@ t.test('run with no config: embedded broker, WebSocket on the HTTP port, a chann
   daemon.proc.kill('SIGTERM');
   const r = await daemon.result;
   t.equal(r.code, 0, 'SIGTERM stops cleanly with exit 0');
-  const lines = r.stdout.trim().split('\n').map((x) => JSON.parse(x));
-  t.ok(lines.every((x) => typeof x.level === 'number' && typeof x.time === 'string'), 'every log line is JSON');
-  t.ok(lines.some((x) => x.event === 'listening' && x.service === 'mqtt' && x.url === `mqtt://127.0.0.1:${mqttPort}`), 'says where MQTT listens');
-  t.ok(lines.some((x) => x.event === 'listening' && x.service === 'http' && x.websocket === `ws://127.0.0.1:${httpPort}/mqtt`), 'says where the web port and WebSocket are');
-  t.ok(lines.some((x) => x.event === 'over-start' && x.talker === 'Ranger' && x.module === 'channel'), 'logs the over start');
-  t.ok(lines.some((x) => x.event === 'stopping'), 'logs the stop');
+  const lines = r.stdout
+    .trim()
+    .split('\n')
+    .map((x) => JSON.parse(x));
+  t.ok(
+    lines.every((x) => typeof x.level === 'number' && typeof x.time === 'string'),
+    'every log line is JSON',
+  );
+  t.ok(
+    lines.some((x) => x.event === 'listening' && x.service === 'mqtt' && x.url === `mqtt://127.0.0.1:${mqttPort}`),
+    'says where MQTT listens',
+  );
+  t.ok(
+    lines.some((x) => x.event === 'listening' && x.service === 'http' && x.websocket === `ws://127.0.0.1:${httpPort}/mqtt`),
+    'says where the web port and WebSocket are',
+  );
+  t.ok(
+    lines.some((x) => x.event === 'over-start' && x.talker === 'Ranger' && x.module === 'channel'),
+    'logs the over start',
+  );
+  t.ok(
+    lines.some((x) => x.event === 'stopping'),
+    'logs the stop',
+  );
 });
 
 t.test('a port already taken is one clear line', async (t) => {

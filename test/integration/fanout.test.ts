@@ -43,7 +43,7 @@ t.test('50 listeners all receive the over intact', async (t) => {
     }
     const samples = new Int16Array(g.pcm.reduce((n, p) => n + p.length, 0));
     let o = 0;
-    for (const p of g.pcm) (samples.set(p, o), (o += p.length));
+    for (const p of g.pcm) samples.set(p, o), (o += p.length);
     const { r: corr } = envelopeCorrelation(ref.samples, ref.sampleRate, samples, 16000);
     const whole = r.name === 'Dispatcher' && r.stats.lost === 0 && r.stats.received + r.stats.late === packets && corr >= 0.9;
     if (whole) intact++;

@@ -48,9 +48,7 @@ t.test('five talkers keying at the same instant agree on one winner', async (t) 
   t.teardown(() => broker.stop());
   const pcm = await readWav(SPEECH);
   const pcm1s = { sampleRate: pcm.sampleRate, samples: pcm.samples.subarray(0, pcm.sampleRate) };
-  const talkers = await Promise.all(
-    [0, 1, 2, 3, 4].map((i) => openChannel({ url: broker.url, prefix: 'talkbridge/v1', channel: 'sar', name: `T${i}`, source: 'cli', silenceMs: 1000 })),
-  );
+  const talkers = await Promise.all([0, 1, 2, 3, 4].map((i) => openChannel({ url: broker.url, prefix: 'talkbridge/v1', channel: 'sar', name: `T${i}`, source: 'cli', silenceMs: 1000 })));
   const listener = await openChannel({ url: broker.url, prefix: 'talkbridge/v1', channel: 'sar', name: 'L', source: 'cli', silenceMs: 1000 });
   t.teardown(async () => {
     for (const c of [...talkers, listener]) await c.close();
@@ -80,6 +78,9 @@ t.test('five talkers keying at the same instant agree on one winner', async (t) 
   );
   for (const [sender, names] of heardBy) {
     if (sender === listener.session.sender) continue;
-    t.notOk(names.some((n) => n !== winnerName), `${sender} never played a loser's over (${names.join(',')})`);
+    t.notOk(
+      names.some((n) => n !== winnerName),
+      `${sender} never played a loser's over (${names.join(',')})`,
+    );
   }
 });

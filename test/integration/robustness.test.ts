@@ -118,6 +118,9 @@ t.test('a talker killed mid-over: the over ends after the silence time, the Last
   t.ok(ends[0]!.durationMs > 800 && ends[0]!.durationMs < 3000, `kept what was heard (${ends[0]!.durationMs} ms)`);
   const gone = Date.now() + 3000;
   while (left.length === 0 && Date.now() < gone) await new Promise((r) => setTimeout(r, 20));
-  t.ok(left.some((s) => s.startsWith('doomed-')), `presence cleared by the Last Will (${left.join(',')})`);
+  t.ok(
+    left.some((s) => s.startsWith('doomed-')),
+    `presence cleared by the Last Will (${left.join(',')})`,
+  );
   t.equal(listener.session.holder, null, 'the floor is free again');
 });

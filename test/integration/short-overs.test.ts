@@ -35,5 +35,9 @@ t.test('50 back-to-back 80 ms overs sent as fast as possible all play whole', as
   await new Promise((res) => setTimeout(res, 500));
   t.equal(reports.length, 50, 'every over was played');
   const bad = reports.filter((r) => !(r.reason === 'done' && r.stats.played === 4 && r.stats.lost === 0));
-  t.same(bad.map((r) => ({ reason: r.reason, ...r.stats })), [], 'each whole: 4 frames, nothing lost');
+  t.same(
+    bad.map((r) => ({ reason: r.reason, ...r.stats })),
+    [],
+    'each whole: 4 frames, nothing lost',
+  );
 });

@@ -126,7 +126,10 @@ t.test('a daemon with broker.urls follows the list; healthz, the status topic an
   daemon.proc.kill('SIGTERM');
   const r = await daemon.result;
   t.equal(r.code, 0, 'stops cleanly');
-  const lines = r.stdout.trim().split('\n').map((x) => JSON.parse(x) as Record<string, unknown>);
+  const lines = r.stdout
+    .trim()
+    .split('\n')
+    .map((x) => JSON.parse(x) as Record<string, unknown>);
   const sw = lines.find((x) => x.event === 'broker' && x.switched === true);
   t.match(sw, { url: b.url, from: a.url, module: 'channel' }, 'the switch is logged with both URLs');
 });
@@ -242,5 +245,9 @@ t.test('bad broker lists are one clear line each, with their path', async (t) =>
   const p2 = await freePort();
   const l = await runCli(['listen', '--broker', `mqtt://127.0.0.1:${p1}`, '--broker', `mqtt://127.0.0.1:${p2}`, '--channel', 'base', '--out', path.join(dir, 'x.wav')]);
   t.equal(l.code, 1);
-  t.match(l.stderr, new RegExp(`^talkbridge: cannot connect to any of 2 brokers: mqtt://127\\.0\\.0\\.1:${p1}: connection refused .*; mqtt://127\\.0\\.0\\.1:${p2}: connection refused .*\\n$`), 'none answering: one line naming each');
+  t.match(
+    l.stderr,
+    new RegExp(`^talkbridge: cannot connect to any of 2 brokers: mqtt://127\\.0\\.0\\.1:${p1}: connection refused .*; mqtt://127\\.0\\.0\\.1:${p2}: connection refused .*\\n$`),
+    'none answering: one line naming each',
+  );
 });

@@ -98,13 +98,17 @@ t.test('uplink: two brokers bridged by a daemon, both ways, no loops; the upstre
   t.match(await health(), { status: 'ok', uplink: { connected: true, broker: upstream.url } }, 'healthz shows the uplink');
 
   // Presence crosses retained: someone joining upstream later still sees the kit.
-  const late = await until('kit presence retained upstream', async () => {
-    const x = await tap(upstream, 'talkbridge/v1/base/presence/+');
-    await new Promise((r) => setTimeout(r, 300));
-    await x.close();
-    return x.retained;
-  }, (r) => r.has('talkbridge/v1/base/presence/kit1'));
-  t.ok(late.has('talkbridge/v1/base/presence/kit1'), 'the gateway\'s presence is retained on the upstream broker');
+  const late = await until(
+    'kit presence retained upstream',
+    async () => {
+      const x = await tap(upstream, 'talkbridge/v1/base/presence/+');
+      await new Promise((r) => setTimeout(r, 300));
+      await x.close();
+      return x.retained;
+    },
+    (r) => r.has('talkbridge/v1/base/presence/kit1'),
+  );
+  t.ok(late.has('talkbridge/v1/base/presence/kit1'), "the gateway's presence is retained on the upstream broker");
 
   const up = await hear(t, local, upstream, 'Upward', dir);
   const down = await hear(t, upstream, local, 'Downward', dir);
@@ -153,7 +157,10 @@ t.test('the native alternative: check-config --mosquitto-bridge makes a stanza a
   t.notMatch(gen.stdout, /do-not-print/, 'the password is not printed');
   t.match(gen.stdout, /Not usable by a Mosquitto bridge.*wss:\/\/hq\.example\.org\/mqtt/, 'says which URLs a Mosquitto bridge cannot use');
   // Our test upstream allows anonymous clients: drop the login lines, keep the rest as generated.
-  const stanza = gen.stdout.split('\n').filter((l) => !/^remote_username/.test(l)).join('\n');
+  const stanza = gen.stdout
+    .split('\n')
+    .filter((l) => !/^remote_username/.test(l))
+    .join('\n');
   const local = await startMosquitto(stanza);
   t.teardown(() => local.stop());
   const onUpstream = await tap(upstream, 'talkbridge/v1/base/#');
@@ -163,12 +170,16 @@ t.test('the native alternative: check-config --mosquitto-bridge makes a stanza a
   const pub = await mqtt.connectAsync(local.url, { clientId: 'marker' });
   await pub.publishAsync('talkbridge/v1/base/presence/marker', '{"v":1}', { qos: 1, retain: true });
   await pub.endAsync();
-  const seen = await until('bridged presence retained upstream', async () => {
-    const x = await tap(upstream, 'talkbridge/v1/base/presence/+');
-    await new Promise((r) => setTimeout(r, 300));
-    await x.close();
-    return x.retained;
-  }, (r) => r.has('talkbridge/v1/base/presence/marker'));
+  const seen = await until(
+    'bridged presence retained upstream',
+    async () => {
+      const x = await tap(upstream, 'talkbridge/v1/base/presence/+');
+      await new Promise((r) => setTimeout(r, 300));
+      await x.close();
+      return x.retained;
+    },
+    (r) => r.has('talkbridge/v1/base/presence/marker'),
+  );
   t.ok(seen.has('talkbridge/v1/base/presence/marker'), 'presence crosses retained');
   const up = await hear(t, local, upstream, 'ViaMosquittoUp', dir);
   const down = await hear(t, upstream, local, 'ViaMosquittoDown', dir);
@@ -220,7 +231,12 @@ t.test('uplink from the embedded broker (aedes, MQTT 3.1.1) across a link that i
   const httpPort = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tb-uplink-aedes-'));
   const config = path.join(dir, 'config.yaml');
-  writeFileSync(config, ['gateway: {id: kit3, name: Kit Three}', `embeddedBroker: {port: ${mqttPort}}`, `uplink: {url: "${link.url}", reconnectMs: 200}`, `http: {port: ${httpPort}}`, 'channels: [{name: base}]'].join('\n'));
+  writeFileSync(
+    config,
+    ['gateway: {id: kit3, name: Kit Three}', `embeddedBroker: {port: ${mqttPort}}`, `uplink: {url: "${link.url}", reconnectMs: 200}`, `http: {port: ${httpPort}}`, 'channels: [{name: base}]'].join(
+      '\n',
+    ),
+  );
   const local: TestBroker = { url: `mqtt://127.0.0.1:${mqttPort}`, port: mqttPort, stop: async () => {} };
   const daemon = startCli(['run', '--config', config]);
   t.teardown(() => daemon.proc.kill('SIGKILL'));
@@ -235,9 +251,17 @@ t.test('uplink from the embedded broker (aedes, MQTT 3.1.1) across a link that i
   const hq = await mqtt.connectAsync(upstream.url, { clientId: 'hq-1' });
   t.teardown(() => hq.endAsync(true));
   await hq.publishAsync('talkbridge/v1/base/presence/hq1', '{"v":1,"name":"HQ"}', { qos: 1, retain: true });
-  const up1 = await until('phone presence upstream', () => retainedOn(upstream, 'talkbridge/v1/base/presence/+'), (m) => m.has('talkbridge/v1/base/presence/phone1'));
+  const up1 = await until(
+    'phone presence upstream',
+    () => retainedOn(upstream, 'talkbridge/v1/base/presence/+'),
+    (m) => m.has('talkbridge/v1/base/presence/phone1'),
+  );
   t.ok(up1.has('talkbridge/v1/base/presence/kit3'), 'the gateway is present upstream');
-  const local1 = await until('hq presence on the kit', () => retainedOn(local, 'talkbridge/v1/base/presence/+'), (m) => m.has('talkbridge/v1/base/presence/hq1'));
+  const local1 = await until(
+    'hq presence on the kit',
+    () => retainedOn(local, 'talkbridge/v1/base/presence/+'),
+    (m) => m.has('talkbridge/v1/base/presence/hq1'),
+  );
   t.equal(local1.get('talkbridge/v1/base/presence/hq1'), '{"v":1,"name":"HQ"}', 'HQ is present on the kit, retained (aedes drops the flag on live delivery; the uplink restores it)');
 
   await hear(t, local, upstream, 'KitToHq', dir);
@@ -248,7 +272,7 @@ t.test('uplink from the embedded broker (aedes, MQTT 3.1.1) across a link that i
   await member.publishAsync('talkbridge/v1/base/presence/phone1', '', { qos: 1, retain: true });
   await member.publishAsync('talkbridge/v1/base/presence/phone2', '{"v":1,"name":"Phone 2"}', { qos: 1, retain: true });
   await hear(t, local, local, 'LocalDuringCut', dir);
-  t.equal((await (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).json() as { status: string }).status, 'ok', 'the kit stays healthy without its uplink');
+  t.equal(((await (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).json()) as { status: string }).status, 'ok', 'the kit stays healthy without its uplink');
 
   link.restore();
   const up2 = await until(
@@ -258,7 +282,7 @@ t.test('uplink from the embedded broker (aedes, MQTT 3.1.1) across a link that i
   );
   t.ok(up2.has('talkbridge/v1/base/presence/phone2'), 'the phone that joined during the cut appears upstream');
   t.notOk(up2.has('talkbridge/v1/base/presence/phone1'), 'the phone that left during the cut is no ghost upstream');
-  t.ok(up2.has('talkbridge/v1/base/presence/hq1'), 'HQ\'s own presence is untouched');
+  t.ok(up2.has('talkbridge/v1/base/presence/hq1'), "HQ's own presence is untouched");
   const local2 = await retainedOn(local, 'talkbridge/v1/base/presence/+');
   t.notOk(local2.has('talkbridge/v1/base/presence/phone1'), 'and the stale upstream copy did not bring the ghost back to the kit');
   await hear(t, upstream, local, 'HqToKitAfterCut', dir);

@@ -15,7 +15,7 @@ import { sleep } from './helpers.js';
 
 const SPEECH = path.join(FIXTURES, 'speech-short-16k.wav');
 
-t.test('/healthz and the status topic agree: an encrypted channel\'s talker is sealed, a clear one\'s is named', async (t) => {
+t.test("/healthz and the status topic agree: an encrypted channel's talker is sealed, a clear one's is named", async (t) => {
   const [mqttPort, httpPort] = [await freePort(), await freePort()];
   const key = formatKey(generateKey(1));
   const config = ConfigSchema.parse({
@@ -34,8 +34,14 @@ t.test('/healthz and the status topic agree: an encrypted channel\'s talker is s
   await obs.subscribeAsync('talkbridge/v1/_gateways/gw-h/status', { qos: 1 });
 
   type Ch = { channel: string; talking: string | null; encrypted?: boolean };
-  const healthz = async () => ((await (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).json()) as { status: string; channels: Ch[] });
-  t.match(await healthz(), { status: 'ok', channels: [{ channel: 'secret', talking: null, encrypted: true }, { channel: 'open', talking: null, encrypted: false }] });
+  const healthz = async () => (await (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).json()) as { status: string; channels: Ch[] };
+  t.match(await healthz(), {
+    status: 'ok',
+    channels: [
+      { channel: 'secret', talking: null, encrypted: true },
+      { channel: 'open', talking: null, encrypted: false },
+    ],
+  });
 
   // Both channels busy at once: a sealed over and a clear one.
   const sealed = startCli(['send', '--broker', broker, '--channel', 'secret', '--key', key, '--name', 'Secret Sam', SPEECH]);
@@ -50,15 +56,23 @@ t.test('/healthz and the status topic agree: an encrypted channel\'s talker is s
     else await sleep(25);
   }
   t.ok(seen, 'both channels were seen busy on /healthz');
-  t.same(seen, [
-    { channel: 'secret', connected: true, broker, encrypted: true, talking: '(sealed)' },
-    { channel: 'open', connected: true, broker, encrypted: false, talking: 'Open Olga' },
-  ], '/healthz: the sealed talker is not named');
+  t.same(
+    seen,
+    [
+      { channel: 'secret', connected: true, broker, encrypted: true, talking: '(sealed)' },
+      { channel: 'open', connected: true, broker, encrypted: false, talking: 'Open Olga' },
+    ],
+    '/healthz: the sealed talker is not named',
+  );
   t.equal((await sealed.result).code, 0, 'the sealed over went out');
   t.equal((await clear.result).code, 0, 'the clear over went out');
 
   const busy = statuses.map((s) => JSON.parse(s) as { channels: Ch[] }).find((d) => d.channels.every((c) => c.talking !== null));
   t.ok(busy, 'the status topic saw both busy');
-  t.same(busy!.channels.map((c) => c.talking), ['(sealed)', 'Open Olga'], 'the status topic says the same');
+  t.same(
+    busy!.channels.map((c) => c.talking),
+    ['(sealed)', 'Open Olga'],
+    'the status topic says the same',
+  );
   t.notMatch(healthDocs.join('\n'), /Secret Sam/, 'no /healthz document ever named the sealed talker');
 });

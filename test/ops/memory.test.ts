@@ -63,12 +63,19 @@ async function observe(t: Test, extra: string, o: { web?: string; trace: boolean
   const probe = path.join(dir, 'probe.mjs');
   writeFileSync(probe, PROBE);
   const out = path.join(dir, 'probe');
-  const cfg = writeConfig(dir, { id: 'gw-m', broker: broker.url, radio: `  - name: m\n    ptt: { type: cm108, device: ${fifo.path} }\n    audio: { sampleRate: 48000, output: { type: 'null' } }`, extra });
+  const cfg = writeConfig(dir, {
+    id: 'gw-m',
+    broker: broker.url,
+    radio: `  - name: m\n    ptt: { type: cm108, device: ${fifo.path} }\n    audio: { sampleRate: 48000, output: { type: 'null' } }`,
+    extra,
+  });
   if (o.web) writeFileSync(cfg, readFileSync(cfg, 'utf8').replace('http:\n  enabled: false\n', o.web));
   // Through env(1): tap's process-info hook rewrites NODE_OPTIONS of every child it sees spawned,
   // and its loader in the daemon would be measured too.
   const options = `--max-semi-space-size=1 --import ${probe}`;
-  const gw = spawn('env', [`NODE_OPTIONS=${options}`, `TB_PROBE_OUT=${out}`, `TB_PROBE_TRACE=${o.trace ? '1' : ''}`, process.execPath, BIN, 'run', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const gw = spawn('env', [`NODE_OPTIONS=${options}`, `TB_PROBE_OUT=${out}`, `TB_PROBE_TRACE=${o.trace ? '1' : ''}`, process.execPath, BIN, 'run', '--config', cfg], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const ended = new Promise<number | null>((r) => gw.once('close', (code) => r(code)));
   t.teardown(() => void gw.kill('SIGKILL'));
   let log = '';
@@ -84,7 +91,10 @@ async function observe(t: Test, extra: string, o: { web?: string; trace: boolean
   t.equal(await ended, 0, 'the daemon stops cleanly');
   const esm = o.trace ? readFileSync(`${out}.esm`, 'utf8').split('\n').filter(Boolean) : [];
   const meta = JSON.parse(readFileSync(path.join(ROOT, 'gateway/dist/bundle/meta.json'), 'utf8')) as { outputs: Record<string, { inputs: Record<string, unknown> }> };
-  const chunks = esm.filter((u) => u.startsWith('file:')).map((u) => path.relative(ROOT, fileURLToPath(u))).filter((f) => meta.outputs[f]);
+  const chunks = esm
+    .filter((u) => u.startsWith('file:'))
+    .map((u) => path.relative(ROOT, fileURLToPath(u)))
+    .filter((f) => meta.outputs[f]);
   if (o.trace) t.ok(chunks.length > 1, `the probe sees the bundle's chunks load (${chunks.length})`);
   const modules = [...new Set([...chunks.flatMap((c) => Object.keys(meta.outputs[c]!.inputs)), ...r.cjs])];
   const packages = new Set(modules.map(packageOf).filter((p): p is string => p !== null));
@@ -97,7 +107,10 @@ const NEVER = ['zod', 'yaml', 'aedes', 'serialport', '@serialport/stream', '@ser
 t.test('a bridging gateway on an external broker loads only what it uses', async (t) => {
   const r = await observe(t, 'bridge:\n  hangMs: 0\n', { trace: true });
   for (const p of NEVER) t.notOk(r.packages.has(p), `${p} is not loaded`);
-  t.notOk(r.modules.some((m) => /^gateway\/src\/http\//.test(m)), 'no web server code (http is disabled)');
+  t.notOk(
+    r.modules.some((m) => /^gateway\/src\/http\//.test(m)),
+    'no web server code (http is disabled)',
+  );
   t.notOk(r.packages.has('prom-client'), 'no prom-client: nothing could scrape /metrics');
   t.ok(r.packages.has('mqtt') && r.packages.has('pino'), 'the probe does see the packages the daemon uses');
 });
@@ -114,6 +127,9 @@ t.test('with the web port on, still no embedded broker code unless it is enabled
   const port = await freePort();
   const r = await observe(t, 'bridge:\n  hangMs: 0\n', { trace: true, web: `http:\n  enabled: true\n  host: 127.0.0.1\n  port: ${port}\n` });
   for (const p of NEVER) t.notOk(r.packages.has(p), `${p} is not loaded`);
-  t.ok(r.modules.some((m) => m === 'gateway/src/http/server.ts'), 'the web server is loaded');
+  t.ok(
+    r.modules.some((m) => m === 'gateway/src/http/server.ts'),
+    'the web server is loaded',
+  );
   t.ok(r.packages.has('prom-client'), 'prom-client is loaded for /metrics');
 });

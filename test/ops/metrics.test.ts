@@ -44,7 +44,18 @@ t.test('/metrics: names, types, and values that follow bridge and channel events
   const hf = new FakeBridge('hf');
   const vhf = new FakeBridge('vhf');
   const base = new FakeChannel('base');
-  const monitor = startMonitor({ prefix: 'tb/v1', gatewayId: 'gw-a', name: 'Hill top', version: 'talkbridge/0.1', bridges: [hf, vhf], channels: [base], client: null, minIntervalMs: 20, levelsMs: 5000, createMetrics });
+  const monitor = startMonitor({
+    prefix: 'tb/v1',
+    gatewayId: 'gw-a',
+    name: 'Hill top',
+    version: 'talkbridge/0.1',
+    bridges: [hf, vhf],
+    channels: [base],
+    client: null,
+    minIntervalMs: 20,
+    levelsMs: 5000,
+    createMetrics,
+  });
   t.teardown(() => monitor.stop());
   const http = await startHttpServer({ host: '127.0.0.1', port: 0, routes: [monitor.metricsRoute!] });
   t.teardown(() => http.close());
@@ -178,7 +189,8 @@ t.test("a daemon's /metrics counts what its embedded broker refused and what its
 
   const before = await scrape();
   t.equal(before.types.get('talkbridge_broker_refused_total'), 'counter');
-  for (const r of ['packet-too-large', 'publish-too-large', 'retained-not-kept', 'client-id-refused', 'login-throttled', 'login-refused', 'publish-denied', 'subscribe-denied']) t.equal(refused(before, r), 0, `${r} starts at 0`);
+  for (const r of ['packet-too-large', 'publish-too-large', 'retained-not-kept', 'client-id-refused', 'login-throttled', 'login-refused', 'publish-denied', 'subscribe-denied'])
+    t.equal(refused(before, r), 0, `${r} starts at 0`);
 
   await t.rejects(mqtt.connectAsync(broker, { username: 'alice', password: 'not-the-password', reconnectPeriod: 0 }), 'a wrong password is refused');
   const alice = await mqtt.connectAsync(broker, { username: 'alice', password, reconnectPeriod: 0 });
@@ -190,10 +202,14 @@ t.test("a daemon's /metrics counts what its embedded broker refused and what its
   await alice.publishAsync('talkbridge/v1/base/presence/alice', JSON.stringify({ v: 1, name: 'Alice', source: 'cli', since: hourAgo, software: 'test', at: hourAgo }), { qos: 1 });
   await alice.publishAsync('talkbridge/v1/base/audio/alice', Buffer.from([1, 2, 3]), { qos: 1 });
 
-  const after = await waitFor(async () => {
-    const e = await scrape();
-    return value(e, 'talkbridge_malformed_input_total', { channel: 'base', reason: 'packet-short' }) === 1 ? e : null;
-  }, 5000, 'the session drops on /metrics');
+  const after = await waitFor(
+    async () => {
+      const e = await scrape();
+      return value(e, 'talkbridge_malformed_input_total', { channel: 'base', reason: 'packet-short' }) === 1 ? e : null;
+    },
+    5000,
+    'the session drops on /metrics',
+  );
   t.equal(refused(after, 'login-refused'), 1, 'the wrong password');
   t.equal(refused(after, 'publish-too-large'), 1, 'the oversized publish');
   t.equal(refused(after, 'packet-too-large'), 0);

@@ -39,7 +39,11 @@ t.test('redactUrl drops the whole userinfo, however it is written, and nothing e
   t.equal(redactUrl('ws://u:p%40ss@[::1]:8080/mqtt'), 'ws://[::1]:8080/mqtt');
   t.equal(redactUrl('mqtt://host:1883'), 'mqtt://host:1883', 'no login: unchanged');
   t.equal(redactUrl('wss://host/mqtt/a@b'), 'wss://host/mqtt/a@b', 'an @ in the path is not a login');
-  t.equal(redactUrl('cannot connect to any of 2 brokers: mqtt://a:b@x:1: refused; wss://c:d@y/mqtt: refused'), 'cannot connect to any of 2 brokers: mqtt://x:1: refused; wss://y/mqtt: refused', 'URLs inside a message');
+  t.equal(
+    redactUrl('cannot connect to any of 2 brokers: mqtt://a:b@x:1: refused; wss://c:d@y/mqtt: refused'),
+    'cannot connect to any of 2 brokers: mqtt://x:1: refused; wss://y/mqtt: refused',
+    'URLs inside a message',
+  );
   t.equal(redactUrl(null), null);
 });
 
@@ -127,16 +131,25 @@ t.test('a kit with logins in its broker and uplink URLs shows none of them; the 
   const health = await (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).text();
   await sleep(1000); // a status publish or two more, and anything the uplink might still forward
 
-  t.match(JSON.parse(localDoc), { online: true, broker: local.url, channels: [{ channel: 'base', connected: true, broker: local.url }], uplink: { connected: true, broker: upstream.url } }, 'the status names the brokers, without the login');
+  t.match(
+    JSON.parse(localDoc),
+    { online: true, broker: local.url, channels: [{ channel: 'base', connected: true, broker: local.url }], uplink: { connected: true, broker: upstream.url } },
+    'the status names the brokers, without the login',
+  );
   t.match(JSON.parse(upDoc), { id: 'kit1', online: true, broker: local.url }, 'the copy upstream too');
   t.match(JSON.parse(health), { status: 'ok', channels: [{ broker: local.url }], uplink: { broker: upstream.url } }, '/healthz too');
-  t.same([...onUpstream.keys()], [kitTopic], 'upstream holds the kit\'s status and no other gateway\'s');
-  t.ok(onLocal.has('talkbridge/v1/_gateways/gw-other/status'), '(the other gateway did publish on the kit\'s broker)');
+  t.same([...onUpstream.keys()], [kitTopic], "upstream holds the kit's status and no other gateway's");
+  t.ok(onLocal.has('talkbridge/v1/_gateways/gw-other/status'), "(the other gateway did publish on the kit's broker)");
 
   daemon.proc.kill('SIGTERM');
   const out = await daemon.result;
   t.match(out.stdout, /joined channel base on mqtt:\/\/127\.0\.0\.1/, 'the logs name the broker');
-  for (const [what, text] of [['local status', onLocal.all.join('\n')], ['upstream status', onUpstream.all.join('\n')], ['/healthz', health], ['logs', out.stdout + out.stderr]] as const) {
+  for (const [what, text] of [
+    ['local status', onLocal.all.join('\n')],
+    ['upstream status', onUpstream.all.join('\n')],
+    ['/healthz', health],
+    ['logs', out.stdout + out.stderr],
+  ] as const) {
     t.notMatch(text, /kituser/, `${what}: no login in any URL`);
   }
 });
@@ -169,7 +182,11 @@ t.test('a config with passwords in its URLs that got past the check (made by han
   await daemon.stop();
   const status = [...onBroker.all, ...onUpstream.all].join('\n');
   t.match(status, new RegExp(`"broker":"${broker.url}"`));
-  for (const [what, text] of [['status topic (local and upstream)', status], ['/healthz', health], ['logs', logs]] as const) {
+  for (const [what, text] of [
+    ['status topic (local and upstream)', status],
+    ['/healthz', health],
+    ['logs', logs],
+  ] as const) {
     t.notMatch(text, /S3cretPw/, `${what}: no password`);
     t.notMatch(text, /kit2:/, `${what}: no login`);
   }

@@ -49,7 +49,11 @@ t.test('reset writes the exact CM108 unkey report and exits 0', async (t) => {
   t.same(idle, [0, 0, 0, 4, 0], 'GPIO3 low, GPIO3 an output');
   t.equal(hid.got.length % 5, 0, 'whole 5-byte reports only');
   t.ok(reports(hid.got).length >= 1);
-  t.same(reports(hid.got), reports(hid.got).map(() => idle), 'every report written is the unkey report');
+  t.same(
+    reports(hid.got),
+    reports(hid.got).map(() => idle),
+    'every report written is the unkey report',
+  );
 });
 
 t.test('reset honours activeLow: idle drives the pin high', async (t) => {
@@ -62,7 +66,10 @@ t.test('reset honours activeLow: idle drives the pin high', async (t) => {
   await waitFor(() => hid.got.length >= 5, 3000, 'a report');
   await sleep(200);
   t.same(reports(hid.got)[0], [0, 0, 8, 8, 0]);
-  t.ok(reports(hid.got).every((rep) => rep.join() === '0,0,8,8,0'), 'only idle reports');
+  t.ok(
+    reports(hid.got).every((rep) => rep.join() === '0,0,8,8,0'),
+    'only idle reports',
+  );
 });
 
 t.test('an unreachable radio is named, the others are still released, exit 1', async (t) => {

@@ -44,7 +44,10 @@ t.test('READY once, STATUS, WATCHDOG at half of WATCHDOG_USEC only while healthy
   const pings = during.filter((m) => m.vars.WATCHDOG === '1');
   t.ok(pings.length >= 3 && pings.length <= 6, `${pings.length} pings in 1.1 s at a 200 ms interval`);
   const gaps = pings.slice(1).map((p, i) => p.t - pings[i]!.t);
-  t.ok(gaps.every((g) => g > 120 && g < 400), `ping gaps ${gaps.map((g) => g.toFixed(0)).join(', ')} ms`);
+  t.ok(
+    gaps.every((g) => g > 120 && g < 400),
+    `ping gaps ${gaps.map((g) => g.toFixed(0)).join(', ')} ms`,
+  );
 
   healthy = false;
   await sleep(150);
@@ -52,7 +55,10 @@ t.test('READY once, STATUS, WATCHDOG at half of WATCHDOG_USEC only while healthy
   await sleep(900);
   const unhealthy = sock.messages.slice(cut);
   t.equal(unhealthy.filter((m) => m.vars.WATCHDOG).length, 0, 'no WATCHDOG=1 while unhealthy');
-  t.ok(sock.messages.some((m) => m.vars.STATUS === 'unhealthy: watchdog pings withheld'), 'STATUS says why');
+  t.ok(
+    sock.messages.some((m) => m.vars.STATUS === 'unhealthy: watchdog pings withheld'),
+    'STATUS says why',
+  );
 
   healthy = true;
   await waitFor(() => sock.messages.slice(cut).some((m) => m.vars.WATCHDOG === '1'), 2000, 'pings to resume');
@@ -75,7 +81,10 @@ t.test('a throwing health predicate counts as unhealthy', { skip: !have && 'syst
   await sleep(600);
   await n.stopping();
   t.equal(sock.messages.filter((m) => m.vars.WATCHDOG).length, 0, 'no pings');
-  t.ok(sock.messages.some((m) => m.vars.STATUS?.startsWith('unhealthy')), 'reported unhealthy');
+  t.ok(
+    sock.messages.some((m) => m.vars.STATUS?.startsWith('unhealthy')),
+    'reported unhealthy',
+  );
 });
 
 t.test('WATCHDOG_PID of another process: no pings; no WATCHDOG_USEC: no pings', { skip: !have && 'systemd-notify is not installed' }, async (t) => {
@@ -88,7 +97,11 @@ t.test('WATCHDOG_PID of another process: no pings; no WATCHDOG_USEC: no pings', 
   none.watchdog(() => true);
   await none.ready();
   await sleep(400);
-  t.same(sock.messages.map((m) => m.raw), ['READY=1'], 'only READY arrived');
+  t.same(
+    sock.messages.map((m) => m.raw),
+    ['READY=1'],
+    'only READY arrived',
+  );
 });
 
 t.test('STATUS text cannot add variables or reach a shell', { skip: !have && 'systemd-notify is not installed' }, async (t) => {

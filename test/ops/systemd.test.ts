@@ -106,7 +106,12 @@ t.test('udev rules: CM108 family, SSS and AIOC hidraw nodes for the audio group'
     .filter((l) => l && !l.startsWith('#'));
   const ids: string[] = [];
   for (const r of rules) {
-    const kv = Object.fromEntries(r.split(/,\s*/).map((p) => /^([A-Z]+(?:\{\w+\})?)(==|=)"([^"]*)"$/.exec(p)!).map((m) => [m[1]! + m[2]!, m[3]!]));
+    const kv = Object.fromEntries(
+      r
+        .split(/,\s*/)
+        .map((p) => /^([A-Z]+(?:\{\w+\})?)(==|=)"([^"]*)"$/.exec(p)!)
+        .map((m) => [m[1]! + m[2]!, m[3]!]),
+    );
     t.equal(kv['SUBSYSTEM=='], 'hidraw', r);
     t.equal(kv['GROUP='], 'audio');
     t.equal(kv['MODE='], '0660');
@@ -166,7 +171,7 @@ t.test('pm2 ecosystem file: runs the daemon, long enough kill timeout, pm2 not a
   t.equal(app.script, path.join(ROOT, 'gateway/bin/talkbridge.js'));
   t.ok(existsSync(app.script as string), 'script exists');
   t.same(app.args, ['run', '--config', '/etc/talkbridge/config.yaml']);
-  t.ok((app.kill_timeout as number) > 5000, 'longer than the daemon\'s 5 s stop');
+  t.ok((app.kill_timeout as number) > 5000, "longer than the daemon's 5 s stop");
   t.equal(app.autorestart, true);
   const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as Record<string, Record<string, string> | undefined>;
   t.notOk(pkg.dependencies?.pm2 ?? pkg.devDependencies?.pm2 ?? pkg.optionalDependencies?.pm2, 'pm2 is not a dependency');

@@ -43,14 +43,19 @@ t.test('init: a CA and a server certificate that openssl verifies, for exactly t
   const nc = /Name Constraints: critical\s+Permitted:\n((?:\s+(?:DNS|IP):.*\n)+)/.exec(ca)?.[1]?.trim().split(/\s+/) ?? [];
   for (const want of ['DNS:local', 'DNS:localhost', 'DNS:kit.test', 'IP:10.0.0.0/255.0.0.0', 'IP:192.168.0.0/255.255.0.0', 'IP:127.0.0.0/255.0.0.0']) t.ok(nc.includes(want), `the CA permits ${want}`);
   t.notOk(nc.includes('DNS:raspberrypi.local'), 'a .local host is covered by DNS:local, not added');
-  t.notOk(nc.some((n) => n.startsWith('IP:0.0.0.0')), 'and no catch-all address range');
+  t.notOk(
+    nc.some((n) => n.startsWith('IP:0.0.0.0')),
+    'and no catch-all address range',
+  );
   const srv = openssl(['x509', '-noout', '-text', '-in', f('server.crt')]).out;
   t.match(srv, /TLS Web Server Authentication/, 'serverAuth');
   t.match(srv, /CA:FALSE/, 'not a CA');
   const days = (Date.parse(/Not After : (.*)/.exec(srv)![1]!) - Date.parse(/Not Before: (.*)/.exec(srv)![1]!)) / 86400e3;
   t.ok(days <= 825, `server certificate valid ${days} days (≤ 825, or iOS refuses it)`);
 
-  const fp = openssl(['x509', '-noout', '-fingerprint', '-sha256', '-in', f('ca.crt')]).out.trim().split('=')[1]!;
+  const fp = openssl(['x509', '-noout', '-fingerprint', '-sha256', '-in', f('ca.crt')])
+    .out.trim()
+    .split('=')[1]!;
   t.ok(r.stdout.includes(fp), `prints the CA fingerprint ${fp}`);
   t.match(r.stdout, /tls:\n\s+cert: .*server\.crt\n\s+key: .*server\.key\n\s+ca: .*ca\.crt/, 'prints the config lines');
   t.notMatch(r.stdout + r.stderr, /PRIVATE KEY/, 'never prints a key');
@@ -61,7 +66,10 @@ t.test('init: a CA and a server certificate that openssl verifies, for exactly t
   const cnf = path.join(tmp, 'evil.cnf');
   writeFileSync(cnf, '[req]\nprompt=no\ndistinguished_name=dn\n[dn]\nCN=bank.example\n[x]\nsubjectAltName=DNS:bank.example\n');
   t.equal(openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${evil}.key`, '-out', `${evil}.csr`, '-config', cnf]).code, 0);
-  t.equal(openssl(['x509', '-req', '-in', `${evil}.csr`, '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-set_serial', '5', '-days', '1', '-extfile', cnf, '-extensions', 'x', '-out', `${evil}.crt`]).code, 0);
+  t.equal(
+    openssl(['x509', '-req', '-in', `${evil}.csr`, '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-set_serial', '5', '-days', '1', '-extfile', cnf, '-extensions', 'x', '-out', `${evil}.crt`]).code,
+    0,
+  );
   const bad = openssl(['verify', '-CAfile', f('ca.crt'), `${evil}.crt`]);
   t.not(bad.code, 0, 'openssl rejects a bank.example certificate signed by the team CA');
   t.match(bad.out, /permitted subtree violation/);
@@ -121,8 +129,12 @@ t.test('default hosts: this machine, .local, localhost and the hotspot addresses
   t.equal(r.code, 0, r.stderr);
   const s = sans(path.join(dir, 'server.crt'));
   const host = os.hostname().toLowerCase();
-  for (const want of [`DNS:${host}`, `DNS:${host}.local`, 'DNS:localhost', 'IP Address:10.42.0.1', 'IP Address:192.168.4.1', 'IP Address:10.3.141.1']) t.ok(s.includes(want), `${want} in ${s.join(', ')}`);
-  const mine = Object.values(os.networkInterfaces()).flat().filter((a) => a?.family === 'IPv4').map((a) => `IP Address:${a!.address}`);
+  for (const want of [`DNS:${host}`, `DNS:${host}.local`, 'DNS:localhost', 'IP Address:10.42.0.1', 'IP Address:192.168.4.1', 'IP Address:10.3.141.1'])
+    t.ok(s.includes(want), `${want} in ${s.join(', ')}`);
+  const mine = Object.values(os.networkInterfaces())
+    .flat()
+    .filter((a) => a?.family === 'IPv4')
+    .map((a) => `IP Address:${a!.address}`);
   for (const ip of mine) t.ok(s.includes(ip), `this machine's ${ip}`);
   t.equal(openssl(['verify', '-CAfile', path.join(dir, 'ca.crt'), path.join(dir, 'server.crt')]).code, 0);
 

@@ -41,7 +41,11 @@ exec cat > "$D/out.$n.raw"
   process.env.PATH = `${bin}:${process.env.PATH}`;
   return {
     expect: (name: string, args: string[]) => writeFileSync(path.join(dir, `${name}.expect`), args.join(' ')),
-    args: (name: string) => readOr(path.join(dir, `${name}.args`)).trim().split('\n').filter(Boolean),
+    args: (name: string) =>
+      readOr(path.join(dir, `${name}.args`))
+        .trim()
+        .split('\n')
+        .filter(Boolean),
     count: (name: string) => Number(readOr(path.join(dir, `${name}.count`), '0')),
     out: (n: number) => (existsSync(path.join(dir, `out.${n}.raw`)) ? readFileSync(path.join(dir, `out.${n}.raw`)).length : 0),
     outBytes: (n: number) => readFileSync(path.join(dir, `out.${n}.raw`)),
@@ -75,7 +79,10 @@ t.test('capture: exact arguments, samples intact, card lost mid-stream → waiti
   t.same(fake.args('arecord'), [args.join(' '), args.join(' ')], 'same exact arguments on re-open');
   t.same(got.slice(0, 4800), [...tone.subarray(0, 4800)], 'first 100 ms before the loss, sample-exact');
   t.same(got.slice(4800), [...tone], 'everything after the re-open, sample-exact');
-  t.same(states.map((s) => s[0]), ['running', 'waiting', 'running']);
+  t.same(
+    states.map((s) => s[0]),
+    ['running', 'waiting', 'running'],
+  );
   t.match(states[1]![1], /No such device; retrying in 0\.1 s/);
   const l = cap.levels();
   t.ok(Math.abs(l.peakDb - dbfs(16384)) < 0.1, `peak ${l.peakDb.toFixed(2)} dBFS`);
@@ -103,7 +110,10 @@ t.test('capture: card absent at start → keeps retrying with back-off, reports 
   unlinkSync(path.join(dir, 'absent'));
   await waitFor(() => got >= 1600, 3000, 'audio once the card is back');
   t.equal(cap.state, 'running');
-  t.same(states.map((s) => s[0]), ['waiting', 'running']);
+  t.same(
+    states.map((s) => s[0]),
+    ['waiting', 'running'],
+  );
   t.match(states[0]![1], /audio open error: No such file or directory; retrying in 0\.1 s/);
   await cap.close();
   const after = fake.count('arecord');
@@ -142,9 +152,15 @@ t.test('playback: exact arguments, bytes delivered, loss → waiting and dropped
   t.equal(existsSync(path.join(dir, 'die-after')), false);
   t.equal(pb2.write(over.subarray(0, 320)), true, 're-opened after the back-off');
   t.equal(pb2.state, 'running');
-  t.same(states2.map((s) => s[0]), ['running', 'waiting', 'running']);
+  t.same(
+    states2.map((s) => s[0]),
+    ['running', 'waiting', 'running'],
+  );
   await pb2.close();
-  t.same(states.map((s) => s[0]), ['running', 'stopped']);
+  t.same(
+    states.map((s) => s[0]),
+    ['running', 'stopped'],
+  );
 });
 
 t.test('playback closes the card when idle and re-opens for the next over', async (t) => {
@@ -233,7 +249,13 @@ t.test('bytes ⇄ samples: little-endian S16, split anywhere', async (t) => {
   t.same([...b.subarray(0, 8)], [0, 0, 1, 0, 0xff, 0xff, 0xff, 0x7f], 'S16_LE on the wire');
   const a = new PcmAssembler();
   const got: number[] = [];
-  for (const [from, to] of [[0, 3], [3, 4], [4, 9], [9, 14]]) got.push(...a.push(b.subarray(from, to)));
+  for (const [from, to] of [
+    [0, 3],
+    [3, 4],
+    [4, 9],
+    [9, 14],
+  ])
+    got.push(...a.push(b.subarray(from, to)));
   t.same(got, [...s], 'odd splits: the odd byte waits for its partner');
   const sub = toBytes(s.subarray(3, 5));
   t.same([...sub], [0xff, 0x7f, 0x00, 0x80], 'a view converts only its own samples');

@@ -20,7 +20,12 @@ ${extra}`,
   return { cfg, log };
 }
 
-const events = (log: string) => readOr(log).trim().split('\n').filter(Boolean).map((l) => l.split(' ') as [string, string]);
+const events = (log: string) =>
+  readOr(log)
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(' ') as [string, string]);
 
 t.test('devices works on a machine without radio hardware', async (t) => {
   const r = await runCli(['devices']);
@@ -43,7 +48,11 @@ t.test('ptt-test keys for N seconds, then unkeys, and says so', async (t) => {
   t.equal(r.code, 0, r.stderr);
   t.equal(r.stdout, 'hf: command PTT: line idle\nhf: keyed for 0.4 s\nhf: unkeyed\n');
   const ev = events(log);
-  t.same(ev.map((e) => e[0]), ['unkey', 'key', 'unkey', 'unkey', 'unkey'], 'idle on open, key, unkey; on close idle again, then the guard\'s final idle');
+  t.same(
+    ev.map((e) => e[0]),
+    ['unkey', 'key', 'unkey', 'unkey', 'unkey'],
+    "idle on open, key, unkey; on close idle again, then the guard's final idle",
+  );
   const held = Number(ev[2]![1]) - Number(ev[1]![1]);
   t.ok(held >= 380 && held < 1500, `keyed for ${held} ms`);
 });
@@ -54,7 +63,11 @@ t.test('ptt-test: a failing key is reported, the line is unkeyed, exit 1', async
   const r = await runCli(['ptt-test', '--config', cfg]);
   t.equal(r.code, 1);
   t.match(r.stderr, /hf: PTT fault: command PTT: cannot key: .*failed \(status 4\): relay: no such device \(line is idle\)/);
-  t.same(events(log).map((e) => e[0]), ['unkey', 'unkey', 'unkey', 'unkey'], 'open, recovery after the failed key, close, guard');
+  t.same(
+    events(log).map((e) => e[0]),
+    ['unkey', 'unkey', 'unkey', 'unkey'],
+    'open, recovery after the failed key, close, guard',
+  );
 });
 
 t.test('ptt-test: Ctrl-C while keyed unkeys at once', async (t) => {
@@ -115,7 +128,10 @@ t.test('levels meters a radio input: peak and RMS in dBFS, clipping flagged, VOX
   // -12 dBFS peak sine: RMS is 3 dB lower.
   await writeWav(wav, { sampleRate: 16000, samples: sine(1000, 16000, 1, 10 ** (-12 / 20)) });
   const cfg = path.join(dir, 'levels.yaml');
-  writeFileSync(cfg, `radios:\n  - name: rx\n    ptt: { type: none }\n    cos: { type: vox, thresholdDb: -30, attackMs: 40, hangMs: 300 }\n    audio: { sampleRate: 16000, input: { type: file, path: ${wav}, loop: true } }\n`);
+  writeFileSync(
+    cfg,
+    `radios:\n  - name: rx\n    ptt: { type: none }\n    cos: { type: vox, thresholdDb: -30, attackMs: 40, hangMs: 300 }\n    audio: { sampleRate: 16000, input: { type: file, path: ${wav}, loop: true } }\n`,
+  );
   const r = await runCli(['levels', '--config', cfg, '--seconds', '0.8', '--interval', '100']);
   t.equal(r.code, 0, r.stderr);
   const lines = r.stdout.split('\n').filter((l) => l.startsWith('peak'));

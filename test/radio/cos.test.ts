@@ -159,7 +159,12 @@ t.test('libgpiod COS: gpiomon edges (v1 and v2 codes), initial level, monitor re
     t.same(r.ev, [true, false, true]);
     const log = readOr(g.log);
     t.match(log, major === 1 ? /gpiomon --bias=pull-up --format=%e gpiochip0 27/ : /gpiomon -c gpiochip0 --bias pull-up --format=%e 27/);
-    const pid = Number(execFileSync('pgrep', ['-f', `tail -n \\+1 -s 0.02 -f ${state}/events`]).toString().trim().split('\n')[0]);
+    const pid = Number(
+      execFileSync('pgrep', ['-f', `tail -n \\+1 -s 0.02 -f ${state}/events`])
+        .toString()
+        .trim()
+        .split('\n')[0],
+    );
     process.kill(pid, 'SIGTERM');
     await waitFor(() => r.faults.length === 1, 3000, 'monitor death reported');
     t.match(r.faults[0], /gpiomon exited/);

@@ -36,7 +36,11 @@ function guard(t: Teardown, bash: string, faults: string[], o: Partial<GuardOpti
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const settle = (p: Promise<unknown>) => p.then(() => 'ok', (e: Error) => e.message);
+const settle = (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (e: Error) => e.message,
+  );
 
 t.test('a command split across the read timeout is still one command', async (t) => {
   // Every k reaches the guard as "k", 60 ms of nothing, then the newline.
@@ -49,7 +53,11 @@ t.test('a command split across the read timeout is still one command', async (t)
   t.equal(await settle(g.key()), 'ok', 'key answered again');
   t.equal(await settle(g.unkey()), 'ok', 'unkey answered again');
   await g.close();
-  t.same(faults.filter((f) => f === 'watchdog'), [], 'no watchdog');
+  t.same(
+    faults.filter((f) => f === 'watchdog'),
+    [],
+    'no watchdog',
+  );
 });
 
 t.test('an answer later than its request does not answer the next one', async (t) => {
@@ -86,7 +94,10 @@ t.test("the transmit path's blocks are the heartbeat while they come often enoug
   const faults: string[] = [];
   const g = guard(t, bash, faults, { watchdogMs: 150 });
   await g.start();
-  const beats = () => readFileSync(log, 'utf8').split('\n').filter((l) => l === 'h').length;
+  const beats = () =>
+    readFileSync(log, 'utf8')
+      .split('\n')
+      .filter((l) => l === 'h').length;
   const ticking = async (periodMs: number, ms: number) => {
     const iv = setInterval(() => g.alive(periodMs), periodMs);
     await sleep(ms);
@@ -201,7 +212,11 @@ t.test('hold mode: a holder that ignores SIGTERM is killed after the write deadl
   const ms = Date.now() - t0;
   t.ok(ms >= 400 && ms < 2500, `after the stubborn holder's deadline (${ms} ms)`);
   t.equal(readFileSync(level, 'utf8'), '0\n', 'idle held again');
-  t.same(guardProcesses(dir).filter(([, cmd]) => cmd.includes('stubborn')), [], 'the stubborn holder is gone');
+  t.same(
+    guardProcesses(dir).filter(([, cmd]) => cmd.includes('stubborn')),
+    [],
+    'the stubborn holder is gone',
+  );
   await g.close();
   t.equal(readFileSync(level, 'utf8'), 'reset\n', 'close: the one-shot idle ran');
   t.same(faults, []);

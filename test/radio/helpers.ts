@@ -117,7 +117,11 @@ export function fakeGpioClass(root: string) {
     fail: NodeJS.ErrnoException | null = null;
     watchers: Array<(err: Error | null | undefined, v: 0 | 1) => void> = [];
     readonly file: string;
-    constructor(readonly n: number, readonly direction: string, readonly edge?: string) {
+    constructor(
+      readonly n: number,
+      readonly direction: string,
+      readonly edge?: string,
+    ) {
       const d = path.join(root, `gpio${n}`);
       mkdirSync(d, { recursive: true });
       this.file = path.join(d, 'value');

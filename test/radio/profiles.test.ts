@@ -97,7 +97,10 @@ t.test('user profile directories come first; broken profiles say which file and 
   mkdirSync(path.join(dir, 'plans'));
   writeFileSync(path.join(dir, 'interfaces/aioc.yaml'), 'name: aioc\ndescription: my AIOC on GPIO4\nptt: { type: cm108, gpio: 4 }\n');
   writeFileSync(path.join(dir, 'interfaces/broken.yaml'), 'name: broken\ndescription: x\nptt: { type: cm108, gpio: 12 }\n');
-  writeFileSync(path.join(dir, 'plans/bad.yaml'), 'name: bad\ndescription: x\nchannels:\n  - { number: 1, name: a, rx: 146.52, tx: 446.0 }\n  - { number: 2, name: b, rx: 520 }\n  - { number: 3, name: c, rx: 146.52, tone: 88.4 }\n');
+  writeFileSync(
+    path.join(dir, 'plans/bad.yaml'),
+    'name: bad\ndescription: x\nchannels:\n  - { number: 1, name: a, rx: 146.52, tx: 446.0 }\n  - { number: 2, name: b, rx: 520 }\n  - { number: 3, name: c, rx: 146.52, tone: 88.4 }\n',
+  );
   writeFileSync(path.join(dir, 'plans/dup.yaml'), 'name: dup\ndescription: x\nchannels:\n  - { number: 1, name: a, rx: 146.52 }\n  - { number: 1, name: b, rx: 146.55 }\n');
   const env = { TALKBRIDGE_PROFILES: dir };
   const dirs = profileDirs(env);
@@ -123,7 +126,10 @@ t.test('device discovery from a described machine', async (t) => {
   const sys = path.join(root, 'sys');
   mkdirSync(path.join(proc, 'asound/card0'), { recursive: true });
   mkdirSync(path.join(proc, 'asound/card1'), { recursive: true });
-  writeFileSync(path.join(proc, 'asound/cards'), ' 0 [vc4hdmi0       ]: vc4-hdmi - vc4-hdmi-0\n                      vc4-hdmi-0\n 1 [Device         ]: USB-Audio - USB Audio Device\n                      C-Media Electronics Inc. USB Audio Device at usb-xhci-hcd.0-1, full speed\n');
+  writeFileSync(
+    path.join(proc, 'asound/cards'),
+    ' 0 [vc4hdmi0       ]: vc4-hdmi - vc4-hdmi-0\n                      vc4-hdmi-0\n 1 [Device         ]: USB-Audio - USB Audio Device\n                      C-Media Electronics Inc. USB Audio Device at usb-xhci-hcd.0-1, full speed\n',
+  );
   for (const p of ['card0/pcm0p', 'card1/pcm0p', 'card1/pcm0c']) mkdirSync(path.join(proc, 'asound', p));
   mkdirSync(path.join(dev, 'serial/by-id'), { recursive: true });
   writeFileSync(path.join(dev, 'ttyUSB0'), '');
@@ -140,14 +146,38 @@ t.test('device discovery from a described machine', async (t) => {
   const bin = path.join(root, 'bin');
   writeExe(bin, 'gpiodetect', '#!/bin/sh\necho "gpiochip0 [pinctrl-rp1] (54 lines)"\necho "gpiochip10 [gpio-brcmstb@107d508500] (32 lines)"\n');
   const d = await discover({ proc, dev, sys, gpioTools: { gpioset: 'x', gpioget: 'x', gpiomon: 'x', gpiodetect: path.join(bin, 'gpiodetect') } });
-  t.same(d.soundCards.map((c) => [c.alsa, c.capture, c.playback]), [['plughw:CARD=vc4hdmi0,DEV=0', false, true], ['plughw:CARD=Device,DEV=0', true, true]]);
-  t.same(d.serialPorts.map((p) => path.relative(dev, p.path)), ['serial/by-id/usb-Silicon_Labs_CP2102N-if00-port0', 'serial0', 'ttyAMA0']);
-  t.same(d.hidraw.map((h) => [path.basename(h.path), `${h.vid}:${h.pid}`, h.kind]), [['hidraw0', '046d:c52b', null], ['hidraw1', '0d8c:0012', 'cm108'], ['hidraw2', '1209:7388', 'aioc']]);
-  t.same(d.gpioChips.map((c) => c.label), ['pinctrl-rp1', 'gpio-brcmstb@107d508500']);
+  t.same(
+    d.soundCards.map((c) => [c.alsa, c.capture, c.playback]),
+    [
+      ['plughw:CARD=vc4hdmi0,DEV=0', false, true],
+      ['plughw:CARD=Device,DEV=0', true, true],
+    ],
+  );
+  t.same(
+    d.serialPorts.map((p) => path.relative(dev, p.path)),
+    ['serial/by-id/usb-Silicon_Labs_CP2102N-if00-port0', 'serial0', 'ttyAMA0'],
+  );
+  t.same(
+    d.hidraw.map((h) => [path.basename(h.path), `${h.vid}:${h.pid}`, h.kind]),
+    [
+      ['hidraw0', '046d:c52b', null],
+      ['hidraw1', '0d8c:0012', 'cm108'],
+      ['hidraw2', '1209:7388', 'aioc'],
+    ],
+  );
+  t.same(
+    d.gpioChips.map((c) => c.label),
+    ['pinctrl-rp1', 'gpio-brcmstb@107d508500'],
+  );
   t.equal(classifyHid('0d8c', '013c'), 'cm108-no-gpio');
   t.equal(classifyHid('0c76', '160b'), 'sss');
 
-  const empty = await discover({ proc: path.join(root, 'none'), dev: path.join(root, 'none'), sys: path.join(root, 'none'), gpioTools: { gpioset: 'x', gpioget: 'x', gpiomon: 'x', gpiodetect: path.join(root, 'no-gpiodetect') } });
+  const empty = await discover({
+    proc: path.join(root, 'none'),
+    dev: path.join(root, 'none'),
+    sys: path.join(root, 'none'),
+    gpioTools: { gpioset: 'x', gpioget: 'x', gpiomon: 'x', gpiodetect: path.join(root, 'no-gpiodetect') },
+  });
   t.same([empty.soundCards, empty.serialPorts, empty.hidraw, empty.gpioChips], [[], [], [], []]);
   t.match(empty.notes[0], /not found: install the libgpiod tools/);
 });

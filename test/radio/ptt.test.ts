@@ -173,9 +173,31 @@ t.test('CM108 SIGKILL of talkbridge while keyed and the device wedged: the guard
 });
 
 const PI_TREES: Array<[string, Array<{ label: string; base: number; ngpio: number }>, number]> = [
-  ['Pi 4, kernel 6.6', [{ label: 'pinctrl-bcm2711', base: 512, ngpio: 58 }, { label: 'raspberrypi-exp-gpio', base: 570, ngpio: 8 }], 529],
-  ['Pi 5, kernel 6.6', [{ label: 'gpio-brcmstb@107d508500', base: 512, ngpio: 32 }, { label: 'gpio-brcmstb@107d508520', base: 544, ngpio: 15 }, { label: 'pinctrl-rp1', base: 571, ngpio: 54 }], 588],
-  ['Pi 5, kernel 6.1', [{ label: 'pinctrl-rp1', base: 399, ngpio: 54 }, { label: 'gpio-brcmstb@107d508500', base: 453, ngpio: 32 }], 416],
+  [
+    'Pi 4, kernel 6.6',
+    [
+      { label: 'pinctrl-bcm2711', base: 512, ngpio: 58 },
+      { label: 'raspberrypi-exp-gpio', base: 570, ngpio: 8 },
+    ],
+    529,
+  ],
+  [
+    'Pi 5, kernel 6.6',
+    [
+      { label: 'gpio-brcmstb@107d508500', base: 512, ngpio: 32 },
+      { label: 'gpio-brcmstb@107d508520', base: 544, ngpio: 15 },
+      { label: 'pinctrl-rp1', base: 571, ngpio: 54 },
+    ],
+    588,
+  ],
+  [
+    'Pi 5, kernel 6.1',
+    [
+      { label: 'pinctrl-rp1', base: 399, ngpio: 54 },
+      { label: 'gpio-brcmstb@107d508500', base: 453, ngpio: 32 },
+    ],
+    416,
+  ],
   ['Pi 3, old kernel', [{ label: 'pinctrl-bcm2835', base: 0, ngpio: 54 }], 17],
 ];
 
@@ -284,7 +306,12 @@ t.test('chardev PTT: holder killed while keyed → fault reported, guard drives 
   const f = faults(ptt);
   await ptt.open();
   await ptt.key();
-  const pid = Number(execFileSync('pgrep', ['-f', `${bin}/gpioset --mode=signal gpiochip0 17=1`]).toString().trim().split('\n')[0]);
+  const pid = Number(
+    execFileSync('pgrep', ['-f', `${bin}/gpioset --mode=signal gpiochip0 17=1`])
+      .toString()
+      .trim()
+      .split('\n')[0],
+  );
   process.kill(pid, 'SIGTERM');
   await waitFor(() => f.length > 0, 5000, 'fault');
   t.match(f[0]!.msg, /process holding the line exited/);
@@ -321,14 +348,18 @@ t.test('chardev PTT SIGKILL while keyed: guard kills the holder and leaves the l
   child.kill('SIGKILL');
   await waitFor(() => readOr(g.log).includes('gpioset gpiochip0 17=0'), 5000, 'one-shot idle');
   t.equal(g.level('gpiochip0', 17), '0');
-  await waitFor(() => {
-    try {
-      execFileSync('pgrep', ['-f', `${bin}/gpioset --mode=signal`]);
-      return false;
-    } catch {
-      return true;
-    }
-  }, 3000, 'holder gone');
+  await waitFor(
+    () => {
+      try {
+        execFileSync('pgrep', ['-f', `${bin}/gpioset --mode=signal`]);
+        return false;
+      } catch {
+        return true;
+      }
+    },
+    3000,
+    'holder gone',
+  );
   t.pass('no gpioset left holding the line');
 });
 
@@ -359,7 +390,16 @@ t.test('serial RTS PTT: both lines driven idle the moment the port opens, then k
   await ptt.key();
   await ptt.unkey();
   await ptt.close();
-  t.same(calls, [{ rts: false, dtr: false }, { rts: true, dtr: false }, { rts: false, dtr: false }, { rts: false, dtr: false }], 'close drives idle once more');
+  t.same(
+    calls,
+    [
+      { rts: false, dtr: false },
+      { rts: true, dtr: false },
+      { rts: false, dtr: false },
+      { rts: false, dtr: false },
+    ],
+    'close drives idle once more',
+  );
 });
 
 t.test('serial DTR PTT (AIOC style) and active-low', async (t) => {
@@ -371,7 +411,11 @@ t.test('serial DTR PTT (AIOC style) and active-low', async (t) => {
   await ptt.open();
   await ptt.key();
   await ptt.close();
-  t.same(calls, [{ dtr: true, rts: false }, { dtr: false, rts: false }, { dtr: true, rts: false }]);
+  t.same(calls, [
+    { dtr: true, rts: false },
+    { dtr: false, rts: false },
+    { dtr: true, rts: false },
+  ]);
   await t.rejects(new SerialPtt({ device: '/dev/ttyNOPE', line: 'rts', activeLow: false, other: false, factory }).open(), /ttyNOPE/);
 });
 
@@ -387,7 +431,10 @@ t.test('serial PTT: set fails while keying → recovery to idle, fault; unplug �
   fail = true;
   await t.rejects(ptt.key(), /cannot key.*cannot set/);
   t.same(calls.at(-1), { rts: false, dtr: false }, 'recovery drove idle');
-  t.same(f.map((x) => x.unkeyed), [true]);
+  t.same(
+    f.map((x) => x.unkeyed),
+    [true],
+  );
   await ptt.key();
   (ports[0] as unknown as { _disconnected(e: Error): void })._disconnected(new Error('device reports readiness to read but returned no data'));
   await waitFor(() => f.length === 2, 2000, 'disconnect fault');
@@ -412,7 +459,10 @@ t.test('command PTT: unkey on open, key/unkey commands, failures and time-outs r
   const fb = faults(bad);
   await bad.open();
   await t.rejects(bad.key(), /failed \(status 3\): relay board not found/);
-  t.same(fb.map((x) => x.unkeyed), [true]);
+  t.same(
+    fb.map((x) => x.unkeyed),
+    [true],
+  );
   t.match(readOr(f), /key\nunkey\n$/, 'unkey command ran after the failed key');
   await bad.close();
 

@@ -19,7 +19,10 @@ class ModuleSim {
   received: string[] = [];
   group = '0,146.5200,146.5200,0000,1,0000';
   private buf = '';
-  constructor(readonly port: SerialPort, public reply: Reply) {
+  constructor(
+    readonly port: SerialPort,
+    public reply: Reply,
+  ) {
     port.on('data', (d: Buffer) => {
       this.buf += d.toString('latin1');
       let i;
@@ -70,7 +73,7 @@ t.test('tone tables and the group command line', async (t) => {
   t.equal(DCS.length, 104);
   t.equal(setGroupCommand(ch()), 'AT+DMOSETGROUP=0,146.5200,146.5200,0008,1,0008');
   t.equal(setGroupCommand(ch({ rxMHz: 145.6, txMHz: 145.0, rxTone: { dcs: 23, inverted: true }, txTone: null, squelch: 4, bandwidth: 'wide' })), 'AT+DMOSETGROUP=1,145.0000,145.6000,0000,4,023I');
-  t.equal(moduleFreq(446.00625, 'RX'), '446.0063', 'PMR446 6.25 kHz offset rounds to the module\'s 100 Hz format');
+  t.equal(moduleFreq(446.00625, 'RX'), '446.0063', "PMR446 6.25 kHz offset rounds to the module's 100 Hz format");
   t.throws(() => setGroupCommand(ch({ rxMHz: 300 })), /out of band/);
   t.throws(() => setGroupCommand(ch({ txMHz: 440 })), /different bands/);
   t.throws(() => setGroupCommand(ch({ rxTone: { ctcss: 88.4 } })), /not a standard CTCSS tone/);
@@ -87,7 +90,17 @@ t.test('program over a pty: exact command sequence, verified by read-back', asyn
   const steps = await m.program({ channel: ch(), volume: 6, filters: { emphasis: true, highpass: true, lowpass: false }, tail: true });
   await m.close();
   t.same(sim.received, ['AT+DMOCONNECT', 'AT+DMOSETGROUP=0,146.5200,146.5200,0008,1,0008', 'AT+DMOSETVOLUME=6', 'AT+SETFILTER=0,0,1', 'AT+SETTAIL=1', 'AT+DMOREADGROUP']);
-  t.same(steps.map((s) => [s.step, s.ok]), [['handshake', true], ['group', true], ['volume', true], ['filters', true], ['tail', true], ['verify', true]]);
+  t.same(
+    steps.map((s) => [s.step, s.ok]),
+    [
+      ['handshake', true],
+      ['group', true],
+      ['volume', true],
+      ['filters', true],
+      ['tail', true],
+      ['verify', true],
+    ],
+  );
   t.equal(steps.at(-1)!.detail, 'read back and matches');
 });
 
@@ -96,13 +109,19 @@ t.test('power-up noise before the reply is skipped', async (t) => {
   const m = new Sa818({ port: p, timeoutMs: 300 });
   const steps = await m.program({ channel: ch() });
   await m.close();
-  t.equal(steps.every((s) => s.ok), true);
+  t.equal(
+    steps.every((s) => s.ok),
+    true,
+  );
 });
 
 t.test('silent module: retries, then a clear error and nothing changed', async (t) => {
   const { path: p, sim } = await ptyPair(t, () => null);
   const m = new Sa818({ port: p, timeoutMs: 150, retries: 2 });
-  const err = await m.program({ channel: ch() }).then(() => null, (e: unknown) => e as ModuleError);
+  const err = await m.program({ channel: ch() }).then(
+    () => null,
+    (e: unknown) => e as ModuleError,
+  );
   await m.close();
   t.type(err, ModuleError);
   if (!err) return;
@@ -120,12 +139,28 @@ t.test('wrong replies: named in the error', async (t) => {
 t.test('module refuses a step half-way: error says what was and was not done', async (t) => {
   const { path: p, sim } = await ptyPair(t, (cmd, s) => (cmd.startsWith('AT+DMOSETVOLUME') ? '+DMOSETVOLUME:1' : good(cmd, s)));
   const m = new Sa818({ port: p, timeoutMs: 300 });
-  const err = await m.program({ channel: ch(), volume: 9 - 1, filters: { emphasis: true, highpass: true, lowpass: true }, tail: false }).then(() => null, (e: unknown) => e as ModuleError);
+  const err = await m.program({ channel: ch(), volume: 9 - 1, filters: { emphasis: true, highpass: true, lowpass: true }, tail: false }).then(
+    () => null,
+    (e: unknown) => e as ModuleError,
+  );
   await m.close();
   if (!err) return t.fail('programming should have failed');
-  t.match(err.message, /volume failed: the module refused AT\+DMOSETVOLUME=8 \(\+DMOSETVOLUME:1\); done: handshake, group; NOT done: volume, filters, tail: the module now holds a mix of old and new settings/);
-  t.same(err.steps.map((s) => [s.step, s.ok]), [['handshake', true], ['group', true], ['volume', false]]);
-  t.notOk(sim.received.some((c) => c.startsWith('AT+SETFILTER')), 'stopped at the failure');
+  t.match(
+    err.message,
+    /volume failed: the module refused AT\+DMOSETVOLUME=8 \(\+DMOSETVOLUME:1\); done: handshake, group; NOT done: volume, filters, tail: the module now holds a mix of old and new settings/,
+  );
+  t.same(
+    err.steps.map((s) => [s.step, s.ok]),
+    [
+      ['handshake', true],
+      ['group', true],
+      ['volume', false],
+    ],
+  );
+  t.notOk(
+    sim.received.some((c) => c.startsWith('AT+SETFILTER')),
+    'stopped at the failure',
+  );
 });
 
 t.test('module goes silent after the group is set', async (t) => {
@@ -249,7 +284,10 @@ t.test('daemon: tunes the module to its plan channel before the radio opens; a s
   const r = await bad.result;
   t.not(r.code, 0);
   t.match(r.stderr, /radio hat: SA818\/DRA818 on .* could not be programmed to plan sar-vhf channel 4, so the radio stays off the air: .*handshake failed/);
-  t.notOk(fifo.reports.some((x) => x.hex === KEY), 'never keyed');
+  t.notOk(
+    fifo.reports.some((x) => x.hex === KEY),
+    'never keyed',
+  );
 
   // Config errors are caught by the config check, before the daemon starts.
   for (const [module, re] of [

@@ -59,7 +59,7 @@ export function writeTeam(dir = mkdtempSync(path.join(os.tmpdir(), 'tb-team-')))
       `  carol: { role: talk, channels: [ops], password: "${PASSWORDS.carol}" }`,
       `  pi-north: { role: gateway, channels: { base: talk, ops: listen }, password: "${PASSWORDS['pi-north']}" }`,
       `  boss: { role: admin, channels: [ops], password: "${PASSWORDS.boss}" }`,
-      '  # the tests\' watcher: reads every channel and every gateway status',
+      "  # the tests' watcher: reads every channel and every gateway status",
       `  watch: { role: admin, channels: [base, ops], password: "${PASSWORDS.watch}" }`,
       '',
     ].join('\n'),
@@ -191,7 +191,25 @@ export function makePki(dir = mkdtempSync(path.join(os.tmpdir(), 'tb-pki-'))) {
   const f = (n: string) => path.join(dir, n);
   const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const ca = (name: string) => {
-    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${name}`, '-keyout', f(`${name}.key`), '-out', f(`${name}.pem`), '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+    ssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${name}`,
+      '-keyout',
+      f(`${name}.key`),
+      '-out',
+      f(`${name}.pem`),
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    );
   };
   const leaf = (name: string, cn: string, ext: string) => {
     ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${cn}`, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`));

@@ -28,11 +28,7 @@ t.before(async () => {
   const [tls, mtls, wss] = [await freePort(), await freePort(), await freePort()];
   giveToMosquitto(pki.ca, pki.serverCert, pki.serverKey);
   const certs = `cafile ${pki.ca}\ncertfile ${pki.serverCert}\nkeyfile ${pki.serverKey}\n`;
-  broker = await startMosquitto(
-    `listener ${tls} 127.0.0.1\n${certs}` +
-      `listener ${mtls} 127.0.0.1\n${certs}require_certificate true\n` +
-      `listener ${wss} 127.0.0.1\nprotocol websockets\n${certs}`,
-  );
+  broker = await startMosquitto(`listener ${tls} 127.0.0.1\n${certs}` + `listener ${mtls} 127.0.0.1\n${certs}require_certificate true\n` + `listener ${wss} 127.0.0.1\nprotocol websockets\n${certs}`);
   tlsUrl = `mqtts://127.0.0.1:${tls}`;
   mtlsUrl = `mqtts://localhost:${mtls}`;
   wssUrl = `wss://127.0.0.1:${wss}`;
@@ -51,7 +47,10 @@ t.test('send → listen over mqtts and wss with the pinned CA', async (t) => {
   const send = await runCli(['send', '-b', tlsUrl, '--ca', pki.ca, '-c', 'base', '--name', 'Pinned', SPEECH]);
   t.equal(send.code, 0, send.stderr);
   const ref = await readWav(SPEECH);
-  for (const [l, file, what] of [[l1, viaTls, 'mqtts'], [l2, viaWss, 'wss']] as const) {
+  for (const [l, file, what] of [
+    [l1, viaTls, 'mqtts'],
+    [l2, viaWss, 'wss'],
+  ] as const) {
     const r = await l.result;
     t.equal(r.code, 0, `${what}: ${r.stderr}`);
     t.match(r.stdout, /over 1: Pinned/);

@@ -68,7 +68,10 @@ t.test('the broker sees only headers: nothing decodes as Opus, no names, no JSON
   await rawClear.close();
   const frames = clearFrames(rawClear.msgs);
   t.ok(frames.length > 100, `clear over: ${frames.length} Opus frames readable off the broker`);
-  t.ok(rawClear.msgs.some((m) => m.payload.includes('Ann Field')), 'clear over: the talker name is readable');
+  t.ok(
+    rawClear.msgs.some((m) => m.payload.includes('Ann Field')),
+    'clear over: the talker name is readable',
+  );
 
   const raw = await recorder(broker, 'talkbridge/v1/base/#');
   const out = path.join(dir, 'heard.wav');
@@ -88,7 +91,10 @@ t.test('the broker sees only headers: nothing decodes as Opus, no names, no JSON
   const audio = raw.msgs.filter((m) => m.topic.includes('/audio/'));
   const other = raw.msgs.filter((m) => !m.topic.includes('/audio/') && m.payload.length > 0);
   t.ok(audio.length >= 60, `${audio.length} audio packets recorded`);
-  t.ok(audio.every((m) => decodeHeader(m.payload).flags & Flag.ENCRYPTED && decodeHeader(m.payload).keyEpoch === 1), 'every packet: ENCRYPTED flag, key epoch 1');
+  t.ok(
+    audio.every((m) => decodeHeader(m.payload).flags & Flag.ENCRYPTED && decodeHeader(m.payload).keyEpoch === 1),
+    'every packet: ENCRYPTED flag, key epoch 1',
+  );
   let parsed = 0;
   for (const m of audio) {
     try {
@@ -106,7 +112,10 @@ t.test('the broker sees only headers: nothing decodes as Opus, no names, no JSON
   const leaked = frames.filter((f) => f.length >= 12 && all.includes(f.subarray(2, 12))).length;
   t.equal(leaked, 0, `none of the ${frames.length} clear Opus frames (10-byte slices) occurs in anything the broker relayed`);
   t.ok(other.length >= 3, `${other.length} control/presence messages`);
-  t.ok(other.every((m) => m.payload[0] === 0xe1), 'control and presence are sealed envelopes');
+  t.ok(
+    other.every((m) => m.payload[0] === 0xe1),
+    'control and presence are sealed envelopes',
+  );
   t.notOk(all.includes('Ann Field') || all.includes('"type"') || all.includes('talkbridge-cli'.slice(0, 10) + '"'), 'no talker name, no JSON in clear');
 });
 
@@ -159,7 +168,16 @@ async function replay(pub: mqtt.MqttClient, msgs: Captured[], mutate: (b: Buffer
 
 t.test('replayed, bit-flipped, truncated and forged input is refused and counted; nothing plays', async (t) => {
   const join = async (name: string, keys: string[], overlapMs?: number) => {
-    const c = await openChannel({ url: broker.url, prefix: 'talkbridge/v1', channel: 'base', name, sender: name, source: 'cli', silenceMs: 800, crypto: await createChannelCrypto({ channel: 'base', keys, overlapMs }) });
+    const c = await openChannel({
+      url: broker.url,
+      prefix: 'talkbridge/v1',
+      channel: 'base',
+      name,
+      sender: name,
+      source: 'cli',
+      silenceMs: 800,
+      crypto: await createChannelCrypto({ channel: 'base', keys, overlapMs }),
+    });
     t.teardown(() => c.close());
     return c;
   };
@@ -190,11 +208,12 @@ t.test('replayed, bit-flipped, truncated and forged input is refused and counted
   t.equal(played, 0, 'replayed over: nothing played');
   t.ok((counters().replay ?? 0) >= over.length - 2, `replayed: ${counters().replay} messages refused as replays`);
 
-  await replay(pub, over, (b, i) => ((b[(i * 7919) % b.length]! ^= 1 << i % 8), b));
+  await replay(pub, over, (b, i) => ((b[(i * 7919) % b.length]! ^= 1 << (i % 8)), b));
   await replay(pub, over, (b, i) => b.subarray(0, Math.max(1, b.length - 1 - (i % 20))));
   // Forged: headers of a new stream, random bodies; and clear input on the encrypted channel.
   await replay(pub, over, (b, i) => {
-    if (b[0] === 0xe1) return Buffer.from('{"v":1,"type":"start","stream":"abababababababab","t":' + Date.now() + ',"name":"x","source":"cli","priority":9,"sampleRate":16000,"frameMs":20,"framesPerPacket":2}');
+    if (b[0] === 0xe1)
+      return Buffer.from('{"v":1,"type":"start","stream":"abababababababab","t":' + Date.now() + ',"name":"x","source":"cli","priority":9,"sampleRate":16000,"frameMs":20,"framesPerPacket":2}');
     const f = Buffer.from(b);
     f.write('abababababababab', 8, 'hex');
     if (i % 2) f[1]! &= ~Flag.ENCRYPTED;
@@ -207,12 +226,24 @@ t.test('replayed, bit-flipped, truncated and forged input is refused and counted
   t.equal(overs, 0, 'no over started');
   t.ok((c.auth ?? 0) >= over.length, `refused as forged/altered: ${c.auth}`);
   t.ok((c.unencrypted ?? 0) >= 2, `clear control messages on the encrypted channel: ${c.unencrypted}`);
-  t.ok(Object.keys(c).some((k) => k.startsWith('packet-')), `malformed: ${JSON.stringify(c)}`);
+  t.ok(
+    Object.keys(c).some((k) => k.startsWith('packet-')),
+    `malformed: ${JSON.stringify(c)}`,
+  );
 });
 
 t.test('key rotation: the old epoch is accepted for the overlap after the new one is in use, then refused; unknown epochs never', async (t) => {
   const join = async (name: string, keys: string[], overlapMs?: number) => {
-    const c = await openChannel({ url: broker.url, prefix: 'talkbridge/v1', channel: 'base', name, sender: name, source: 'cli', silenceMs: 800, crypto: await createChannelCrypto({ channel: 'base', keys, overlapMs }) });
+    const c = await openChannel({
+      url: broker.url,
+      prefix: 'talkbridge/v1',
+      channel: 'base',
+      name,
+      sender: name,
+      source: 'cli',
+      silenceMs: 800,
+      crypto: await createChannelCrypto({ channel: 'base', keys, overlapMs }),
+    });
     t.teardown(() => c.close());
     return c;
   };
@@ -253,14 +284,24 @@ t.test('a real gateway on an encrypted channel keys for a genuine over, never fo
   await rec.close();
   await status.close();
   const docs = status.msgs.map((m) => m.payload.toString());
-  t.ok(docs.some((d) => d.includes('"talker":"(sealed)"')), 'the retained gateway status shows an over on the radio…');
-  t.notOk(docs.some((d) => d.includes('genuine')), '…without naming the talker (the status topic is in clear)');
+  t.ok(
+    docs.some((d) => d.includes('"talker":"(sealed)"')),
+    'the retained gateway status shows an over on the radio…',
+  );
+  t.notOk(
+    docs.some((d) => d.includes('genuine')),
+    '…without naming the talker (the status topic is in clear)',
+  );
   const keyUps = () => fifo.reports.filter((r) => r.hex === KEY).length;
   t.equal(keyUps(), 1, 'a genuine encrypted over keys the radio once');
   // The log line can come before our FIFO reader has the report.
   for (let i = 0; i < 100 && fifo.reports.at(-1)?.hex !== UNKEY; i++) await sleep(20);
   t.equal(fifo.reports.at(-1)?.hex, UNKEY, 'and unkeys after it');
-  t.match(gw.events().find((e) => e.event === 'joined'), { encrypted: true, epochs: [1] }, 'the gateway says the channel is encrypted');
+  t.match(
+    gw.events().find((e) => e.event === 'joined'),
+    { encrypted: true, epochs: [1] },
+    'the gateway says the channel is encrypted',
+  );
 
   const pub = await mqtt.connectAsync(broker.url, { clientId: 'attacker2', protocolVersion: 4 });
   t.teardown(() => pub.endAsync());
@@ -278,7 +319,10 @@ t.test('a real gateway on an encrypted channel keys for a genuine over, never fo
   t.equal(wrong.code, 0, 'a sender with the wrong key can publish…');
   await sleep(1500);
   t.equal(keyUps(), 1, '…but replays, altered and forged packets and wrong-key overs never key the radio');
-  const warned = gw.events().filter((e) => e.event === 'dropped' && e.level === 40).map((e) => e.reason);
+  const warned = gw
+    .events()
+    .filter((e) => e.event === 'dropped' && e.level === 40)
+    .map((e) => e.reason);
   t.ok(warned.includes('replay') && warned.includes('auth'), `the gateway logs what it refused (warnings: ${[...new Set(warned)].join(', ')})`);
 });
 
@@ -367,7 +411,10 @@ t.test('the field-kit example in docs/config.md is a valid config (encrypted cha
   for (const ch of ['sar-ops', 'base']) t.equal((await runCli(['channel', 'new', ch, '--key-file', path.join(etc, `${ch}.key`), '--no-qr'])).code, 0);
   const tls = await runCli(['tls', 'init', '--dir', path.join(etc, 'tls'), '--host', 'kit-07.local']);
   t.equal(tls.code, 0, tls.stderr);
-  writeFileSync(path.join(etc, 'team.yaml'), 'users:\n  kit-07: { role: gateway, channels: [sar-ops, base], password: "kit seven pw" }\n  ann: { role: talk, channels: [base], password: "ann password" }\n');
+  writeFileSync(
+    path.join(etc, 'team.yaml'),
+    'users:\n  kit-07: { role: gateway, channels: [sar-ops, base], password: "kit seven pw" }\n  ann: { role: talk, channels: [base], password: "ann password" }\n',
+  );
   writeFileSync(path.join(etc, 'uplink.pw'), 'secret-uplink\n');
   const file = path.join(dir, 'kit.yaml');
   writeFileSync(file, example!.replaceAll('/etc/talkbridge', etc));

@@ -84,25 +84,31 @@ t.test('an open embedded broker warns when it listens beyond loopback, and not o
   const open = capture();
   const b = await startEmbeddedBroker({ host: '0.0.0.0', port: 0, log: open.log });
   await b.close();
-  t.ok(open.lines.some((l) => l.level === 40 && /has no access control: anyone who can reach it can listen and talk/.test(String(l.msg))), 'warned');
+  t.ok(
+    open.lines.some((l) => l.level === 40 && /has no access control: anyone who can reach it can listen and talk/.test(String(l.msg))),
+    'warned',
+  );
   const local = capture();
   const c = await startEmbeddedBroker({ host: '127.0.0.1', port: 0, log: local.log });
   await c.close();
-  t.notOk(local.lines.some((l) => l.level >= 40), 'no warning on loopback');
+  t.notOk(
+    local.lines.some((l) => l.level >= 40),
+    'no warning on loopback',
+  );
   const secured = capture();
   const d = await startEmbeddedBroker({ host: '0.0.0.0', port: 0, log: secured.log, auth: { team: await embeddedTeam({ teamFile: team.file }, PREFIX), internal: internalLogin('x') } });
   await d.close();
-  t.notOk(secured.lines.some((l) => l.level >= 40), 'no warning with auth');
+  t.notOk(
+    secured.lines.some((l) => l.level >= 40),
+    'no warning with auth',
+  );
 });
 
 t.test('a real daemon with embeddedBroker.auth: its own clients get in, the team logs in, outsiders do not', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'tb-emb-auth-'));
   const port = await freePort();
   const config = path.join(dir, 'kit.yaml');
-  writeFileSync(
-    config,
-    `gateway: { id: pi-north, name: North kit }\nembeddedBroker:\n  port: ${port}\n  auth:\n    teamFile: ${team.file}\nhttp: { enabled: false }\nchannels:\n  - name: base\n`,
-  );
+  writeFileSync(config, `gateway: { id: pi-north, name: North kit }\nembeddedBroker:\n  port: ${port}\n  auth:\n    teamFile: ${team.file}\nhttp: { enabled: false }\nchannels:\n  - name: base\n`);
   const daemon = startCli(['run', '--config', config]);
   t.teardown(() => daemon.proc.kill('SIGKILL'));
   await daemon.waitFor(/"event":"ready"/, 30000);

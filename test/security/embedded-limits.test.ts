@@ -92,10 +92,14 @@ t.test('oversized publishes on talkbridge topics are dropped, without costing th
   await alice.publishAsync(`${P}/base/audio/alice`, Buffer.alloc(MAX_PACKET_BYTES, 2), { qos: 1 });
   await alice.publishAsync(`${P}/base/presence/alice`, Buffer.alloc(LIMITS.payloadBytes.presence, 0x20), { qos: 1, retain: true });
   while (!live.has(`${P}/base/presence/alice`)) await sleep(20);
-  t.same([...live.entries()].sort(), [
-    [`${P}/base/audio/alice`, MAX_PACKET_BYTES],
-    [`${P}/base/presence/alice`, LIMITS.payloadBytes.presence],
-  ], 'only the publishes within their bounds arrived');
+  t.same(
+    [...live.entries()].sort(),
+    [
+      [`${P}/base/audio/alice`, MAX_PACKET_BYTES],
+      [`${P}/base/presence/alice`, LIMITS.payloadBytes.presence],
+    ],
+    'only the publishes within their bounds arrived',
+  );
   const retained = await collect(t, url, `${P}/base/+/+`, 300, { username: 'watch', password: PASSWORDS.watch });
   t.same([...retained.keys()], [`${P}/base/presence/alice`], 'a newcomer gets no oversized retained presence');
   t.equal(closed, 0, 'nobody was disconnected');
@@ -240,7 +244,10 @@ t.test('a real daemon: every client id it uses on its broker is refused to outsi
   for (const id of ids) t.equal((await attempt(t, port, { clientId: id })).code, 2, `${id} refused to an outsider`);
   await sleep(200);
   t.equal(offline, 0, 'no channel of the daemon went offline');
-  t.ok(daemon.channels.every((c) => c.client.connected), 'all connected');
+  t.ok(
+    daemon.channels.every((c) => c.client.connected),
+    'all connected',
+  );
   t.same(clientIds(daemon.broker!.aedes).sort(), ids, 'the daemon still holds its ids');
 });
 
@@ -334,7 +341,10 @@ t.test("the web client's online list stays bounded through a flood of made-up pr
   const { shown, total } = onlineShown(online, me.session.sender);
   t.ok(total >= MAX_SHOWN_ONLINE, `the session knows ${total}`);
   t.equal(shown.length, Math.min(total, MAX_SHOWN_ONLINE), `the page shows at most ${MAX_SHOWN_ONLINE}`);
-  t.ok(shown.some(([s]) => s === me.session.sender), 'ourselves included');
+  t.ok(
+    shown.some(([s]) => s === me.session.sender),
+    'ourselves included',
+  );
   const others = [...online.keys()].filter((s) => s !== me.session.sender);
   t.same(new Set(shown.map(([s]) => s).filter((s) => s !== me.session.sender)), new Set(others.slice(-(MAX_SHOWN_ONLINE - 1))), 'the most recent arrivals; the oldest dropped');
 

@@ -100,7 +100,12 @@ t.test('100,000 garbage messages on an encrypted channel: counted and dropped, a
   const enc = await createEncoder({ sampleRate: 16000, frameMs: 20, bitrate: 16000, complexity: 5 });
   let sentAt = 0;
   const more = flood(40_000, 60_000);
-  const r = await sendPcm(base.session, enc, { sampleRate: 16000, samples: speech.samples }, { framesPerPacket: 2, frameMs: 20, fast: false, onPacket: (seq) => seq === 0 && (sentAt = performance.now()) });
+  const r = await sendPcm(
+    base.session,
+    enc,
+    { sampleRate: 16000, samples: speech.samples },
+    { framesPerPacket: 2, frameMs: 20, fast: false, onPacket: (seq) => seq === 0 && (sentAt = performance.now()) },
+  );
   const sent = (await first) + (await more);
   await sleep(2500);
   // The simulated PTT stamps its keying itself: a poll in this busy process would come late.

@@ -62,7 +62,7 @@ t.test('streaming in odd chunks gives the same output as one block', async (t) =
   t.same(parts, [...whole]);
 });
 
-t.test('resampling to float in reused buffers gives the 16-bit resampler\'s output, scaled', async (t) => {
+t.test("resampling to float in reused buffers gives the 16-bit resampler's output, scaled", async (t) => {
   const x = sine(700, 48000, 0.48); // twelve 40 ms reads
   const ref = new Resampler(48000, 16000).process(x);
   const r = new ResampleToFloat(48000, 16000);

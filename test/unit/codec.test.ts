@@ -145,7 +145,7 @@ t.test('frameProblem passes every frame a real encoder makes and nothing libopus
     // Mutated frames: whatever frameProblem lets through, both libopus builds decode without error.
     const decoders = [await createDecoder(s), wasm.createDecoder(s)];
     let seed = 7;
-    const rnd = (k: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) % k);
+    const rnd = (k: number) => (seed = (seed * 1103515245 + 12345) >>> 0) % k;
     let passed = 0;
     let refused = 0;
     for (let i = 0; i < 4000; i++) {
@@ -169,5 +169,5 @@ t.test('frameProblem passes every frame a real encoder makes and nothing libopus
     }
     t.ok(passed > 100 && refused > 100, `${frameMs} ms: ${passed} mutated frames passed and decoded, ${refused} refused`);
   }
-  t.equal(refusedGenuine, 0, "no frame a real encoder made is refused");
+  t.equal(refusedGenuine, 0, 'no frame a real encoder made is refused');
 });

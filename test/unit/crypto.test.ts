@@ -71,7 +71,11 @@ t.test('audio: sealed packets open; node:crypto reads them by the documented con
   t.equal(h.keyEpoch, 3, 'epoch in the header');
   const r = await open(rx, 'alice', bytes);
   t.ok(r.ok, 'opens');
-  if (r.ok) t.same(r.value.map((f) => [...f]), frames.map((f) => [...f]));
+  if (r.ok)
+    t.same(
+      r.value.map((f) => [...f]),
+      frames.map((f) => [...f]),
+    );
 
   // Independent implementation of docs/security.md.
   const salt = Buffer.from('0123456789abcdef', 'hex');
@@ -122,13 +126,23 @@ t.test('audio: wrong key, other channel, relabelled sender and forged inner send
   const forged = await member.sealAudio('alice', header(0, 'fedcba9876543210'), frames, NOW);
   const bobKey = await (member as unknown as { streamKey: (e: number, s: string, x: string) => Promise<CryptoKey> }).streamKey(1, 'fedcba9876543210', 'bob');
   const p = decodePacket(forged);
-  const plain = new Uint8Array(await crypto.subtle.decrypt({ name: 'AES-GCM', iv: nonceOf(0) as BufferSource, additionalData: p.headerBytes as BufferSource }, await (member as unknown as { streamKey: (e: number, s: string, x: string) => Promise<CryptoKey> }).streamKey(1, 'fedcba9876543210', 'alice'), p.body as BufferSource));
+  const plain = new Uint8Array(
+    await crypto.subtle.decrypt(
+      { name: 'AES-GCM', iv: nonceOf(0) as BufferSource, additionalData: p.headerBytes as BufferSource },
+      await (member as unknown as { streamKey: (e: number, s: string, x: string) => Promise<CryptoKey> }).streamKey(1, 'fedcba9876543210', 'alice'),
+      p.body as BufferSource,
+    ),
+  );
   const reSealed = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv: nonceOf(0) as BufferSource, additionalData: p.headerBytes as BufferSource }, bobKey, plain));
   const out = new Uint8Array(HEADER_BYTES + reSealed.length);
   out.set(p.headerBytes, 0);
   out.set(reSealed, HEADER_BYTES);
   t.match(await open(new ChannelCrypto({ channel: 'base', keys: [key] }), 'bob', out), { ok: false, reason: 'sender-mismatch' }, 'inner identity differs from the topic: refused');
-  t.match(await open(new ChannelCrypto({ channel: 'base', keys: [key] }), 'alice', new Uint8Array([...bytes.subarray(0, 1), bytes[1]! & ~Flag.ENCRYPTED, ...bytes.subarray(2)])), { ok: false }, 'flag stripped: refused');
+  t.match(
+    await open(new ChannelCrypto({ channel: 'base', keys: [key] }), 'alice', new Uint8Array([...bytes.subarray(0, 1), bytes[1]! & ~Flag.ENCRYPTED, ...bytes.subarray(2)])),
+    { ok: false },
+    'flag stripped: refused',
+  );
 });
 
 function nonceOf(seq: number): Uint8Array {
@@ -170,7 +184,11 @@ t.test('epochs: the highest is sent; an old one is accepted for the overlap, the
   t.ok((await open(rx, 'old', await old.sealAudio('old', header(0, 'aaaaaaaaaaaaaaaa'), frames, NOW))).ok, 'epoch 1 before anyone used epoch 2');
   t.ok((await open(rx, 'new', await rotated.sealAudio('new', header(0, 'bbbbbbbbbbbbbbbb', NOW + 1000), frames, NOW + 1000), NOW + 1000)).ok, 'epoch 2');
   t.ok((await open(rx, 'old', await old.sealAudio('old', header(0, 'cccccccccccccccc', NOW + 30_000), frames, NOW + 30_000), NOW + 30_000)).ok, 'epoch 1 inside the overlap');
-  t.match(await open(rx, 'old', await old.sealAudio('old', header(0, 'dddddddddddddddd', NOW + 70_000), frames, NOW + 70_000), NOW + 70_000), { ok: false, reason: 'old-epoch' }, 'epoch 1 after the overlap');
+  t.match(
+    await open(rx, 'old', await old.sealAudio('old', header(0, 'dddddddddddddddd', NOW + 70_000), frames, NOW + 70_000), NOW + 70_000),
+    { ok: false, reason: 'old-epoch' },
+    'epoch 1 after the overlap',
+  );
   t.match(await open(old, 'new', await rotated.sealAudio('new', header(0, 'eeeeeeeeeeeeeeee'), frames, NOW)), { ok: false, reason: 'unknown-epoch' }, 'a key we do not have');
   t.throws(() => new ChannelCrypto({ channel: 'x', keys: [k1, { epoch: 1, raw: k2.raw }] }), KeyError, 'two keys for one epoch');
 });
@@ -308,7 +326,11 @@ t.test('budget: new-over key derivations are limited per sender and, for senders
 
   // An over announced by an authenticated START needs no budget, however drained the sender's bucket.
   const rx3 = new ChannelCrypto({ channel: 'base', keys: [key] });
-  t.same((await Promise.all([0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => rx3.openAudio('alice', garbage(streamOf(i)), NOW)))).map((r) => (r.ok ? 'ok' : r.reason)).slice(-2), ['budget', 'budget'], "garbage on alice's topic drained her bucket");
+  t.same(
+    (await Promise.all([0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => rx3.openAudio('alice', garbage(streamOf(i)), NOW)))).map((r) => (r.ok ? 'ok' : r.reason)).slice(-2),
+    ['budget', 'budget'],
+    "garbage on alice's topic drained her bucket",
+  );
   t.match(await open(rx3, 'alice', await tx.sealAudio('alice', header(0, streamOf(4242)), frames, NOW)), { ok: false, reason: 'budget' }, 'her unannounced over is refused (the residual risk)');
   t.equal(rx3.replay.overStart('alice', streamOf(5151), NOW, NOW), null, 'her next START authenticates (the session calls overStart)');
   t.ok((await open(rx3, 'alice', await tx.sealAudio('alice', header(0, streamOf(5151)), frames, NOW))).ok, 'and that over opens');
@@ -340,8 +362,11 @@ t.test('flood: a genuine over keeps decrypting, with its key derived once, while
     }
     t.equal(genuineOk, 250, `${attack}: all 250 genuine packets open`);
     const bound = attack.startsWith('fresh stream ids') ? B.senderBurst + 10 * B.senderPerSecond : B.globalBurst + 10 * B.globalPerSecond;
-    t.ok(rx.stats.derivations <= bound + 1, `${attack}: ${rx.stats.derivations} derivations (≤ ${bound} for the flood + 1 for the genuine over); refused ${JSON.stringify(Object.fromEntries(refused))}`);
+    t.ok(
+      rx.stats.derivations <= bound + 1,
+      `${attack}: ${rx.stats.derivations} derivations (≤ ${bound} for the flood + 1 for the genuine over); refused ${JSON.stringify(Object.fromEntries(refused))}`,
+    );
     t.ok((refused.get('budget') ?? 0) >= 5000 - bound, 'the rest refused for budget, before any WebCrypto');
-    t.equal(rx.stats.derivations, (refused.get('auth') ?? 0) + 1, "one derivation per garbage key tried and exactly one for the genuine over: its key was never evicted");
+    t.equal(rx.stats.derivations, (refused.get('auth') ?? 0) + 1, 'one derivation per garbage key tried and exactly one for the genuine over: its key was never evicted');
   }
 });

@@ -2,7 +2,7 @@ import t from 'tap';
 import { type Claim, Floor, beats } from '../../gateway/src/channel/floor.js';
 
 function rng(seed: number) {
-  return () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  return () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
 }
 function shuffle<T>(a: T[], r: () => number): T[] {
   const b = a.slice();
@@ -25,7 +25,16 @@ for (const n of [2, 5, 20]) {
       // Each participant (the talkers plus 3 listeners) hears the claims in its own order; a talker hears its own first.
       for (let p = 0; p < n + 3; p++) {
         const floor = new Floor({ silenceMs: 1000 });
-        const order = p < n ? [claims[p]!, ...shuffle(claims.filter((_, i) => i !== p), r)] : shuffle(claims, r);
+        const order =
+          p < n
+            ? [
+                claims[p]!,
+                ...shuffle(
+                  claims.filter((_, i) => i !== p),
+                  r,
+                ),
+              ]
+            : shuffle(claims, r);
         for (const c of order) floor.claim(c, 0);
         holders.add(floor.holder!.stream);
       }
@@ -80,7 +89,10 @@ t.test('a waiting claim gets the floor when the holder ends', async (t) => {
   f.claim(a, 0);
   t.same(f.claim(b, 10), [], 'b waits');
   t.equal(f.holder!.stream, a.stream);
-  t.match(f.release(a.stream), [{ type: 'released', claim: a }, { type: 'granted', claim: b }]);
+  t.match(f.release(a.stream), [
+    { type: 'released', claim: a },
+    { type: 'granted', claim: b },
+  ]);
 });
 
 t.test('preemption reports the previous holder', async (t) => {

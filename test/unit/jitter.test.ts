@@ -23,7 +23,10 @@ t.test('in-order packets play in order, each at its due time, then end', async (
   for (let s = 0; s < 10; s++) jb.push(pkt(s, 1, s === 9), 1000 + s * 20);
   const items = drain(jb, 1000, 2000);
   const frames = items.filter((i) => i.type === 'frame');
-  t.same(frames.map((f) => (f as { index: number }).index), [...Array(10).keys()]);
+  t.same(
+    frames.map((f) => (f as { index: number }).index),
+    [...Array(10).keys()],
+  );
   t.equal(items.at(-1)!.type, 'end');
   // Delay starts small: the first frame plays minDelay after it arrived.
   t.equal(items[0]!.at, 1000 + opts.minDelayMs);
@@ -36,7 +39,10 @@ t.test('reordered packets inside the delay are put back in order', async (t) => 
   const order = [0, 2, 1, 4, 3, 5];
   order.forEach((s, i) => jb.push(pkt(s, 1, s === 5), 1000 + i * 20));
   const frames = drain(jb, 1000, 2000).filter((i) => i.type === 'frame');
-  t.same(frames.map((f) => (f as { index: number }).index), [0, 1, 2, 3, 4, 5]);
+  t.same(
+    frames.map((f) => (f as { index: number }).index),
+    [0, 1, 2, 3, 4, 5],
+  );
   t.equal(jb.stats(true).late, 0);
 });
 
@@ -67,11 +73,20 @@ t.test('a packet arriving after its due time is never played', async (t) => {
   jb.push(pkt(0), 1000);
   jb.push(pkt(2, 1, true), 1040);
   const early = drain(jb, 1000, 1035); // frames 0 and 1 (concealed) are due by 1030
-  t.same(early.map((i) => i.type), ['frame', 'conceal']);
+  t.same(
+    early.map((i) => i.type),
+    ['frame', 'conceal'],
+  );
   t.equal(jb.push(pkt(1), 1036), 'late', 'frame 1 was concealed at its due time');
   const rest = drain(jb, 1036, 2000);
-  t.same(rest.map((i) => i.type), ['frame', 'end']);
-  t.notOk(rest.some((i) => i.type === 'frame' && i.index === 1), 'the late frame never plays');
+  t.same(
+    rest.map((i) => i.type),
+    ['frame', 'end'],
+  );
+  t.notOk(
+    rest.some((i) => i.type === 'frame' && i.index === 1),
+    'the late frame never plays',
+  );
   t.match(jb.stats(true), { late: 1, lost: 0, concealed: 1 });
 });
 
@@ -92,7 +107,10 @@ t.test('the delay grows with measured jitter, up to the cap', async (t) => {
   t.ok(s.delayMs >= 60 && s.delayMs <= 100, `delay grew to cover the jitter, within the cap (${s.delayMs} ms)`);
   t.ok(s.stretched > 0, `grew by stretching (${s.stretched} frames)`);
   t.ok(lateAt.length > 0 && lateAt.length <= 3, `only the first bursts were late (${lateAt.join(',')})`);
-  t.ok(lateAt.every((x) => x < 20), 'none late once the delay covered the jitter');
+  t.ok(
+    lateAt.every((x) => x < 20),
+    'none late once the delay covered the jitter',
+  );
 
   // Jitter far beyond the cap: the buffer grows to the cap and no further.
   const capped = new JitterBuffer({ ...opts, maxDelayMs: 50 }, new JitterEstimator());

@@ -1,16 +1,6 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import {
-  Codec,
-  Flag,
-  HEADER_BYTES,
-  MAX_PACKET_BYTES,
-  PacketError,
-  decodeHeader,
-  decodePacket,
-  encodePacket,
-  newStreamId,
-} from '../../gateway/src/channel/packet.js';
+import { Codec, Flag, HEADER_BYTES, MAX_PACKET_BYTES, PacketError, decodeHeader, decodePacket, encodePacket, newStreamId } from '../../gateway/src/channel/packet.js';
 
 const base = { flags: Flag.START, codec: Codec.OPUS, sampleRate: 16000, frameMs: 20, keyEpoch: 0, streamId: '0123456789abcdef', seq: 7, timestamp: 1_763_990_400_123 };
 
@@ -20,7 +10,10 @@ t.test('round trip keeps every field and every frame', async (t) => {
   t.equal(bytes.length, HEADER_BYTES + frames.reduce((n, f) => n + 2 + f.length, 0));
   const p = decodePacket(bytes);
   t.match(p, { version: 1, flags: Flag.START, codec: 1, sampleRate: 16000, frameMs: 20, frameCount: 3, keyEpoch: 0, streamId: base.streamId, seq: 7, timestamp: base.timestamp });
-  t.same(p.frames.map((f) => [...f]), frames.map((f) => [...f]));
+  t.same(
+    p.frames.map((f) => [...f]),
+    frames.map((f) => [...f]),
+  );
   t.same([...p.headerBytes], [...bytes.subarray(0, HEADER_BYTES)]);
 });
 

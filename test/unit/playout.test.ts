@@ -53,7 +53,10 @@ async function over(broker: MemoryBroker, o: { delay?: Map<number, number>; skip
   const c = broker.client();
   const stream = newStreamId();
   const t0 = Date.now();
-  c.publish(topics.topic('control', 'tx'), encodeJson({ v: 1, type: 'start', stream, t: t0, name: 'Talker', source: 'cli', priority: 0, sampleRate: 16000, frameMs: 20, framesPerPacket: 1 }), { qos: 1, retain: false });
+  c.publish(topics.topic('control', 'tx'), encodeJson({ v: 1, type: 'start', stream, t: t0, name: 'Talker', source: 'cli', priority: 0, sampleRate: 16000, frameMs: 20, framesPerPacket: 1 }), {
+    qos: 1,
+    retain: false,
+  });
   const sent: Sent[] = [];
   const late: Promise<void>[] = [];
   const mono = performance.now();
@@ -61,7 +64,10 @@ async function over(broker: MemoryBroker, o: { delay?: Map<number, number>; skip
     const wait = mono + (seq + 1) * 20 - performance.now();
     if (wait > 0) await sleep(wait);
     const last = seq === FRAMES.length - 1;
-    const p = encodePacket({ flags: (seq === 0 ? Flag.START : 0) | (last ? Flag.END : 0), codec: Codec.OPUS, sampleRate: 16000, frameMs: 20, streamId: stream, seq, timestamp: t0 + seq * 20, keyEpoch: 0 }, [FRAMES[seq]!]);
+    const p = encodePacket(
+      { flags: (seq === 0 ? Flag.START : 0) | (last ? Flag.END : 0), codec: Codec.OPUS, sampleRate: 16000, frameMs: 20, streamId: stream, seq, timestamp: t0 + seq * 20, keyEpoch: 0 },
+      [FRAMES[seq]!],
+    );
     const send = () => {
       sent.push({ seq, at: performance.now() });
       c.publish(topics.topic('audio', 'tx'), p, { qos: 0, retain: false });
@@ -109,7 +115,11 @@ t.test('a packet up to concealLateMs late still plays; one that never comes is c
   const sent = await over(broker, { delay: new Map([[30, 25]]), skip: new Set([60]) });
   const end = await rx.ended;
   const f30 = rx.heard.filter((h) => h.index === 30);
-  t.same(f30.map((h) => h.concealed), [false], 'frame 30, 25 ms late, played as sent');
+  t.same(
+    f30.map((h) => h.concealed),
+    [false],
+    'frame 30, 25 ms late, played as sent',
+  );
   t.equal(end.stats.late, 0, 'nothing counted late');
   const f60 = rx.heard.filter((h) => h.index === 60);
   // More than once when the jitter buffer stretches there (frame 30's lateness raised its estimate).

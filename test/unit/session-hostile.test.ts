@@ -80,7 +80,10 @@ const receiver = (t: Test, broker: MemoryBroker, o: Partial<SessionOptions> = {}
 /** A participant that speaks the wire protocol directly: what a hostile (or old, or odd) client can publish. */
 class Raw {
   readonly client: MemoryClient;
-  constructor(broker: MemoryBroker, readonly sender: string) {
+  constructor(
+    broker: MemoryBroker,
+    readonly sender: string,
+  ) {
     this.client = broker.client();
   }
   control(m: control.ControlMessage, as = this.sender): void {
@@ -279,7 +282,11 @@ t.test('a stream belongs to its sender: START and END for it from anyone else ar
   t.equal(end.stats.played, sent, `all ${sent} frames played`);
   t.equal(rec.played.get(stream), sent);
   t.equal(end.stats.lost, 0);
-  t.same(rec.floors.map((h) => h?.name ?? null), ['Alice', null], 'the floor went to Alice and back to nobody, never to Mallory');
+  t.same(
+    rec.floors.map((h) => h?.name ?? null),
+    ['Alice', null],
+    'the floor went to Alice and back to nobody, never to Mallory',
+  );
   t.comment(`ownership: counters ${JSON.stringify(rx.counters)}; played ${end.stats.played}/${sent}, ${end.durationMs} ms`);
 });
 

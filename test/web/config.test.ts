@@ -111,21 +111,47 @@ t.test('recent channels: newest first, no duplicates, bounded, robust to junk', 
   s.setItem('talkbridge.recent', '{nope');
   t.same(loadRecent(s), []);
   s.setItem('talkbridge.recent', JSON.stringify([{ broker: 1 }, null, { broker: 'ws://b', channel: 'x', prefix: 'p', at: 1 }]));
-  t.same(loadRecent(s).map((r) => r.channel), ['x']);
+  t.same(
+    loadRecent(s).map((r) => r.channel),
+    ['x'],
+  );
   t.same(loadRecent(null), []);
-  const full = { getItem: () => null, setItem: () => { throw new Error('QuotaExceededError'); } };
+  const full = {
+    getItem: () => null,
+    setItem: () => {
+      throw new Error('QuotaExceededError');
+    },
+  };
   t.doesNotThrow(() => rememberRecent(full, { broker: 'ws://a', channel: 'c', prefix: 'p' }, 1));
   saveName(s, '  Ann  ');
   t.equal(loadName(s), 'Ann');
 });
 
 t.test('reconnect back-off: doubles from the base, jittered 1-2x, capped', async (t) => {
-  t.equal(backoffMs(1, 1000, () => 0), 1000);
-  t.equal(backoffMs(2, 1000, () => 0), 2000);
-  t.equal(backoffMs(3, 1000, () => 0.5), 6000);
-  t.equal(backoffMs(50, 1000, () => 0), 30000);
-  t.equal(backoffMs(50, 1000, () => 0.999), 59970);
-  t.equal(backoffMs(0, 1000, () => 0), 1000);
+  t.equal(
+    backoffMs(1, 1000, () => 0),
+    1000,
+  );
+  t.equal(
+    backoffMs(2, 1000, () => 0),
+    2000,
+  );
+  t.equal(
+    backoffMs(3, 1000, () => 0.5),
+    6000,
+  );
+  t.equal(
+    backoffMs(50, 1000, () => 0),
+    30000,
+  );
+  t.equal(
+    backoffMs(50, 1000, () => 0.999),
+    59970,
+  );
+  t.equal(
+    backoffMs(0, 1000, () => 0),
+    1000,
+  );
 });
 
 const talker = (name: string, self = false) => ({ stream: '0123456789abcdef', sender: 's', name, source: 'radio' as const, t: 0, self });
@@ -189,7 +215,11 @@ t.test('the key leaves the address bar; only an invite link carries it', async (
   const invite = buildFragment(p, { includeName: false, defaultBrokerUrl: defaultBroker(loc), includeKey: true });
   t.notMatch(invite, /name=/);
   t.same(parseFragment(invite, 'https:').params.secret, { kind: 'key', key }, 'the invite round-trips the key');
-  t.notMatch(buildFragment({ ...p, secret: { kind: 'passphrase', passphrase: 'correct horse battery' } }, { includeName: false, defaultBrokerUrl: '', includeKey: true }), /key=|correct/, 'a passphrase never goes into a link');
+  t.notMatch(
+    buildFragment({ ...p, secret: { kind: 'passphrase', passphrase: 'correct horse battery' } }, { includeName: false, defaultBrokerUrl: '', includeKey: true }),
+    /key=|correct/,
+    'a passphrase never goes into a link',
+  );
 });
 
 t.test('keys on the device: kept per broker, prefix and channel; forgotten on request; junk is no key', async (t) => {
@@ -209,7 +239,12 @@ t.test('keys on the device: kept per broker, prefix and channel; forgotten on re
   s.setItem('talkbridge.keys', '[1,2');
   t.equal(keyFor(s, ref), null);
   t.equal(keyFor(null, ref), null);
-  const full = { getItem: () => null, setItem: () => { throw new Error('QuotaExceededError'); } };
+  const full = {
+    getItem: () => null,
+    setItem: () => {
+      throw new Error('QuotaExceededError');
+    },
+  };
   t.doesNotThrow(() => storeKey(full, ref, key));
   // The recent list says a channel was encrypted, never with what key.
   rememberRecent(s, { ...ref, encrypted: true }, 5);

@@ -122,8 +122,12 @@ t.test('playout: waits the margin, plays in order, drains at the end without an 
   const q = new Playout({ rate: 48000, ...PLAYOUT_DEFAULTS });
   const out = new Float32Array(128);
   const margin = q.margin;
-  t.equal(margin, Math.round(48000 * PLAYOUT_DEFAULTS.marginMs / 1000));
-  q.push(Float32Array.from({ length: 960 }, (_, i) => i + 1), 960, 0);
+  t.equal(margin, Math.round((48000 * PLAYOUT_DEFAULTS.marginMs) / 1000));
+  q.push(
+    Float32Array.from({ length: 960 }, (_, i) => i + 1),
+    960,
+    0,
+  );
   let now = 0;
   t.equal(q.render(out, 128, now), 0, 'holds back during the margin');
   let played = 0;

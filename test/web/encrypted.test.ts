@@ -150,7 +150,10 @@ t.test('send --key → the page plays the speech; the page with the wrong key sa
     return { p50: l[Math.floor(l.length / 2)] ?? 0, max: l.at(-1) ?? 0, underruns: h.stats.at(-1)?.underruns ?? 0 };
   });
   t.comment(`send → page over the WebSocket: capture-to-decode p50 ${Math.round(lat.p50)} ms, max ${Math.round(lat.max)} ms; playback underruns ${lat.underruns}; drops ${JSON.stringify(a.drops)}`);
-  t.ok(p.mean >= 0.85, `played by the audio worklet: envelope correlation per second ${p.mean.toFixed(3)} ≥ 0.85 (${envelopeCorrelation(ref.samples, ref.sampleRate, played.samples, played.rate).r.toFixed(3)} at one alignment)`);
+  t.ok(
+    p.mean >= 0.85,
+    `played by the audio worklet: envelope correlation per second ${p.mean.toFixed(3)} ≥ 0.85 (${envelopeCorrelation(ref.samples, ref.sampleRate, played.samples, played.rate).r.toFixed(3)} at one alignment)`,
+  );
   t.equal(a.e2e?.problem, 'foreign', "Ann's key opened the over: the different key is someone else's");
   t.notOk(a.drops.auth === undefined, `Ann dropped what Mallory sent (${a.drops.auth} auth)`);
 
@@ -172,7 +175,14 @@ t.test('replayed over: re-publishing the recorded packets plays nothing new', as
   t.ok(audio >= 100 && recorded.length === audio + 2, `recorded START, ${audio} audio packets, END`);
   const before = await state(ann.page);
   let tookFloor = false;
-  const watch = setInterval(() => void state(ann.page).then((s) => (tookFloor ||= s.holder !== null), () => {}), 50);
+  const watch = setInterval(
+    () =>
+      void state(ann.page).then(
+        (s) => (tookFloor ||= s.holder !== null),
+        () => {},
+      ),
+    50,
+  );
   for (const x of recorded) {
     await spy.publishAsync(x.topic, x.payload, { qos: x.qos });
     await sleep(2);
@@ -251,7 +261,7 @@ t.test('passphrase: derived in the page (shown while it runs), same key as the C
   await tab2.goto(`${WEB}#broker=${encodeURIComponent(WS)}&channel=field&name=Cy2`);
   await tab2.locator('#e2e-note', { hasText: 'This channel is encrypted — you need the invite link' }).waitFor({ timeout: 10000 });
   t.pass('a page without the key says "This channel is encrypted — you need the invite link"');
-  t.equal((await tab2.locator('#ptt').getAttribute('aria-disabled')), 'true', 'and does not let its person talk in clear');
+  t.equal(await tab2.locator('#ptt').getAttribute('aria-disabled'), 'true', 'and does not let its person talk in clear');
   await tab2.close();
 
   await b.page.getByLabel('Remember key on this device').check();

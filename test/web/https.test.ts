@@ -103,7 +103,9 @@ t.test('a kit over HTTPS with the team CA', async (t) => {
 
   await t.test('Chromium: secure context, WebCrypto, and MQTT over wss to the embedded broker', async (t) => {
     const leaf = new X509Certificate(readFileSync(path.join(dir, 'server.crt')));
-    const spki = createHash('sha256').update(leaf.publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
+    const spki = createHash('sha256')
+      .update(leaf.publicKey.export({ type: 'spki', format: 'der' }))
+      .digest('base64');
     t.match(init.stdout + (await runCli(['tls', 'show', '--dir', dir])).stdout, spki, 'tls show prints the SPKI pin');
 
     // A plain-HTTP gateway on the same name, as a control: no secure context there.
@@ -159,7 +161,10 @@ t.test('a kit over HTTPS with the team CA', async (t) => {
     const url = await page.evaluate(() => (window as unknown as { __talkbridgeTest: { state: () => { sender: string } } }).__talkbridgeTest.state().sender);
     const until = Date.now() + 10000;
     while (!seen.some((s) => s.includes(`/presence/${url}`)) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-    t.ok(seen.some((s) => s.includes(`/presence/${url}`)), `the page's presence (${url}) reached the embedded broker over wss`);
+    t.ok(
+      seen.some((s) => s.includes(`/presence/${url}`)),
+      `the page's presence (${url}) reached the embedded broker over wss`,
+    );
     t.same(errors, [], 'no page errors');
   });
 });

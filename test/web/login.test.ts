@@ -84,7 +84,7 @@ t.test('alice logs in from the form, talks as "alice", and bob (listen-only) hea
   t.match(r.stdout, /over 1: Alice \(web\)/, 'bob heard alice, through the broker that checks every publish');
   const pk = /packets (\d+) received/.exec(r.stdout);
   t.ok(pk && Number(pk[1]) >= 60, `the over arrived (${pk?.[0]})`);
-  t.notOk((await pageState(b.page) as { listenOnly?: boolean }).listenOnly, 'a talk login is not taken for listen-only');
+  t.notOk(((await pageState(b.page)) as { listenOnly?: boolean }).listenOnly, 'a talk login is not taken for listen-only');
 
   // The QR code: exactly the link "Copy link" gives (user name, never the password), drawn as SVG.
   await b.page.getByRole('button', { name: 'Show QR' }).click();
@@ -131,14 +131,22 @@ t.test('a wrong password: the refusal in words, and no retry loop', async (t) =>
   t.equal(s.conn, 'setup', 'not connecting any more');
   const stored = await b.page.evaluate(() => JSON.stringify(localStorage) + JSON.stringify(sessionStorage));
   t.notOk(stored.includes('not-the-password'), 'the refused password is not kept');
-  t.same(b.errors.filter((e) => !/WebSocket/.test(e)), [], 'no page errors');
+  t.same(
+    b.errors.filter((e) => !/WebSocket/.test(e)),
+    [],
+    'no page errors',
+  );
 });
 
 t.test('no login on a kit that requires one: refused, and the form asks for one', async (t) => {
   const b = await openAs('#channel=base&name=Nobody');
   await b.page.locator('#join-error', { hasText: 'The broker refused the login: it needs a user name and password' }).waitFor({ timeout: 15000 });
   t.equal(await b.page.evaluate(() => document.activeElement?.id), 'f-user', 'the user name field has the focus');
-  t.same(b.errors.filter((e) => !/WebSocket/.test(e)), [], 'no page errors');
+  t.same(
+    b.errors.filter((e) => !/WebSocket/.test(e)),
+    [],
+    'no page errors',
+  );
 });
 
 t.test('channel new --user puts the user name (never a password) in the invite, and the page asks for the password', async (t) => {

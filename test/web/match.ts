@@ -107,5 +107,8 @@ export async function checkHeardFromWeb(t: Test, r: { code: number | null; stdou
   const mic = loopedReference(ref.samples, ref.sampleRate, got.samples, got.sampleRate);
   const one = envelopeCorrelation(mic.samples, ref.sampleRate, got.samples, got.sampleRate);
   const w = windowedLoopCorrelation(ref.samples, ref.sampleRate, got.samples, got.sampleRate);
-  t.ok(w.mean >= 0.85, `envelope correlation per second ${w.mean.toFixed(3)} ≥ 0.85, worst second ${w.worst.toFixed(3)} (${one.r.toFixed(3)} at one alignment; the microphone was ${mic.offsetMs} ms into its file)`);
+  t.ok(
+    w.mean >= 0.85,
+    `envelope correlation per second ${w.mean.toFixed(3)} ≥ 0.85, worst second ${w.worst.toFixed(3)} (${one.r.toFixed(3)} at one alignment; the microphone was ${mic.offsetMs} ms into its file)`,
+  );
 }

@@ -122,6 +122,10 @@ t.test('the built client has no source maps and no link to one', async (t) => {
   const dist = path.join(ROOT, 'gateway/web/dist');
   const files = readdirSync(dist);
   t.ok(files.includes('app.js') && files.includes('sw.js') && files.includes('worklet.js'), 'built (npm run build)');
-  t.same(files.filter((f) => f.endsWith('.map')), [], 'no .map in the served folder');
+  t.same(
+    files.filter((f) => f.endsWith('.map')),
+    [],
+    'no .map in the served folder',
+  );
   for (const f of files.filter((x) => x.endsWith('.js'))) t.notMatch(readFileSync(path.join(dist, f), 'utf8'), /sourceMappingURL/, `${f} links no source map`);
 });

@@ -138,8 +138,15 @@ async function world(t: Test, o: { enc?: ConstructorParameters<typeof FakeEncode
     for (let i = 0; i < n; i++) talker.frame((lastFrame = new Int16Array(320)));
   };
   const fromWeb = () => broker.log.filter((m) => m.from === web.c && !m.topic.includes('/presence/'));
-  const controls = () => fromWeb().filter((m) => m.topic.includes('/control/')).map((m) => parseControl(m.payload)).map((p) => (p.ok ? p.value : null));
-  const audio = () => fromWeb().filter((m) => m.topic.includes('/audio/')).map((m) => decodePacket(m.payload));
+  const controls = () =>
+    fromWeb()
+      .filter((m) => m.topic.includes('/control/'))
+      .map((m) => parseControl(m.payload))
+      .map((p) => (p.ok ? p.value : null));
+  const audio = () =>
+    fromWeb()
+      .filter((m) => m.topic.includes('/audio/'))
+      .map((m) => decodePacket(m.payload));
   void lastFrame;
   return { broker, web, other, talker, states, feed, controls, audio, encoders, isArmed: () => armed };
 }
@@ -154,10 +161,16 @@ t.test('press, talk, release: START, packets of two frames, the last flagged END
   w.talker.release();
   await sleep(20);
   const c = w.controls();
-  t.same(c.map((m) => m?.type), ['start', 'end']);
+  t.same(
+    c.map((m) => m?.type),
+    ['start', 'end'],
+  );
   t.match(c[1], { reason: 'done', packets: 3 });
   const a = w.audio();
-  t.same(a.map((p) => p.seq), [0, 1, 2]);
+  t.same(
+    a.map((p) => p.seq),
+    [0, 1, 2],
+  );
   t.ok(a.every((p) => p.frameCount === 2));
   t.equal(a[0]!.flags & Flag.START, Flag.START);
   t.equal(a[2]!.flags & Flag.END, Flag.END, 'last packet carries END');
@@ -191,7 +204,11 @@ t.test('an asynchronous encoder (WebCodecs) hands over its last frames at releas
   t.equal(w.audio().length, 0, 'nothing out yet');
   w.talker.release();
   await sleep(20);
-  t.same(w.audio().map((p) => p.seq), [0, 1, 2], '4 frames + the partial one + silence');
+  t.same(
+    w.audio().map((p) => p.seq),
+    [0, 1, 2],
+    '4 frames + the partial one + silence',
+  );
   t.match(w.controls()[1], { type: 'end', reason: 'done', packets: 3 });
 });
 
@@ -290,10 +307,7 @@ t.test('microphone refused: failed state, nothing published; released during the
   // Like AudioEngine.openMic: concurrent calls share one prompt.
   let pending: Promise<void> | null = null;
   const w = await world(t, {
-    openMic: () =>
-      mode === 'deny'
-        ? Promise.reject(new TalkerError('mic-denied', 'microphone permission denied'))
-        : (pending ??= new Promise<void>((r) => (allow = () => ((pending = null), r())))),
+    openMic: () => (mode === 'deny' ? Promise.reject(new TalkerError('mic-denied', 'microphone permission denied')) : (pending ??= new Promise<void>((r) => (allow = () => ((pending = null), r()))))),
   });
   await w.talker.press();
   t.match(w.talker.state, { kind: 'failed', reason: 'mic-denied' });

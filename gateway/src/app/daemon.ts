@@ -77,7 +77,13 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         // The daemon's own clients log in with a random per-start credential: no password of ours on disk.
         embeddedAuth = { team: await embeddedTeam(authConfig, config.broker.topicPrefix), internal: internalLogin(config.gateway.id) };
       }
-      broker = await startEmbeddedBroker({ host: config.embeddedBroker.host, port: config.embeddedBroker.port, log: log.child({ module: 'broker' }), auth: embeddedAuth, owner: { id: config.gateway.id, channels: config.channels.map((c) => c.name) } });
+      broker = await startEmbeddedBroker({
+        host: config.embeddedBroker.host,
+        port: config.embeddedBroker.port,
+        log: log.child({ module: 'broker' }),
+        auth: embeddedAuth,
+        owner: { id: config.gateway.id, channels: config.channels.map((c) => c.name) },
+      });
       stack.push(() => broker!.close());
       log.info({ event: 'listening', service: 'mqtt', url: `mqtt://${broker.tcp!.host}:${broker.tcp!.port}` }, `embedded MQTT broker on mqtt://${broker.tcp!.host}:${broker.tcp!.port}`);
     }
@@ -118,8 +124,15 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       if (broker) broker.attachWebSocket(http.server, '/mqtt');
       const base = http.url;
       const ws = broker ? `${base.replace(/^http/, 'ws')}/mqtt` : null;
-      log.info({ event: 'listening', service: 'http', url: base, websocket: ws, open: http.openAt }, `web on ${base}${ws ? `, MQTT over WebSocket on ${ws}` : ''}${http.openAt[0] !== `${base}/` ? ` — open ${http.openAt.join(' or ')}` : ''}`);
-      if (http.redirect) log.info({ event: 'listening', service: 'http-redirect', port: http.redirect.port }, `team CA and redirect to HTTPS on http://${http.redirect.host}:${http.redirect.port}/ (phones: open it to install the CA)`);
+      log.info(
+        { event: 'listening', service: 'http', url: base, websocket: ws, open: http.openAt },
+        `web on ${base}${ws ? `, MQTT over WebSocket on ${ws}` : ''}${http.openAt[0] !== `${base}/` ? ` — open ${http.openAt.join(' or ')}` : ''}`,
+      );
+      if (http.redirect)
+        log.info(
+          { event: 'listening', service: 'http-redirect', port: http.redirect.port },
+          `team CA and redirect to HTTPS on http://${http.redirect.host}:${http.redirect.port}/ (phones: open it to install the CA)`,
+        );
     }
 
     const configured = brokerUrls(config.broker);
@@ -131,7 +144,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     if (broker && !configured.length) Object.assign(connection, { username: broker.internal.username, password: broker.internal.password });
     else if (connection.username !== undefined && connection.username !== config.gateway.id)
       // Brokers with talkbridge ACLs let a login publish only under its own name (docs/security.md).
-      log.warn({ event: 'broker', username: connection.username, gatewayId: config.gateway.id }, `broker.username "${connection.username}" differs from gateway.id "${config.gateway.id}": a broker using talkbridge ACLs will drop this gateway's audio and status`);
+      log.warn(
+        { event: 'broker', username: connection.username, gatewayId: config.gateway.id },
+        `broker.username "${connection.username}" differs from gateway.id "${config.gateway.id}": a broker using talkbridge ACLs will drop this gateway's audio and status`,
+      );
     // systemd's StateDirectory= (docs/operations.md): encrypted channels keep their replay memory
     // there across restarts; without one it lasts a run.
     const stateDir = process.env.STATE_DIRECTORY?.split(':')[0];
@@ -171,7 +187,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         // up to 40 ms late, which aplay's 80 ms buffer covers (docs/operations.md).
         playAheadMs: config.jitter.maxDelayMs,
         concealLateMs: PLAYOUT_CONCEAL_LATE_MS,
-        onRetry: (err, attempt, next, url) => clog.warn({ event: 'broker', state: 'waiting', attempt, retryMs: next, next: redactUrl(url), err: redactUrl(err.message) }, `${redactUrl(err.message)}; ${urls.length > 1 ? `trying ${redactUrl(url)} ` : 'retrying '}${next ? `in ${(next / 1000).toFixed(1)} s` : 'now'}`),
+        onRetry: (err, attempt, next, url) =>
+          clog.warn(
+            { event: 'broker', state: 'waiting', attempt, retryMs: next, next: redactUrl(url), err: redactUrl(err.message) },
+            `${redactUrl(err.message)}; ${urls.length > 1 ? `trying ${redactUrl(url)} ` : 'retrying '}${next ? `in ${(next / 1000).toFixed(1)} s` : 'now'}`,
+          ),
       });
       channels.push(ch);
       stack.push(() => ch.close());
@@ -271,7 +291,15 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     stack.push(() => disconnect(statusClient));
     // /metrics is served by the web server: without it, prom-client is not even loaded.
     const metricsModule = http ? await import('./metrics.js') : null;
-    const mon = startMonitor({ ...id, bridges, channels, client: statusClient, uplink: uplink ? () => uplink!.status() : undefined, log: log.child({ module: 'status' }), ...(metricsModule ? { createMetrics: (m) => metricsModule.createMetrics({ ...m, broker }) } : {}) });
+    const mon = startMonitor({
+      ...id,
+      bridges,
+      channels,
+      client: statusClient,
+      uplink: uplink ? () => uplink!.status() : undefined,
+      log: log.child({ module: 'status' }),
+      ...(metricsModule ? { createMetrics: (m) => metricsModule.createMetrics({ ...m, broker }) } : {}),
+    });
     monitor = mon;
     stack.push(() => mon.stop());
 

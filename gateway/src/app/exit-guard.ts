@@ -11,10 +11,20 @@ import { spawn } from 'node:child_process';
 
 export function armExitGuard(ms: number, pid = process.pid): void {
   try {
-    const g = spawn('bash', ['-c', 'read -r -t "$2" _; [ $? -gt 128 ] || exit 0; echo "talkbridge: the stop still hung after $2 s: SIGKILL to pid $1" >&2; kill -KILL "$1"', 'talkbridge-exit-guard', String(pid), (ms / 1000).toFixed(3)], {
-      stdio: ['pipe', 'ignore', 'inherit'],
-      detached: true,
-    });
+    const g = spawn(
+      'bash',
+      [
+        '-c',
+        'read -r -t "$2" _; [ $? -gt 128 ] || exit 0; echo "talkbridge: the stop still hung after $2 s: SIGKILL to pid $1" >&2; kill -KILL "$1"',
+        'talkbridge-exit-guard',
+        String(pid),
+        (ms / 1000).toFixed(3),
+      ],
+      {
+        stdio: ['pipe', 'ignore', 'inherit'],
+        detached: true,
+      },
+    );
     g.on('error', () => undefined);
     g.stdin.on('error', () => undefined);
     g.unref();

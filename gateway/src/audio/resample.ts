@@ -143,7 +143,10 @@ export class ResampleToFloat {
   private out = new Float32Array(0);
   private f = new Float32Array(0);
 
-  constructor(readonly inRate: number, readonly outRate: number) {
+  constructor(
+    readonly inRate: number,
+    readonly outRate: number,
+  ) {
     this.core = inRate === outRate ? null : new StreamResampler(inRate, outRate, 4096);
   }
 
@@ -170,7 +173,10 @@ export class ResampleToFloat {
 export class Resampler {
   private readonly f: ResampleToFloat;
 
-  constructor(readonly inRate: number, readonly outRate: number) {
+  constructor(
+    readonly inRate: number,
+    readonly outRate: number,
+  ) {
     this.f = new ResampleToFloat(inRate, outRate);
   }
 

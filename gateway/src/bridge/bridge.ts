@@ -85,7 +85,6 @@ export interface BridgeOptions {
   log: Logger;
 }
 
-
 export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   readonly radio: string;
   readonly counters: BridgeCounters = { oversFromRadio: 0, oversToRadio: 0, keyedSeconds: 0, timeouts: 0, starvations: 0, refusedBusy: 0, refusedStale: 0, pttFaults: 0 };
@@ -239,7 +238,19 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
       const h = s.holder;
       if (h && !h.self && h.lagMs !== undefined && this.st === 'idle') this.onChannelOverStart(s, h);
     }
-    this.log.info({ event: 'bridge', radio: this.radio, ptt: r.ptt.description, cos: r.cos.description, input: r.input?.description ?? null, output: r.output.description, transmit: this.o.transmit?.topics.channel ?? null, monitor: this.o.monitor.map((m) => m.topics.channel) }, `radio ${this.radio} bridged`);
+    this.log.info(
+      {
+        event: 'bridge',
+        radio: this.radio,
+        ptt: r.ptt.description,
+        cos: r.cos.description,
+        input: r.input?.description ?? null,
+        output: r.output.description,
+        transmit: this.o.transmit?.topics.channel ?? null,
+        monitor: this.o.monitor.map((m) => m.topics.channel),
+      },
+      `radio ${this.radio} bridged`,
+    );
   }
 
   /** Unkeys and releases everything; safe to call on any exit path. */
@@ -300,13 +311,19 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   private tryRx(): void {
     const now = performance.now();
     const why =
-      this.st === 'tx' || this.st === 'hang' ? 'we are transmitting'
-      : this.st === 'rx' ? null
-      : now < this.holdoffUntil ? 'our own transmitter just unkeyed'
-      : !this.o.transmit ? 'receive-only radio'
-      : this.o.transmit.holder && !this.o.transmit.holder.self ? `channel busy: ${this.o.transmit.holder.name} is talking`
-      : now - this.lastChannelOverEnd < this.c.echoGuardMs ? 'an over just ended on the channel (echo guard)'
-      : null;
+      this.st === 'tx' || this.st === 'hang'
+        ? 'we are transmitting'
+        : this.st === 'rx'
+          ? null
+          : now < this.holdoffUntil
+            ? 'our own transmitter just unkeyed'
+            : !this.o.transmit
+              ? 'receive-only radio'
+              : this.o.transmit.holder && !this.o.transmit.holder.self
+                ? `channel busy: ${this.o.transmit.holder.name} is talking`
+                : now - this.lastChannelOverEnd < this.c.echoGuardMs
+                  ? 'an over just ended on the channel (echo guard)'
+                  : null;
     if (this.st === 'rx') return;
     if (why) {
       this.rxSuppressed = true;
@@ -718,4 +735,3 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     if (this.st === 'lockout' && this.o.monitor.every((s) => !s.holder || s.holder.self)) this.go('idle', 'channel quiet after time-out');
   }
 }
-

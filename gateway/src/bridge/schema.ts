@@ -36,7 +36,11 @@ export const BridgeSchema = z
     cwId: z
       .strictObject({
         /** Your callsign; null = no identification (licence-free services). */
-        callsign: z.string().regex(/^[A-Za-z0-9/-]{3,16}$/, 'callsign: 3-16 letters, digits, / or -').nullable().default(null),
+        callsign: z
+          .string()
+          .regex(/^[A-Za-z0-9/-]{3,16}$/, 'callsign: 3-16 letters, digits, / or -')
+          .nullable()
+          .default(null),
         intervalMinutes: z.number().min(1).max(120).default(10),
         wpm: z.number().int().min(5).max(40).default(20),
       })

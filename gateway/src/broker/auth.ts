@@ -86,7 +86,11 @@ export function installAuth(aedes: Aedes, auth: EmbeddedAuth, log: Logger): Auth
     }
     counters.loginsRefused++;
     // The password is never logged, not even a wrong one: it may be a right one for another place.
-    warn(`login:${username ?? ''}`, { event: 'auth', result: 'refused', username: username ?? null, client: client.id, remote: remote(client) }, `refused MQTT login${username ? ` as ${username}` : ' without a username'}${remote(client) ? ` from ${remote(client)}` : ''}`);
+    warn(
+      `login:${username ?? ''}`,
+      { event: 'auth', result: 'refused', username: username ?? null, client: client.id, remote: remote(client) },
+      `refused MQTT login${username ? ` as ${username}` : ' without a username'}${remote(client) ? ` from ${remote(client)}` : ''}`,
+    );
     const err = new Error('bad username or password') as AuthenticateError;
     err.returnCode = 4;
     done(err, false);
@@ -100,7 +104,11 @@ export function installAuth(aedes: Aedes, auth: EmbeddedAuth, log: Logger): Auth
     const d = decide(auth.team.model, id?.username, 'publish', packet.topic, packet.retain);
     if (!d.allow) {
       counters.publishesDenied++;
-      warn(`pub:${id?.username}`, { event: 'auth', result: 'publish-denied', username: id?.username ?? null, topic: packet.topic, reason: d.reason }, `denied publish by ${id?.username ?? 'anonymous'} on ${packet.topic}: ${d.reason}`);
+      warn(
+        `pub:${id?.username}`,
+        { event: 'auth', result: 'publish-denied', username: id?.username ?? null, topic: packet.topic, reason: d.reason },
+        `denied publish by ${id?.username ?? 'anonymous'} on ${packet.topic}: ${d.reason}`,
+      );
       packet.topic = DENIED_TOPIC;
       packet.retain = false;
     }
@@ -113,7 +121,11 @@ export function installAuth(aedes: Aedes, auth: EmbeddedAuth, log: Logger): Auth
     const d = decide(auth.team.model, id?.username, 'subscribe', sub.topic);
     if (d.allow) return done(null, sub);
     counters.subscriptionsDenied++;
-    warn(`sub:${id?.username}`, { event: 'auth', result: 'subscribe-denied', username: id?.username ?? null, filter: sub.topic, reason: d.reason }, `denied subscription by ${id?.username ?? 'anonymous'} to ${sub.topic}: ${d.reason}`);
+    warn(
+      `sub:${id?.username}`,
+      { event: 'auth', result: 'subscribe-denied', username: id?.username ?? null, filter: sub.topic, reason: d.reason },
+      `denied subscription by ${id?.username ?? 'anonymous'} to ${sub.topic}: ${d.reason}`,
+    );
     done(null, null);
   };
   return counters;

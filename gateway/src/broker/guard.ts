@@ -53,14 +53,24 @@ export function installGuard(aedes: Aedes, o: GuardOptions): Guard {
     const remote = remoteAddress(client);
     if (reserved(client.id) && !(o.teamOwnerAllowed && username === o.owner?.id)) {
       counters.clientIdsRefused++;
-      warn(`id:${client.id}`, { event: 'auth', result: 'client-id-refused', client: client.id, username: username ?? null, remote }, `refused MQTT client id ${client.id}${remote ? ` from ${remote}` : ''}: it is reserved for the gateway's own connections`);
+      warn(
+        `id:${client.id}`,
+        { event: 'auth', result: 'client-id-refused', client: client.id, username: username ?? null, remote },
+        `refused MQTT client id ${client.id}${remote ? ` from ${remote}` : ''}: it is reserved for the gateway's own connections`,
+      );
       return done(refusal(2, 'client identifier reserved for the gateway'), false);
     }
     const key = addressKey(remote);
     const throttled = throttle.check(key);
     if (throttled) {
       counters.loginsThrottled++;
-      warn(`throttle:${throttled === 'global' ? '*' : key}`, { event: 'auth', result: 'throttled', scope: throttled, remote, username: username ?? null }, throttled === 'global' ? `too many failed MQTT logins from everywhere: logins from new addresses refused for now (${remote ?? 'unknown'})` : `too many failed MQTT logins from ${remote ?? 'unknown'}: its logins refused for a while`);
+      warn(
+        `throttle:${throttled === 'global' ? '*' : key}`,
+        { event: 'auth', result: 'throttled', scope: throttled, remote, username: username ?? null },
+        throttled === 'global'
+          ? `too many failed MQTT logins from everywhere: logins from new addresses refused for now (${remote ?? 'unknown'})`
+          : `too many failed MQTT logins from ${remote ?? 'unknown'}: its logins refused for a while`,
+      );
       // "Server unavailable": come back later. The password was not looked at, so the answer tells a guesser nothing.
       return done(refusal(3, 'too many failed logins, try again later'), false);
     }
@@ -78,7 +88,11 @@ export function installGuard(aedes: Aedes, o: GuardOptions): Guard {
     const max = limits.payloadBytes[kind];
     if (size > max) {
       counters.publishesTooLarge++;
-      warn(`size:${kind}`, { event: 'limit', result: 'publish-too-large', client: client?.id ?? null, topic: packet.topic, bytes: size, max }, `dropped a ${kind} publish of ${size} bytes on ${packet.topic} (at most ${max})`);
+      warn(
+        `size:${kind}`,
+        { event: 'limit', result: 'publish-too-large', client: client?.id ?? null, topic: packet.topic, bytes: size, max },
+        `dropped a ${kind} publish of ${size} bytes on ${packet.topic} (at most ${max})`,
+      );
       packet.topic = DROPPED_TOPIC;
       packet.payload = Buffer.alloc(0);
       packet.retain = false;
@@ -87,7 +101,11 @@ export function installGuard(aedes: Aedes, o: GuardOptions): Guard {
     authorizePublish(client, packet, (err) => {
       if (!err && packet.retain && !retained.retain(packet.topic, bucket, size)) {
         counters.retainedRefused++;
-        warn(`retained:${bucket}`, { event: 'limit', result: 'retained-refused', client: client?.id ?? null, topic: packet.topic, held: retained.size }, `not keeping a retained message on ${packet.topic}: ${bucket || 'the broker'} holds as many as it may (delivered to those online only)`);
+        warn(
+          `retained:${bucket}`,
+          { event: 'limit', result: 'retained-refused', client: client?.id ?? null, topic: packet.topic, held: retained.size },
+          `not keeping a retained message on ${packet.topic}: ${bucket || 'the broker'} holds as many as it may (delivered to those online only)`,
+        );
         packet.retain = false;
       }
       done(err);
@@ -114,7 +132,11 @@ export function installGuard(aedes: Aedes, o: GuardOptions): Guard {
         if (this.packet.length <= limits.packetBytes) return true;
         counters.packetsTooLarge++;
         const remote = remoteAddress(client);
-        warn(`packet:${addressKey(remote)}`, { event: 'limit', result: 'packet-too-large', client: client.id, remote, bytes: this.packet.length, max: limits.packetBytes }, `closed an MQTT connection${remote ? ` from ${remote}` : ''} announcing a ${this.packet.length}-byte packet (at most ${limits.packetBytes})`);
+        warn(
+          `packet:${addressKey(remote)}`,
+          { event: 'limit', result: 'packet-too-large', client: client.id, remote, bytes: this.packet.length, max: limits.packetBytes },
+          `closed an MQTT connection${remote ? ` from ${remote}` : ''} announcing a ${this.packet.length}-byte packet (at most ${limits.packetBytes})`,
+        );
         this._emitError(new Error(`packet of ${this.packet.length} bytes exceeds ${limits.packetBytes}`));
         return false;
       };

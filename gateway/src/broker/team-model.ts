@@ -40,4 +40,3 @@ export function buildTeam(prefix: string, users: TeamUsers, base: string, where:
   }
   return { model: createModel(prefix, list), passwords };
 }
-

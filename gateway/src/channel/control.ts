@@ -106,7 +106,18 @@ export function parseControl(payload: Uint8Array): Parsed<ControlMessage> {
     if (!isInt(m.framesPerPacket, 1, 6)) return { ok: false, reason: 'bad frames per packet' };
     return {
       ok: true,
-      value: { v: 1, type: 'start', stream: m.stream, t: m.t, name: m.name, source: m.source as Source, priority: m.priority, sampleRate: m.sampleRate as number, frameMs: m.frameMs as number, framesPerPacket: m.framesPerPacket },
+      value: {
+        v: 1,
+        type: 'start',
+        stream: m.stream,
+        t: m.t,
+        name: m.name,
+        source: m.source as Source,
+        priority: m.priority,
+        sampleRate: m.sampleRate as number,
+        frameMs: m.frameMs as number,
+        framesPerPacket: m.framesPerPacket,
+      },
     };
   }
   if (m.type === 'end') {

@@ -25,9 +25,7 @@ export function beats(a: Claim, b: Claim): boolean {
   return a.stream < b.stream;
 }
 
-export type FloorChange =
-  | { type: 'granted'; claim: Claim; previous: Claim | null }
-  | { type: 'released'; claim: Claim; reason: 'end' | 'silence' };
+export type FloorChange = { type: 'granted'; claim: Claim; previous: Claim | null } | { type: 'released'; claim: Claim; reason: 'end' | 'silence' };
 
 export interface FloorOptions {
   /** An over whose talker has gone silent this long (ms) is over. */

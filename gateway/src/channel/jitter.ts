@@ -68,10 +68,7 @@ export interface IncomingPacket {
 
 export type PushResult = 'queued' | 'duplicate' | 'late' | 'too-far' | 'buffer-full';
 
-export type PlayoutItem =
-  | { type: 'frame'; index: number; data: Uint8Array }
-  | { type: 'conceal'; index: number }
-  | { type: 'end' };
+export type PlayoutItem = { type: 'frame'; index: number; data: Uint8Array } | { type: 'conceal'; index: number } | { type: 'end' };
 
 export interface OverStats {
   /** Packets that arrived in time to be played. */
@@ -104,7 +101,10 @@ export class JitterBuffer {
   private contiguous = 0;
   private readonly s = { received: 0, late: 0, duplicates: 0, concealed: 0, played: 0, stretched: 0 };
 
-  constructor(private readonly o: JitterOptions, private readonly est: JitterEstimator = new JitterEstimator()) {
+  constructor(
+    private readonly o: JitterOptions,
+    private readonly est: JitterEstimator = new JitterEstimator(),
+  ) {
     this.delay = est.target(o);
   }
 

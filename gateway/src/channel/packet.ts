@@ -57,7 +57,10 @@ export interface AudioPacket extends PacketHeader {
 }
 
 export class PacketError extends Error {
-  constructor(readonly reason: 'short' | 'version' | 'oversize' | 'header' | 'body', message: string) {
+  constructor(
+    readonly reason: 'short' | 'version' | 'oversize' | 'header' | 'body',
+    message: string,
+  ) {
     super(message);
     this.name = 'PacketError';
   }

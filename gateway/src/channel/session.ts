@@ -7,18 +7,7 @@
  */
 import { type FrameDecoder, frameProblem } from '../codec/codec.js';
 import { Emitter } from '../core/emitter.js';
-import {
-  type ControlMessage,
-  type EndReason,
-  PRESENCE_REFRESH_MS,
-  PRESENCE_STALE_MS,
-  type Presence,
-  type Source,
-  type StartMessage,
-  encodeJson,
-  parseControl,
-  parsePresence,
-} from './control.js';
+import { type ControlMessage, type EndReason, PRESENCE_REFRESH_MS, PRESENCE_STALE_MS, type Presence, type Source, type StartMessage, encodeJson, parseControl, parsePresence } from './control.js';
 import { type Claim, Floor, type FloorChange } from './floor.js';
 import { JITTER_DEFAULTS, JitterBuffer, JitterEstimator, type JitterOptions, type OverStats } from './jitter.js';
 import { type AudioPacket, Codec, Flag, HEADER_BYTES, type PacketHeader, PacketError, decodePacket, encodePacket, newStreamId, packetMs } from './packet.js';
@@ -216,7 +205,10 @@ export class ChannelSession extends Emitter<SessionEvents> {
   private readonly onMessage = (topic: string, payload: Uint8Array) => this.handle(topic, payload);
   private readonly onConnect = () => this.announce(true);
 
-  constructor(private readonly mqtt: PubSub, readonly opts: SessionOptions) {
+  constructor(
+    private readonly mqtt: PubSub,
+    readonly opts: SessionOptions,
+  ) {
     super();
     this.topics = new ChannelTopics(opts.prefix, opts.channel);
     this.floor = new Floor({ silenceMs: opts.silenceMs });
@@ -292,9 +284,7 @@ export class ChannelSession extends Emitter<SessionEvents> {
     this.mqtt.on('message', this.onMessage);
     this.mqtt.on('connect', this.onConnect);
     const sub = (topic: string, nl: boolean) =>
-      new Promise<void>((resolve, reject) =>
-        this.mqtt.subscribe(topic, { qos: 1, nl }, (err) => (err ? reject(new Error(`subscribe to ${topic} refused: ${err.message}`)) : resolve())),
-      );
+      new Promise<void>((resolve, reject) => this.mqtt.subscribe(topic, { qos: 1, nl }, (err) => (err ? reject(new Error(`subscribe to ${topic} refused: ${err.message}`)) : resolve())));
     // Everything but our own messages (on MQTT 5; 3.1.1 echoes them and handle() drops them), and
     // our own presence after all: its coming back is how a participant knows the broker took it
     // (we are on the channel, the list of who is online includes us).
@@ -338,10 +328,11 @@ export class ChannelSession extends Emitter<SessionEvents> {
     if (this.mqtt.connected) {
       // A broker that died a moment ago never acknowledges: leaving must not wait on it (the Last
       // Will clears the presence then).
-      const bounded = (fn: (done: () => void) => void) => new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 1000);
-        fn(() => (clearTimeout(t), resolve()));
-      });
+      const bounded = (fn: (done: () => void) => void) =>
+        new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, 1000);
+          fn(() => (clearTimeout(t), resolve()));
+        });
       await bounded((done) => this.mqtt.publish(this.ownPresence, new Uint8Array(0), { qos: 1, retain: true }, done));
       await bounded((done) => this.mqtt.unsubscribe(this.topics.all, done));
       await bounded((done) => this.mqtt.unsubscribe(this.ownPresence, done));

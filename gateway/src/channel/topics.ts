@@ -121,7 +121,12 @@ export function loginSender(user: string | undefined): string | null {
 
 /** A sender id that is readable in logs and unique enough: name slug + 8 random hex digits. */
 export function makeSenderId(name: string, random: (n: number) => Uint8Array = (n) => globalThis.crypto.getRandomValues(new Uint8Array(n))): string {
-  const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'talker';
+  const slug =
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 40) || 'talker';
   const suffix = Array.from(random(4), (b) => b.toString(16).padStart(2, '0')).join('');
   return `${slug}-${suffix}`;
 }

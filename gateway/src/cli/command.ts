@@ -63,7 +63,10 @@ export function parse(c: Command, argv: string[]): { flags: Record<string, strin
     r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (err) {
     // node's messages are good but long; keep the first sentence.
-    const first = (err as Error).message.replace(/\s+/g, ' ').split(/(?<=[.?]) /)[0]!.replace(/\.$/, '');
+    const first = (err as Error).message
+      .replace(/\s+/g, ' ')
+      .split(/(?<=[.?]) /)[0]!
+      .replace(/\.$/, '');
     throw new UsageError(`${first} (see talkbridge ${c.name} --help)`);
   }
   const flags: Record<string, string | boolean | undefined> = {};
@@ -111,7 +114,10 @@ export function urlFlag(flags: Record<string, unknown>, name: string): string {
 export function urlsFlag(flags: Record<string, unknown>, name: string): string[] {
   const v = flags[name];
   if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required (e.g. --${name} mqtt://127.0.0.1:1883)`);
-  const urls = v.split(',').map((u) => u.trim()).filter((u) => u !== '');
+  const urls = v
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u !== '');
   if (urls.length === 0) throw new UsageError(`--${name} is required (e.g. --${name} mqtt://127.0.0.1:1883)`);
   for (const u of urls) urlFlag({ [name]: u }, name);
   return urls;

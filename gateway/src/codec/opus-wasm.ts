@@ -70,7 +70,11 @@ class WasmEncoder implements FrameEncoder {
   private readonly pcm: number;
   private readonly out: number;
 
-  constructor(private readonly x: OpusExports, private readonly lib: OpusWasm, s: OpusSettings) {
+  constructor(
+    private readonly x: OpusExports,
+    private readonly lib: OpusWasm,
+    s: OpusSettings,
+  ) {
     this.sampleRate = s.sampleRate;
     this.frameSamples = frameSamples(s);
     this.st = x.malloc(x.opus_encoder_get_size(1));
@@ -112,7 +116,11 @@ class WasmDecoder implements FrameDecoder {
   private readonly pkt: number;
   private readonly pcm: number;
 
-  constructor(private readonly x: OpusExports, private readonly lib: OpusWasm, s: Pick<OpusSettings, 'sampleRate' | 'frameMs'>) {
+  constructor(
+    private readonly x: OpusExports,
+    private readonly lib: OpusWasm,
+    s: Pick<OpusSettings, 'sampleRate' | 'frameMs'>,
+  ) {
     this.sampleRate = s.sampleRate;
     this.frameSamples = frameSamples(s);
     this.st = x.malloc(x.opus_decoder_get_size(1));

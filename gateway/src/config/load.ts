@@ -13,7 +13,10 @@ import { UserError } from '../core/errors.js';
 import { type Config, ConfigSchema } from './schema.js';
 
 export class ConfigError extends UserError {
-  constructor(readonly source: string, readonly problems: string[]) {
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
     super(`${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n${problems.map((p) => `  - ${p}`).join('\n')}`, 1);
   }
 }

@@ -16,16 +16,22 @@ import { EmbeddedBrokerSchema } from '../broker/schema.js';
 import { HttpSchema } from '../http/schema.js';
 import { urlHasPassword } from '../net/redact.js';
 
-const keyText = z.string().superRefine(check(parseKey)).transform((k) => k.trim());
+const keyText = z
+  .string()
+  .superRefine(check(parseKey))
+  .transform((k) => k.trim());
 /** A secret read from a file (systemd credentials, a USB stick): surrounding whitespace is not part of it. */
-const secretFile = z.string().min(1).transform((path, ctx) => {
-  try {
-    return readFileSync(path, 'utf8').trim();
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
-    return z.NEVER;
-  }
-});
+const secretFile = z
+  .string()
+  .min(1)
+  .transform((path, ctx) => {
+    try {
+      return readFileSync(path, 'utf8').trim();
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+      return z.NEVER;
+    }
+  });
 
 /**
  * A talk channel, and its end-to-end encryption keys (docs/security.md). With a key (or a
@@ -56,7 +62,8 @@ export const ChannelSchema = z
         ctx.addIssue({ code: 'custom', message: `keyFile: ${(err as Error).message}`, path: ['keyFile'] });
       }
     }
-    if (c.passphraseFile !== undefined && c.passphraseFile.length < 12) ctx.addIssue({ code: 'custom', message: 'the passphrase in passphraseFile must have at least 12 characters', path: ['passphraseFile'] });
+    if (c.passphraseFile !== undefined && c.passphraseFile.length < 12)
+      ctx.addIssue({ code: 'custom', message: 'the passphrase in passphraseFile must have at least 12 characters', path: ['passphraseFile'] });
     if (given.length === 0 && c.previousKeys.length) ctx.addIssue({ code: 'custom', message: 'previousKeys needs a current key', path: ['previousKeys'] });
   })
   .transform((c) => ({
@@ -112,58 +119,62 @@ function checkBrokerUrls(b: { url: string | null; urls?: readonly string[] | und
   b.urls?.forEach((u, i) => at(u, ['urls', i]));
 }
 
-export const ConfigSchema = z.strictObject({
-  gateway: z
-    .strictObject({
-      /** Sender id on the wire and MQTT client id stem. */
-      id: z.string().superRefine(check(validateSender)).default('gateway'),
-      /** Shown to other participants. */
-      name: z.string().min(1).max(64).default('talkbridge gateway'),
-    })
-    .prefault({}),
-  broker: BrokerSchema,
-  /** A field kit's bridge to an upstream broker (net/uplink.ts); null = none. */
-  uplink: UplinkSchema,
-  embeddedBroker: EmbeddedBrokerSchema,
-  http: HttpSchema,
-  channels: z.array(ChannelSchema).min(1).prefault([{ name: 'base' }]),
-  encryption: EncryptionSchema,
-  codec: CodecSchema.prefault({}),
-  jitter: z
-    .strictObject({
-      minDelayMs: z.number().min(0).max(500).default(10),
-      maxDelayMs: z.number().min(20).max(2000).default(200),
-      marginMs: z.number().min(0).max(100).default(4),
-    })
-    .prefault({}),
-  floor: z
-    .strictObject({
-      /** An over whose talker went silent this long is over (ms). */
-      silenceMs: z.number().int().min(100).max(30000).default(1000),
-    })
-    .prefault({}),
-  log: z
-    .strictObject({
-      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    })
-    .prefault({}),
-  /**
-   * Radios attached to this gateway (docs/hardware.md): each names an interface profile from
-   * firmware-config/interfaces and overrides what differs; resolved and validated here.
-   */
-  radios: z
-    .array(RadioEntrySchema.transform((e, ctx) => resolveRadio(e, ctx)))
-    .default([])
-    .superRefine((rs, ctx) => {
-      const seen = new Set<string>();
-      rs.forEach((r, i) => {
-        if (seen.has(r.name)) ctx.addIssue({ code: 'custom', message: `radio name "${r.name}" is used twice`, path: [i, 'name'] });
-        seen.add(r.name);
-      });
-    }),
-  /** How radios are linked to channels, and the timing on the air (docs/config.md). */
-  bridge: BridgeSchema,
-})
+export const ConfigSchema = z
+  .strictObject({
+    gateway: z
+      .strictObject({
+        /** Sender id on the wire and MQTT client id stem. */
+        id: z.string().superRefine(check(validateSender)).default('gateway'),
+        /** Shown to other participants. */
+        name: z.string().min(1).max(64).default('talkbridge gateway'),
+      })
+      .prefault({}),
+    broker: BrokerSchema,
+    /** A field kit's bridge to an upstream broker (net/uplink.ts); null = none. */
+    uplink: UplinkSchema,
+    embeddedBroker: EmbeddedBrokerSchema,
+    http: HttpSchema,
+    channels: z
+      .array(ChannelSchema)
+      .min(1)
+      .prefault([{ name: 'base' }]),
+    encryption: EncryptionSchema,
+    codec: CodecSchema.prefault({}),
+    jitter: z
+      .strictObject({
+        minDelayMs: z.number().min(0).max(500).default(10),
+        maxDelayMs: z.number().min(20).max(2000).default(200),
+        marginMs: z.number().min(0).max(100).default(4),
+      })
+      .prefault({}),
+    floor: z
+      .strictObject({
+        /** An over whose talker went silent this long is over (ms). */
+        silenceMs: z.number().int().min(100).max(30000).default(1000),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .prefault({}),
+    /**
+     * Radios attached to this gateway (docs/hardware.md): each names an interface profile from
+     * firmware-config/interfaces and overrides what differs; resolved and validated here.
+     */
+    radios: z
+      .array(RadioEntrySchema.transform((e, ctx) => resolveRadio(e, ctx)))
+      .default([])
+      .superRefine((rs, ctx) => {
+        const seen = new Set<string>();
+        rs.forEach((r, i) => {
+          if (seen.has(r.name)) ctx.addIssue({ code: 'custom', message: `radio name "${r.name}" is used twice`, path: [i, 'name'] });
+          seen.add(r.name);
+        });
+      }),
+    /** How radios are linked to channels, and the timing on the air (docs/config.md). */
+    bridge: BridgeSchema,
+  })
   .superRefine((c, ctx) => {
     checkBrokerUrls(c.broker, 'broker', ctx);
     checkBrokerUrls(c.uplink, 'uplink', ctx);
@@ -177,14 +188,17 @@ export const ConfigSchema = z.strictObject({
     c.bridge.links.forEach((l, i) => {
       if (!radios.has(l.radio)) ctx.addIssue({ code: 'custom', message: `no radio named "${l.radio}" in radios`, path: ['bridge', 'links', i, 'radio'] });
       for (const [j, ch] of [l.transmit, ...l.monitor].entries()) {
-        if (ch !== null && !channels.has(ch.toLowerCase())) ctx.addIssue({ code: 'custom', message: `no channel named "${ch}" in channels`, path: ['bridge', 'links', i, j === 0 ? 'transmit' : 'monitor'] });
+        if (ch !== null && !channels.has(ch.toLowerCase()))
+          ctx.addIssue({ code: 'custom', message: `no channel named "${ch}" in channels`, path: ['bridge', 'links', i, j === 0 ? 'transmit' : 'monitor'] });
       }
     });
   })
   .transform((c) => {
     // One radio, no links written: it talks on and listens to the first channel.
     const first = c.channels[0]!.name;
-    const links = c.bridge.links.length ? c.bridge.links.map((l) => ({ ...l, transmit: l.transmit?.toLowerCase() ?? null, monitor: l.monitor.map((m) => m.toLowerCase()) })) : c.radios.map((r) => ({ radio: r.name, transmit: first, monitor: [first] }));
+    const links = c.bridge.links.length
+      ? c.bridge.links.map((l) => ({ ...l, transmit: l.transmit?.toLowerCase() ?? null, monitor: l.monitor.map((m) => m.toLowerCase()) }))
+      : c.radios.map((r) => ({ radio: r.name, transmit: first, monitor: [first] }));
     return { ...c, bridge: { ...c.bridge, links } };
   });
 

@@ -12,7 +12,19 @@
  * Control and presence messages: an envelope [0xE1][epoch u16][random 96-bit nonce][ciphertext] under a
  * per-channel message key; plaintext [sender length][sender][send time u48][the clear JSON].
  */
-import { type AudioPacket, HEADER_BYTES, type PacketHeader, encodeFrames, encodeHeader, decodeFrames, PacketError, Flag, MAX_PACKET_BYTES, MAX_OPUS_FRAME_BYTES, streamIdToBytes } from '../channel/packet.js';
+import {
+  type AudioPacket,
+  HEADER_BYTES,
+  type PacketHeader,
+  encodeFrames,
+  encodeHeader,
+  decodeFrames,
+  PacketError,
+  Flag,
+  MAX_PACKET_BYTES,
+  MAX_OPUS_FRAME_BYTES,
+  streamIdToBytes,
+} from '../channel/packet.js';
 import { type ChannelKey, KeyError, keyFromPassphrase, parseKey, webcrypto } from './keys.js';
 import { ReplayGuard } from './replay.js';
 import { ENVELOPE_V1, type Opened, type Refusal, type Sealer } from '../channel/sealer.js';
@@ -73,7 +85,6 @@ export interface CryptoOptions {
   maxSkewMs?: number;
   overlapMs?: number;
 }
-
 
 /** A token bucket; `now` is the caller's wall clock (a step back refills nothing). */
 class Bucket {
@@ -217,7 +228,9 @@ export class ChannelCrypto implements Sealer {
   private senderTag(sender: string): Promise<Uint8Array> {
     let t = this.senderTags.get(sender);
     if (!t) {
-      t = webcrypto().digest('SHA-256', enc.encode(sender)).then((d) => new Uint8Array(d, 0, SENDER_TAG_BYTES));
+      t = webcrypto()
+        .digest('SHA-256', enc.encode(sender))
+        .then((d) => new Uint8Array(d, 0, SENDER_TAG_BYTES));
       this.senderTags.set(sender, t);
       if (this.senderTags.size > 1024) this.senderTags.delete(this.senderTags.keys().next().value as string);
     }
@@ -380,7 +393,11 @@ export class ChannelCrypto implements Sealer {
     out[1] = epoch >> 8;
     out[2] = epoch & 0xff;
     out.set(globalThis.crypto.getRandomValues(new Uint8Array(12)), 3);
-    const ct = await webcrypto().encrypt({ name: 'AES-GCM', iv: out.subarray(3, 15) as BufferSource, additionalData: messageAad(out, kind, this.o.channel) as BufferSource }, await this.messageKey(epoch), plain as BufferSource);
+    const ct = await webcrypto().encrypt(
+      { name: 'AES-GCM', iv: out.subarray(3, 15) as BufferSource, additionalData: messageAad(out, kind, this.o.channel) as BufferSource },
+      await this.messageKey(epoch),
+      plain as BufferSource,
+    );
     out.set(new Uint8Array(ct), ENVELOPE_HEAD);
     return out;
   }
@@ -413,7 +430,11 @@ export class ChannelCrypto implements Sealer {
     let plain: Uint8Array;
     try {
       plain = new Uint8Array(
-        await webcrypto().decrypt({ name: 'AES-GCM', iv: payload.subarray(3, 15) as BufferSource, additionalData: messageAad(payload, kind, this.o.channel) as BufferSource }, await this.messageKey(epoch), payload.subarray(ENVELOPE_HEAD) as BufferSource),
+        await webcrypto().decrypt(
+          { name: 'AES-GCM', iv: payload.subarray(3, 15) as BufferSource, additionalData: messageAad(payload, kind, this.o.channel) as BufferSource },
+          await this.messageKey(epoch),
+          payload.subarray(ENVELOPE_HEAD) as BufferSource,
+        ),
       );
     } catch {
       return { ok: false, reason: 'auth', detail: `${kind} from ${sender} failed authentication (wrong key, or altered)` };

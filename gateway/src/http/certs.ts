@@ -78,9 +78,7 @@ function netmask(t: Extract<Subtree, { kind: 'IP' }>): string {
   const max = t.family === 4 ? 32 : 128;
   const mask = ((1n << BigInt(t.bits)) - 1n) << BigInt(max - t.bits);
   const fmt = (n: bigint) =>
-    t.family === 4
-      ? [24n, 16n, 8n, 0n].map((s) => String((n >> s) & 255n)).join('.')
-      : Array.from({ length: 8 }, (_, i) => ((n >> BigInt(112 - 16 * i)) & 0xffffn).toString(16)).join(':');
+    t.family === 4 ? [24n, 16n, 8n, 0n].map((s) => String((n >> s) & 255n)).join('.') : Array.from({ length: 8 }, (_, i) => ((n >> BigInt(112 - 16 * i)) & 0xffffn).toString(16)).join(':');
   return `${fmt(t.addr)}/${fmt(mask)}`;
 }
 
@@ -220,7 +218,8 @@ export function initTls(o: InitOptions): InitResult {
     let caCreated = false;
     const haveCert = existsSync(f.caCert);
     const haveKey = existsSync(f.caKey);
-    if (!o.newCa && haveCert && !haveKey) throw new UserError(`${f.caCert} is there but its key ${f.caKey} is not: copy the CA key back to re-issue the server certificate (or --new-ca, and reinstall the new CA on every phone)`);
+    if (!o.newCa && haveCert && !haveKey)
+      throw new UserError(`${f.caCert} is there but its key ${f.caKey} is not: copy the CA key back to re-issue the server certificate (or --new-ca, and reinstall the new CA on every phone)`);
     if (!o.newCa && haveKey && !haveCert) throw new UserError(`${f.caKey} is there but ${f.caCert} is not: restore it, or start over with --new-ca`);
     if (o.newCa || !haveCert) {
       const trees = o.nameConstraints ? [...PRIVATE_RANGES.map(parseSubtree), { kind: 'DNS' as const, value: 'local' }, { kind: 'DNS' as const, value: 'localhost' }, ...o.permit] : [];
@@ -248,7 +247,23 @@ export function initTls(o: InitOptions): InitResult {
       const key = newKey();
       const keyTmp = path.join(work, 'ca.key');
       writeFileSync(keyTmp, key, { mode: 0o600 });
-      const pem = openssl(['req', '-new', '-x509', '-config', conf, '-key', keyTmp, '-sha256', '-days', String(CA_DAYS), '-set_serial', '0x' + randomBytes(16).toString('hex').replace(/^[89a-f]/, '7')]);
+      const pem = openssl([
+        'req',
+        '-new',
+        '-x509',
+        '-config',
+        conf,
+        '-key',
+        keyTmp,
+        '-sha256',
+        '-days',
+        String(CA_DAYS),
+        '-set_serial',
+        '0x' +
+          randomBytes(16)
+            .toString('hex')
+            .replace(/^[89a-f]/, '7'),
+      ]);
       writeSecret(f.caKey, key);
       writePublic(f.caCert, pem);
       caCreated = true;
@@ -304,7 +319,26 @@ export function initTls(o: InitOptions): InitResult {
     writeFileSync(caKeyTmp, caKeyPem, { mode: 0o600 });
     const csr = openssl(['req', '-new', '-config', conf, '-key', keyTmp]);
     const pem = openssl(
-      ['x509', '-req', '-CA', f.caCert, '-CAkey', caKeyTmp, '-sha256', '-days', String(SERVER_DAYS), '-set_serial', '0x' + randomBytes(16).toString('hex').replace(/^[89a-f]/, '7'), '-extfile', conf, '-extensions', 'v3_srv'],
+      [
+        'x509',
+        '-req',
+        '-CA',
+        f.caCert,
+        '-CAkey',
+        caKeyTmp,
+        '-sha256',
+        '-days',
+        String(SERVER_DAYS),
+        '-set_serial',
+        '0x' +
+          randomBytes(16)
+            .toString('hex')
+            .replace(/^[89a-f]/, '7'),
+        '-extfile',
+        conf,
+        '-extensions',
+        'v3_srv',
+      ],
       csr,
     );
     const certFile = path.join(work, 'server.crt');

@@ -93,7 +93,11 @@ export async function startRedirectServer(o: { host: string; port: number; https
   const ca = o.tls.ca ? caRoute(o.tls.ca) : null;
   const wildcard = o.host === '0.0.0.0' || o.host === '::';
   const fallbackHost = wildcard ? null : o.host.includes(':') ? `[${o.host}]` : o.host;
-  const caName = o.tls.caCert?.subject.split('\n').find((l) => l.startsWith('CN='))?.slice(3) ?? 'team CA';
+  const caName =
+    o.tls.caCert?.subject
+      .split('\n')
+      .find((l) => l.startsWith('CN='))
+      ?.slice(3) ?? 'team CA';
   const server = http.createServer((req, res) => {
     if (ca && ca(req, res)) return;
     const host = requestHost(req.headers.host) ?? fallbackHost;

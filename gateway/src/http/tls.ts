@@ -24,7 +24,10 @@ export interface TlsMaterial {
 
 /** A problem with one of the files; `field` is the config key it came from. */
 export class TlsFileError extends Error {
-  constructor(readonly field: keyof TlsPaths, message: string) {
+  constructor(
+    readonly field: keyof TlsPaths,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -78,7 +81,9 @@ export function fingerprint(c: X509Certificate): string {
 
 /** base64 SHA-256 of the SubjectPublicKeyInfo: what HPKP-style pins and Chromium's --ignore-certificate-errors-spki-list take. */
 export function spkiSha256(c: X509Certificate): string {
-  return createHash('sha256').update(c.publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
+  return createHash('sha256')
+    .update(c.publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('base64');
 }
 
 /** The subjectAltName entries: ['DNS:kit.local', 'IP:10.42.0.1', …]. */

@@ -89,8 +89,10 @@ export function describeConnectError(err: Error, url = ''): string {
     return 'the connection closed during the TLS handshake — does this port speak TLS (mqtts://, wss://), or plain mqtt://?';
   // MQTT.js puts the CONNACK return code in err.code (MQTT 3.1.1: 4 bad user name or password,
   // 5 not authorized; MQTT 5: 0x86 and 0x87).
-  if ((code as unknown) === 4 || (code as unknown) === 0x86 || /bad user ?name or password/i.test(err.message)) return 'bad username or password (broker.username/passwordFile, --username/--password-file)';
-  if ((code as unknown) === 5 || (code as unknown) === 0x87 || /not authori[sz]ed/i.test(err.message)) return 'not authorized — the broker wants a username and password (or a client certificate) it accepts';
+  if ((code as unknown) === 4 || (code as unknown) === 0x86 || /bad user ?name or password/i.test(err.message))
+    return 'bad username or password (broker.username/passwordFile, --username/--password-file)';
+  if ((code as unknown) === 5 || (code as unknown) === 0x87 || /not authori[sz]ed/i.test(err.message))
+    return 'not authorized — the broker wants a username and password (or a client certificate) it accepts';
   return err.message;
 }
 

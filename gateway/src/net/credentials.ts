@@ -60,12 +60,15 @@ export function loadCredentials(s: CredentialSources, name: Namer): Credentials 
   if (s.password !== undefined) out.password = s.password;
   if (s.passwordFile !== undefined) {
     // A trailing newline is an editor's, not part of the password.
-    out.password = readSecret(s.passwordFile, name('passwordFile'), 'password file').toString('utf8').replace(/\r?\n$/, '');
+    out.password = readSecret(s.passwordFile, name('passwordFile'), 'password file')
+      .toString('utf8')
+      .replace(/\r?\n$/, '');
     if (out.password === '') throw new UserError(`${name('passwordFile')}: ${s.passwordFile} is empty`);
   }
   const t = s.tls;
   if (t) {
-    if ((t.cert === undefined) !== (t.key === undefined)) throw new UserError(`${t.cert === undefined ? name('key') : name('cert')} needs ${t.cert === undefined ? name('cert') : name('key')} too: a client certificate goes with its key`);
+    if ((t.cert === undefined) !== (t.key === undefined))
+      throw new UserError(`${t.cert === undefined ? name('key') : name('cert')} needs ${t.cert === undefined ? name('cert') : name('key')} too: a client certificate goes with its key`);
     const tls: TlsOptions = { rejectUnauthorized: t.rejectUnauthorized ?? true };
     if (t.ca !== undefined) tls.ca = pem(t.ca, name('ca'), 'CA certificate', /-----BEGIN CERTIFICATE-----/);
     if (t.cert !== undefined) tls.cert = pem(t.cert, name('cert'), 'certificate', /-----BEGIN CERTIFICATE-----/);
@@ -82,7 +85,16 @@ export function loadCredentials(s: CredentialSources, name: Namer): Credentials 
  */
 export function describeTlsError(err: NodeJS.ErrnoException): string | null {
   const code = err.code ?? '';
-  if (['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_SIGNATURE_FAILURE'].includes(code))
+  if (
+    [
+      'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+      'UNABLE_TO_GET_ISSUER_CERT',
+      'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+      'SELF_SIGNED_CERT_IN_CHAIN',
+      'DEPTH_ZERO_SELF_SIGNED_CERT',
+      'CERT_SIGNATURE_FAILURE',
+    ].includes(code)
+  )
     return 'certificate not trusted — wrong CA? (broker.tls.ca, --ca)';
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `certificate is for another name — wrong host, or set broker.tls.servername / --servername (${err.message})`;
   if (code === 'CERT_HAS_EXPIRED') return "the broker's certificate has expired";

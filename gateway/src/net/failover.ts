@@ -34,7 +34,10 @@ export function firstRetryMs(): number {
 
 /** Splits a list given as several values or comma lists ("a,b", "c") into URLs, blanks dropped. */
 export function splitUrls(values: string | readonly string[]): string[] {
-  return (typeof values === 'string' ? [values] : values).flatMap((v) => v.split(',')).map((u) => u.trim()).filter((u) => u !== '');
+  return (typeof values === 'string' ? [values] : values)
+    .flatMap((v) => v.split(','))
+    .map((u) => u.trim())
+    .filter((u) => u !== '');
 }
 
 /** The fields MQTT.js's stream builders read to know where to connect (connect/tcp, tls, ws). */

@@ -17,10 +17,12 @@ export function mosquittoBridgeConf(config: Config): string {
   if (!tcp.length) throw new UserError('a Mosquitto bridge speaks mqtt:// and mqtts:// only; every uplink URL is a WebSocket one');
   const tls = tcp[0]!.startsWith('mqtts:');
   const mixed = tcp.some((x) => x.startsWith('mqtts:') !== tls);
-  const addresses = tcp.filter((x) => x.startsWith('mqtts:') === tls).map((x) => {
-    const url = new URL(x);
-    return `${url.hostname}:${url.port || (tls ? 8883 : 1883)}`;
-  });
+  const addresses = tcp
+    .filter((x) => x.startsWith('mqtts:') === tls)
+    .map((x) => {
+      const url = new URL(x);
+      return `${url.hostname}:${url.port || (tls ? 8883 : 1883)}`;
+    });
   const local = config.broker.topicPrefix;
   const remote = u.topicPrefix ?? local;
   const channels = u.channels ?? config.channels.map((c) => c.name);
@@ -41,7 +43,11 @@ export function mosquittoBridgeConf(config: Config): string {
     `notifications false`,
     ...(u.username !== undefined ? [`remote_username ${u.username}`, `# remote_password <the uplink password: not printed; Mosquitto needs it here>`] : []),
     ...(tls
-      ? [u.tls?.ca ? `bridge_cafile ${u.tls.ca}` : `bridge_capath /etc/ssl/certs`, ...(u.tls?.cert ? [`bridge_certfile ${u.tls.cert}`, `bridge_keyfile ${u.tls.key}`] : []), ...(u.tls?.rejectUnauthorized === false ? ['bridge_insecure true'] : [])]
+      ? [
+          u.tls?.ca ? `bridge_cafile ${u.tls.ca}` : `bridge_capath /etc/ssl/certs`,
+          ...(u.tls?.cert ? [`bridge_certfile ${u.tls.cert}`, `bridge_keyfile ${u.tls.key}`] : []),
+          ...(u.tls?.rejectUnauthorized === false ? ['bridge_insecure true'] : []),
+        ]
       : []),
     // topic <pattern> both <qos> <local prefix> <remote prefix>: QoS 0 audio stays QoS 0.
     ...channels.map((c) => `topic ${c}/+/+ both 1 ${local}/ ${remote}/`),

@@ -29,27 +29,26 @@ const brokerUrl = z.string().regex(/^(mqtts?|wss?):\/\/[^\s,]+$/, 'must be an mq
  * The fields of a broker connection, unrefined so the `uplink` section (net/uplink-schema.ts) can
  * reuse them: whatever credentials or TLS settings a broker takes, an upstream takes too.
  */
-export const BrokerFields = z
-  .strictObject({
-    /** mqtt://, mqtts://, ws:// or wss:// URL; null = the embedded broker. */
-    url: brokerUrl.nullable().default(null),
-    /** Several brokers, tried in order on every (re)connect (net/failover.ts); `url` is the one-URL shorthand. */
-    urls: z.array(brokerUrl).min(1, 'give at least one URL (or leave urls out)').optional(),
-    username: z.string().optional(),
-    password: z.string().optional(),
-    /** The password from a file (systemd credentials, a USB stick); read at connect time, never logged. */
-    passwordFile: z.string().min(1).optional(),
-    tls: TlsSchema.optional(),
-    topicPrefix: z.string().superRefine(check(validatePrefix)).default(DEFAULT_PREFIX),
-    keepaliveSeconds: z.number().int().min(5).max(600).default(30),
-    connectTimeoutMs: z.number().int().min(500).max(120000).default(10000),
-    reconnectMs: z.number().int().min(100).max(60000).default(1000),
-    /**
-     * MQTT 5 to brokers that accept it (a channel then subscribes "no local": the broker does not
-     * echo our own audio back), 3.1.1 to those that refuse it. false: always 3.1.1.
-     */
-    mqtt5: z.boolean().default(true),
-  });
+export const BrokerFields = z.strictObject({
+  /** mqtt://, mqtts://, ws:// or wss:// URL; null = the embedded broker. */
+  url: brokerUrl.nullable().default(null),
+  /** Several brokers, tried in order on every (re)connect (net/failover.ts); `url` is the one-URL shorthand. */
+  urls: z.array(brokerUrl).min(1, 'give at least one URL (or leave urls out)').optional(),
+  username: z.string().optional(),
+  password: z.string().optional(),
+  /** The password from a file (systemd credentials, a USB stick); read at connect time, never logged. */
+  passwordFile: z.string().min(1).optional(),
+  tls: TlsSchema.optional(),
+  topicPrefix: z.string().superRefine(check(validatePrefix)).default(DEFAULT_PREFIX),
+  keepaliveSeconds: z.number().int().min(5).max(600).default(30),
+  connectTimeoutMs: z.number().int().min(500).max(120000).default(10000),
+  reconnectMs: z.number().int().min(100).max(60000).default(1000),
+  /**
+   * MQTT 5 to brokers that accept it (a channel then subscribes "no local": the broker does not
+   * echo our own audio back), 3.1.1 to those that refuse it. false: always 3.1.1.
+   */
+  mqtt5: z.boolean().default(true),
+});
 
 /** A config error unless at most one of url / urls is given. */
 export function oneOfUrlOrUrls(b: { url: string | null; urls?: readonly string[] | undefined }, ctx: z.RefinementCtx): void {

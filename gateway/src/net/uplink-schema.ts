@@ -14,7 +14,10 @@ export const UplinkSchema = BrokerFields.extend({
   /** Topic prefix on the upstream broker; default: the local one (broker.topicPrefix). */
   topicPrefix: z.string().superRefine(check(validatePrefix)).optional(),
   /** Channels to bridge; default: every configured channel. */
-  channels: z.array(z.string().superRefine(check(normalizeChannel)).transform(normalizeChannel)).min(1).optional(),
+  channels: z
+    .array(z.string().superRefine(check(normalizeChannel)).transform(normalizeChannel))
+    .min(1)
+    .optional(),
 })
   .superRefine((u, ctx) => {
     oneOfUrlOrUrls(u, ctx);

@@ -187,7 +187,11 @@ export function startUplink(o: UplinkOptions): Uplink {
       // What we just sent to the other side is arriving on this one: the two are the same broker,
       // or already bridged. Forwarding it again would go round for ever.
       counters.loops++;
-      if (!sameBrokerSaid) log?.error({ event: 'uplink', state: 'loop' }, 'uplink: messages sent upstream come back on the local broker — is the upstream the local broker, or bridged to it already? Not forwarding them again.');
+      if (!sameBrokerSaid)
+        log?.error(
+          { event: 'uplink', state: 'loop' },
+          'uplink: messages sent upstream come back on the local broker — is the upstream the local broker, or bridged to it already? Not forwarding them again.',
+        );
       sameBrokerSaid = true;
       return;
     }

@@ -50,7 +50,16 @@ export async function createPtt(c: PttConfig, deps: DriverDeps = {}): Promise<Pt
       return new NonePtt(log);
     case 'gpio':
       if (c.api === 'sysfs') {
-        return new SysfsPtt({ line: c.line, activeLow: c.activeLow, watchdogMs: c.watchdogMs, log, ...bash, ...(c.chip ? { chipLabel: c.chip } : {}), ...(deps.sysfsRoot ? { sysfsRoot: deps.sysfsRoot } : {}), ...(deps.Gpio ? { Gpio: deps.Gpio } : {}) });
+        return new SysfsPtt({
+          line: c.line,
+          activeLow: c.activeLow,
+          watchdogMs: c.watchdogMs,
+          log,
+          ...bash,
+          ...(c.chip ? { chipLabel: c.chip } : {}),
+          ...(deps.sysfsRoot ? { sysfsRoot: deps.sysfsRoot } : {}),
+          ...(deps.Gpio ? { Gpio: deps.Gpio } : {}),
+        });
       }
       return new ChardevPtt({ line: c.line, activeLow: c.activeLow, watchdogMs: c.watchdogMs, log, ...bash, ...(c.chip ? { chipLabel: c.chip } : {}), tools: (deps.roots ?? DEFAULT_ROOTS).gpioTools });
     case 'serial':
@@ -68,7 +77,16 @@ export async function createCos(c: CosConfig, audio: AudioIn | null, deps: Drive
     case 'none':
       return new NoneCos(log);
     case 'gpio':
-      if (c.api === 'sysfs') return new SysfsCos({ line: c.line, invert: c.invert, debounceMs: c.debounceMs, log, ...(c.chip ? { chipLabel: c.chip } : {}), ...(deps.sysfsRoot ? { sysfsRoot: deps.sysfsRoot } : {}), ...(deps.Gpio ? { Gpio: deps.Gpio } : {}) });
+      if (c.api === 'sysfs')
+        return new SysfsCos({
+          line: c.line,
+          invert: c.invert,
+          debounceMs: c.debounceMs,
+          log,
+          ...(c.chip ? { chipLabel: c.chip } : {}),
+          ...(deps.sysfsRoot ? { sysfsRoot: deps.sysfsRoot } : {}),
+          ...(deps.Gpio ? { Gpio: deps.Gpio } : {}),
+        });
       return new ChardevCos({ line: c.line, invert: c.invert, debounceMs: c.debounceMs, bias: c.bias, log, ...(c.chip ? { chipLabel: c.chip } : {}), tools: (deps.roots ?? DEFAULT_ROOTS).gpioTools });
     case 'serial':
       return new SerialCos({ device: c.device, line: c.line, pollMs: c.pollMs, invert: c.invert, debounceMs: c.debounceMs, log, ...(deps.serial ? { factory: deps.serial } : {}) });
@@ -91,7 +109,15 @@ export function createAudioIn(a: AudioConfig, deps: DriverDeps = {}, periodMs = 
     case 'none':
       return null;
     case 'alsa':
-      return new AlsaCapture({ device: i.device, sampleRate: a.sampleRate, gainDb: i.gainDb, log, periodFrames: i.periodFrames ?? Math.round((a.sampleRate * periodMs) / 1000), ...(i.bufferFrames ? { bufferFrames: i.bufferFrames } : {}), ...(deps.arecord ? { exe: deps.arecord } : {}) });
+      return new AlsaCapture({
+        device: i.device,
+        sampleRate: a.sampleRate,
+        gainDb: i.gainDb,
+        log,
+        periodFrames: i.periodFrames ?? Math.round((a.sampleRate * periodMs) / 1000),
+        ...(i.bufferFrames ? { bufferFrames: i.bufferFrames } : {}),
+        ...(deps.arecord ? { exe: deps.arecord } : {}),
+      });
     case 'file':
       return new FileAudioIn({ path: i.path, sampleRate: a.sampleRate, loop: i.loop, gainDb: i.gainDb, log, frameMs: periodMs });
   }
@@ -104,7 +130,15 @@ export function createAudioOut(a: AudioConfig, deps: DriverDeps = {}): AudioOut 
     case 'null':
       return new NullAudioOut(a.sampleRate);
     case 'alsa':
-      return new AlsaPlayback({ device: o.device, sampleRate: a.sampleRate, gainDb: o.gainDb, log, ...(o.periodFrames ? { periodFrames: o.periodFrames } : {}), ...(o.bufferFrames ? { bufferFrames: o.bufferFrames } : {}), ...(deps.aplay ? { exe: deps.aplay } : {}) });
+      return new AlsaPlayback({
+        device: o.device,
+        sampleRate: a.sampleRate,
+        gainDb: o.gainDb,
+        log,
+        ...(o.periodFrames ? { periodFrames: o.periodFrames } : {}),
+        ...(o.bufferFrames ? { bufferFrames: o.bufferFrames } : {}),
+        ...(deps.aplay ? { exe: deps.aplay } : {}),
+      });
     case 'file':
       return new FileAudioOut({ path: o.path, sampleRate: a.sampleRate, gainDb: o.gainDb, log });
   }
@@ -128,7 +162,10 @@ export async function programModule(radio: string, m: ResolvedModule, deps: Driv
   try {
     const steps = await mod.program(m.settings);
     const where = `${describeChannel(m.settings.channel)} (plan ${m.plan}, channel ${m.channel})`;
-    log.info({ event: 'module', state: 'programmed', module: mod.description, plan: m.plan, channel: m.channel, steps: steps.map((x) => `${x.step}: ${x.detail}`) }, `${mod.description} programmed to ${where}`);
+    log.info(
+      { event: 'module', state: 'programmed', module: mod.description, plan: m.plan, channel: m.channel, steps: steps.map((x) => `${x.step}: ${x.detail}`) },
+      `${mod.description} programmed to ${where}`,
+    );
   } catch (err) {
     throw new RadioError(`radio ${radio}: ${mod.description} could not be programmed to plan ${m.plan} channel ${m.channel}, so the radio stays off the air: ${(err as Error).message}`);
   } finally {

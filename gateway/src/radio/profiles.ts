@@ -13,7 +13,11 @@ import { CTCSS, checkChannel, parseDcs } from './module/tones.js';
 
 const gpioLine = z.number().int().min(0).max(63);
 // A hung daemon must not hold the transmitter: the guard unkeys within watchdogMs + 25 ms of the last heartbeat.
-const watchdogMs = z.number().int().refine((n) => n === 0 || (n >= 100 && n <= 60000), 'must be 0 (off) or 100-60000').default(150);
+const watchdogMs = z
+  .number()
+  .int()
+  .refine((n) => n === 0 || (n >= 100 && n <= 60000), 'must be 0 (off) or 100-60000')
+  .default(150);
 const device = z.string().min(1);
 const bias = z.enum(['as-is', 'pull-up', 'pull-down', 'disable']).default('as-is');
 
@@ -101,7 +105,11 @@ export const AudioOutSchema = z.discriminatedUnion('type', [
 ]);
 
 export const AudioSchema = z.strictObject({
-  sampleRate: z.union([z.literal(8000), z.literal(16000), z.literal(22050), z.literal(24000), z.literal(32000), z.literal(44100), z.literal(48000)], { error: 'must be 8000, 16000, 22050, 24000, 32000, 44100 or 48000' }).default(48000),
+  sampleRate: z
+    .union([z.literal(8000), z.literal(16000), z.literal(22050), z.literal(24000), z.literal(32000), z.literal(44100), z.literal(48000)], {
+      error: 'must be 8000, 16000, 22050, 24000, 32000, 44100 or 48000',
+    })
+    .default(48000),
   input: AudioInSchema.default({ type: 'none' }),
   output: AudioOutSchema.default({ type: 'null' }),
 });
@@ -139,22 +147,20 @@ export const InterfaceProfileSchema = z.strictObject({
 export type InterfaceProfile = z.infer<typeof InterfaceProfileSchema>;
 
 /** A tone as written in YAML: 88.5 (CTCSS Hz), "023N" / "D023I" (DCS), or none. */
-const ToneInput = z
-  .union([z.number(), z.string(), z.null()])
-  .transform((v, ctx): Tone => {
-    if (v === null || v === 'none') return null;
-    if (typeof v === 'number' || /^\d+(\.\d+)?$/.test(v)) {
-      const hz = Number(v);
-      if (!CTCSS.some((t) => Math.abs(t - hz) < 0.05)) ctx.addIssue({ code: 'custom', message: `${hz} Hz is not a standard CTCSS tone` });
-      return { ctcss: hz };
-    }
-    try {
-      return parseDcs(v);
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: (err as Error).message });
-      return null;
-    }
-  });
+const ToneInput = z.union([z.number(), z.string(), z.null()]).transform((v, ctx): Tone => {
+  if (v === null || v === 'none') return null;
+  if (typeof v === 'number' || /^\d+(\.\d+)?$/.test(v)) {
+    const hz = Number(v);
+    if (!CTCSS.some((t) => Math.abs(t - hz) < 0.05)) ctx.addIssue({ code: 'custom', message: `${hz} Hz is not a standard CTCSS tone` });
+    return { ctcss: hz };
+  }
+  try {
+    return parseDcs(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return null;
+  }
+});
 
 const channelDefaults = {
   bandwidth: z.enum(['wide', 'narrow']).optional(),
@@ -177,26 +183,27 @@ export const ChannelPlanSchema = z
       .prefault({}),
     channels: z
       .array(
-        z.strictObject({
-          number: z.number().int().min(1),
-          name: z.string().min(1),
-          rx: z.number(),
-          /** Default: simplex (= rx). */
-          tx: z.number().optional(),
-          /** Both directions; rxTone / txTone override one side. */
-          tone: ToneInput.optional(),
-          rxTone: ToneInput.optional(),
-          txTone: ToneInput.optional(),
-          ...channelDefaults,
-        })
-        // Checked per channel so a bad tone and a bad frequency are reported in the same run.
-        .superRefine((c, ctx) => {
-          try {
-            checkChannel({ rxMHz: c.rx, txMHz: c.tx ?? c.rx, rxTone: null, txTone: null, squelch: 0, bandwidth: 'narrow' });
-          } catch (err) {
-            ctx.addIssue({ code: 'custom', message: (err as Error).message });
-          }
-        }),
+        z
+          .strictObject({
+            number: z.number().int().min(1),
+            name: z.string().min(1),
+            rx: z.number(),
+            /** Default: simplex (= rx). */
+            tx: z.number().optional(),
+            /** Both directions; rxTone / txTone override one side. */
+            tone: ToneInput.optional(),
+            rxTone: ToneInput.optional(),
+            txTone: ToneInput.optional(),
+            ...channelDefaults,
+          })
+          // Checked per channel so a bad tone and a bad frequency are reported in the same run.
+          .superRefine((c, ctx) => {
+            try {
+              checkChannel({ rxMHz: c.rx, txMHz: c.tx ?? c.rx, rxTone: null, txTone: null, squelch: 0, bandwidth: 'narrow' });
+            } catch (err) {
+              ctx.addIssue({ code: 'custom', message: (err as Error).message });
+            }
+          }),
       )
       .min(1),
   })
@@ -348,7 +355,11 @@ export function resolveRadio(e: RadioEntry, ctx: { addIssue(i: { code: 'custom';
   const m = out.module as ModuleConfig | undefined;
   if (m?.type === 'sa818' && (m.plan !== undefined || m.channel !== undefined)) {
     if (m.plan === undefined || m.channel === undefined) {
-      ctx.addIssue({ code: 'custom', message: 'plan and channel go together (e.g. plan: pmr446, channel: 1); leave both out to keep what the module holds', path: ['module', m.plan === undefined ? 'plan' : 'channel'] });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'plan and channel go together (e.g. plan: pmr446, channel: 1); leave both out to keep what the module holds',
+        path: ['module', m.plan === undefined ? 'plan' : 'channel'],
+      });
     } else {
       const issue = (key: 'plan' | 'channel', err: unknown) => ctx.addIssue({ code: 'custom', message: (err as Error).message, path: ['module', key] });
       let plan: ChannelPlan | null = null;

@@ -57,8 +57,7 @@ export async function nativePort(): Promise<PortFactory> {
   return native;
 }
 
-const cb2p = <T = void>(fn: (cb: (err: Error | null | undefined, v?: T) => void) => void) =>
-  new Promise<T>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
+const cb2p = <T = void>(fn: (cb: (err: Error | null | undefined, v?: T) => void) => void) => new Promise<T>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
 
 export function describeSerialError(path: string, err: unknown): string {
   const m = (err as Error)?.message ?? String(err);

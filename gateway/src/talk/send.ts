@@ -17,10 +17,7 @@ export interface SendOptions {
   onPacket?: (seq: number, bytes: number) => void;
 }
 
-export type SendResult =
-  | { status: 'done'; packets: number; seconds: number }
-  | { status: 'busy'; holder: TalkerInfo; packets: number }
-  | { status: 'aborted'; packets: number };
+export type SendResult = { status: 'done'; packets: number; seconds: number } | { status: 'busy'; holder: TalkerInfo; packets: number } | { status: 'aborted'; packets: number };
 
 /** Frames of exactly `frameSamples`, the last packet padded with silence to a whole packet. */
 export function toFrames(samples: Int16Array, frameSamples: number, framesPerPacket: number): Int16Array[] {
@@ -61,7 +58,10 @@ export async function sendPcm(session: ChannelSession, encoder: FrameEncoder, pc
     if (lostTo) return { status: 'busy', holder: lostTo, packets: seq };
     const sent = over.send(enc, seq === packets - 1);
     if (!sent) return lostTo ? { status: 'busy', holder: lostTo, packets: seq } : { status: 'aborted', packets: seq };
-    o.onPacket?.(seq, enc.reduce((n, f) => n + f.length, 0));
+    o.onPacket?.(
+      seq,
+      enc.reduce((n, f) => n + f.length, 0),
+    );
   }
   return { status: 'done', packets, seconds: (packets * packetMs) / 1000 };
 }

@@ -212,10 +212,7 @@ export function loadRecent(s: Store | null): Recent[] {
     const v: unknown = JSON.parse(s?.getItem(RECENT_KEY) ?? '[]');
     if (!Array.isArray(v)) return [];
     return v
-      .filter(
-        (r): r is Recent =>
-          typeof r === 'object' && r !== null && typeof r.broker === 'string' && typeof r.channel === 'string' && typeof r.prefix === 'string' && typeof r.at === 'number',
-      )
+      .filter((r): r is Recent => typeof r === 'object' && r !== null && typeof r.broker === 'string' && typeof r.channel === 'string' && typeof r.prefix === 'string' && typeof r.at === 'number')
       .map((r) => ({ broker: r.broker, channel: r.channel, prefix: r.prefix, at: r.at, ...(r.encrypted === true ? { encrypted: true } : {}) }))
       .slice(0, MAX_RECENT);
   } catch {

@@ -35,18 +35,7 @@ import {
 } from './config.js';
 import { BrokerConnection, type ConnState } from './net.js';
 import { Talker, type TalkState } from './talker.js';
-import {
-  type MicState,
-  type Model,
-  NEEDS_SECURE_CONTEXT,
-  cryptoProblemAfter,
-  cryptoProblemAfterAuthenticated,
-  cryptoView,
-  loginRefusedText,
-  onlineShown,
-  sourceLabel,
-  viewOf,
-} from './view.js';
+import { type MicState, type Model, NEEDS_SECURE_CONTEXT, cryptoProblemAfter, cryptoProblemAfterAuthenticated, cryptoView, loginRefusedText, onlineShown, sourceLabel, viewOf } from './view.js';
 import { DEFAULT_PREFIX, normalizeChannel } from '../../src/channel/topics.js';
 
 const SOFTWARE = 'talkbridge-web/0.1';
@@ -209,7 +198,7 @@ function renderOvers(): void {
       b.addEventListener('click', () => {
         const pcm = new Int16Array(o.samples);
         let at = 0;
-        for (const c of o.chunks) (pcm.set(c, at), (at += c.length));
+        for (const c of o.chunks) pcm.set(c, at), (at += c.length);
         b.textContent = 'Playing…';
         audio.replay(pcm, () => (b.textContent = 'Replay')).catch(() => (b.textContent = 'Replay'));
       });
@@ -283,7 +272,10 @@ function renderRecent(): void {
       $<HTMLInputElement>('f-channel').value = r.channel;
       $<HTMLInputElement>('f-broker').value = r.broker;
       const key = storedKey(r);
-      showKeyNote(key ? `Using the key kept for #${r.channel} (epoch ${parseKey(key).epoch}).` : r.encrypted ? `#${r.channel} is encrypted: open its invite link, or type its passphrase.` : null, !!key);
+      showKeyNote(
+        key ? `Using the key kept for #${r.channel} (epoch ${parseKey(key).epoch}).` : r.encrypted ? `#${r.channel} is encrypted: open its invite link, or type its passphrase.` : null,
+        !!key,
+      );
       if (r.encrypted && !key) return $<HTMLInputElement>('f-passphrase').focus();
       $<HTMLInputElement>('f-name').focus();
       if (cleanName($<HTMLInputElement>('f-name').value)) $<HTMLFormElement>('join-form').requestSubmit();
@@ -502,9 +494,7 @@ async function join(params: JoinParams): Promise<void> {
     if (topic.startsWith(ownPrefix) && !topic.includes('/presence/') && topic.endsWith(`/${sender}`)) listenOnlyProbe.echoed = true;
   };
   conn.client.on('message', onMessage);
-  j.offs.push(
-    () => void conn.client.off('message', onMessage),
-  );
+  j.offs.push(() => void conn.client.off('message', onMessage));
   if (conn.client.connected) await enter(j);
   else conn.client.once('connect', () => void enter(j));
   void requestWakeLock();
@@ -794,7 +784,8 @@ function wireInput(): void {
     const invite = joined.session.encrypted;
     const url = shareUrl(joined);
     navigator.clipboard?.writeText(url).then(
-      () => banner(invite ? 'Invite link copied: it holds the channel key — anyone with it can listen and talk, so share it like a password' : 'Link copied: anyone with it can join this channel', 'info'),
+      () =>
+        banner(invite ? 'Invite link copied: it holds the channel key — anyone with it can listen and talk, so share it like a password' : 'Link copied: anyone with it can join this channel', 'info'),
       () => banner(url, 'info'),
     ) ?? banner(url, 'info');
   });

@@ -44,7 +44,10 @@ export interface TalkerDeps {
 }
 
 export class TalkerError extends Error {
-  constructor(readonly reason: Extract<TalkState, { kind: 'failed' }>['reason'], message: string) {
+  constructor(
+    readonly reason: Extract<TalkState, { kind: 'failed' }>['reason'],
+    message: string,
+  ) {
     super(message);
   }
 }

@@ -23,9 +23,7 @@ export interface Model {
 
 /** What the join form says when the broker refuses the login (CONNACK), with and without one. */
 export function loginRefusedText(user: string | undefined): string {
-  return user
-    ? `The broker refused the login: wrong user name or password (user "${user}").`
-    : 'The broker refused the login: it needs a user name and password. Enter the ones you were given.';
+  return user ? `The broker refused the login: wrong user name or password (user "${user}").` : 'The broker refused the login: it needs a user name and password. Enter the ones you were given.';
 }
 
 export const LISTEN_ONLY_HINT = 'Listen only: the broker does not let this login talk on this channel (ask whoever runs the kit).';

@@ -23,7 +23,8 @@ export function inviteLink(o: { web: string; channel: string; key: ChannelKey; b
 export const channel: Command = {
   name: 'channel',
   summary: 'Create an end-to-end encrypted channel: a new random key, its invite link and QR code.',
-  usage: 'channel new NAME [--web URL] [--broker URL] [--user NAME] [--epoch N] [--key-file FILE] [--no-qr]\n       talkbridge channel invite NAME --key-file FILE [--web URL] [--broker URL] [--user NAME]',
+  usage:
+    'channel new NAME [--web URL] [--broker URL] [--user NAME] [--epoch N] [--key-file FILE] [--no-qr]\n       talkbridge channel invite NAME --key-file FILE [--web URL] [--broker URL] [--user NAME]',
   details:
     '`new` makes a random 256-bit key. Put it in the gateway config (channels[].key or keyFile) and give the\n' +
     'invite link or QR code to the team: the link opens the web client (--web, where the gateway serves it)\n' +
@@ -61,7 +62,8 @@ export const channel: Command = {
     const broker = typeof flags.broker === 'string' ? flags.broker : undefined;
     if (broker && !/^wss?:\/\/\S+$/.test(broker)) throw new UsageError('--broker: browsers reach brokers over WebSocket only: give a ws:// or wss:// URL');
     // The link travels in chats and QR photos: never a login in it (--user fills in the name only).
-    if (broker && /^wss?:\/\/[^/?#]*@/i.test(broker)) throw new UsageError('--broker: no user name or password in the URL, please: --user puts the user name in the link, and the page asks for the password');
+    if (broker && /^wss?:\/\/[^/?#]*@/i.test(broker))
+      throw new UsageError('--broker: no user name or password in the URL, please: --user puts the user name in the link, and the page asks for the password');
     const file = typeof flags['key-file'] === 'string' ? flags['key-file'] : null;
     const user = typeof flags.user === 'string' ? flags.user : undefined;
     if (user !== undefined && (!user || user.length > 128 || /[\s\u0000-\u001f]/.test(user))) throw new UsageError(`--user: "${user}" is not a broker user name (1-128 characters, no spaces)`);

@@ -11,7 +11,7 @@ export const checkConfig: Command = {
   flags: {
     print: { type: 'boolean', short: 'p', help: 'print the effective configuration (defaults filled in, secrets hidden)' },
     json: { type: 'boolean', help: 'print the effective configuration as JSON, secrets included (for programs; FILE may be - for none)' },
-    'mosquitto-bridge': { type: 'boolean', help: "print the uplink section as a Mosquitto bridge stanza, for kits whose local broker is Mosquitto (password not printed)" },
+    'mosquitto-bridge': { type: 'boolean', help: 'print the uplink section as a Mosquitto bridge stanza, for kits whose local broker is Mosquitto (password not printed)' },
   },
   async run(flags, [file]) {
     const config = loadConfig(file === '-' ? null : file!);

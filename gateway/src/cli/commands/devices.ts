@@ -24,14 +24,27 @@ export const devices: Command = {
       d.soundCards.map((c) => `  ${c.alsa.padEnd(34)} ${c.name}${c.capture ? '' : ' [no capture]'}${c.playback ? '' : ' [no playback]'}`),
       'is the USB interface plugged in? see aplay -l',
     );
-    section('Serial ports:', d.serialPorts.map((p) => `  ${p.path}${p.target !== p.path ? ` -> ${p.target}` : ''}`), '');
+    section(
+      'Serial ports:',
+      d.serialPorts.map((p) => `  ${p.path}${p.target !== p.path ? ` -> ${p.target}` : ''}`),
+      '',
+    );
     section(
       'USB HID devices (hidraw):',
       d.hidraw.map((h) => `  ${h.path.padEnd(14)} ${h.vid}:${h.pid}  ${h.name || '?'}${h.kind ? `  <- ${KIND[h.kind]}` : ''}`),
       '',
     );
-    section('GPIO chips (character device):', d.gpioChips.map((c) => `  ${c.name.padEnd(12)} [${c.label}] ${c.lines} lines`), '');
-    if (d.sysfsGpio.length) section('GPIO chips (sysfs numbering: number = base + GPIO):', d.sysfsGpio.map((c) => `  ${c.label || '?'} base ${c.base} (${c.ngpio} lines)`), '');
+    section(
+      'GPIO chips (character device):',
+      d.gpioChips.map((c) => `  ${c.name.padEnd(12)} [${c.label}] ${c.lines} lines`),
+      '',
+    );
+    if (d.sysfsGpio.length)
+      section(
+        'GPIO chips (sysfs numbering: number = base + GPIO):',
+        d.sysfsGpio.map((c) => `  ${c.label || '?'} base ${c.base} (${c.ngpio} lines)`),
+        '',
+      );
     for (const n of d.notes) out.push(`note: ${n}`);
     process.stdout.write(out.join('\n').replace(/\n+$/, '') + '\n');
     return 0;

@@ -62,7 +62,16 @@ export const listen: Command = {
       });
     }
     const crypto = await cryptoFromFlags(flags, channel);
-    const ch = await openChannel({ url, connection: connectionFromFlags(flags), prefix: String(flags.prefix ?? DEFAULT_PREFIX), channel, name: String(flags.name), source: 'cli', silenceMs: 1000, crypto });
+    const ch = await openChannel({
+      url,
+      connection: connectionFromFlags(flags),
+      prefix: String(flags.prefix ?? DEFAULT_PREFIX),
+      channel,
+      name: String(flags.name),
+      source: 'cli',
+      silenceMs: 1000,
+      crypto,
+    });
     const quiet = Boolean(flags.quiet);
     explainCryptoDrops(ch.session, (l) => process.stderr.write(l));
     if (!quiet) process.stderr.write(`listening on channel ${channel} at ${redactUrl(brokerOf(ch.client))}${crypto ? ' (end-to-end encrypted)' : ''} (Ctrl-C to stop)\n`);
@@ -93,7 +102,7 @@ export const listen: Command = {
       const total = chunks.reduce((a, c) => a + c.length, 0);
       const samples = new Int16Array(total);
       let o = 0;
-      for (const c of chunks) (samples.set(c, o), (o += c.length));
+      for (const c of chunks) samples.set(c, o), (o += c.length);
       chunks = [];
       const safe = r.name.replace(/[^A-Za-z0-9_-]+/g, '_').slice(0, 40) || 'talker';
       const file = single ? out : path.join(out, `${String(n).padStart(3, '0')}-${safe}.wav`);

@@ -9,15 +9,13 @@ export const pttTest: Command = {
   name: 'ptt-test',
   summary: 'Key a radio for a few seconds, then unkey it, saying what was done (checks PTT wiring).',
   usage: 'ptt-test --config FILE [--radio NAME] [--seconds N] | ptt-test --config FILE --off',
-  details:
-    'The transmitter goes on the air: use a dummy load or a frequency you may use.\n' +
-    '--off is the same as `talkbridge reset`: it drives every configured PTT line idle and exits.',
+  details: 'The transmitter goes on the air: use a dummy load or a frequency you may use.\n' + '--off is the same as `talkbridge reset`: it drives every configured PTT line idle and exits.',
   positionals: [0, 0],
   flags: {
     config: { type: 'string', short: 'c', arg: 'FILE', help: 'talkbridge config file with a radios: section' },
     radio: { type: 'string', short: 'r', arg: 'NAME', help: 'which radio (needed when the config has several)' },
     seconds: { type: 'string', short: 's', arg: 'N', help: 'how long to stay keyed, 0.1-10', default: '1' },
-    off: { type: 'boolean', help: 'only drive every radio\'s PTT idle (same as talkbridge reset)' },
+    off: { type: 'boolean', help: "only drive every radio's PTT idle (same as talkbridge reset)" },
   },
   async run(flags) {
     if (flags.off) return resetFromConfig(flags.config);

@@ -28,7 +28,8 @@ const GUARD_MS = 900;
 
 export const run: Command = {
   name: 'run',
-  summary: 'Run the gateway daemon. With no --config it runs on its embedded defaults: an in-process MQTT broker on\n127.0.0.1:1883, the web port 8080 (with MQTT over WebSocket on /mqtt) and the channel "base".',
+  summary:
+    'Run the gateway daemon. With no --config it runs on its embedded defaults: an in-process MQTT broker on\n127.0.0.1:1883, the web port 8080 (with MQTT over WebSocket on /mqtt) and the channel "base".',
   usage: 'run [--config FILE]',
   positionals: [0, 0],
   flags: {

@@ -18,7 +18,7 @@ export const authFlags: Record<string, Flag> = {
   cert: { type: 'string', arg: 'FILE', help: 'PEM client certificate, for brokers that require one' },
   'cert-key': { type: 'string', arg: 'FILE', help: 'PEM private key of --cert' },
   servername: { type: 'string', arg: 'NAME', help: "name to check the broker's certificate against, if not the URL's host" },
-  insecure: { type: 'boolean', help: "accept any broker certificate (test benches only: anyone can sit in the middle)" },
+  insecure: { type: 'boolean', help: 'accept any broker certificate (test benches only: anyone can sit in the middle)' },
 };
 
 const flagNames: Namer = (k) => ({ password: 'TALKBRIDGE_BROKER_PASSWORD', passwordFile: '--password-file', ca: '--ca', cert: '--cert', key: '--cert-key' })[k];
@@ -86,7 +86,13 @@ export function applyInvite(flags: Record<string, unknown>): void {
   if (!q.get('channel')) throw new UsageError('--invite: the link names no channel');
   // A key given another way (--key-file, --passphrase-file) wins over the link's.
   const ownKey = flags['key-file'] !== undefined || flags['passphrase-file'] !== undefined;
-  for (const [param, flag] of [['broker', 'broker'], ['channel', 'channel'], ['key', 'key'], ['prefix', 'prefix'], ['user', 'username']] as const) {
+  for (const [param, flag] of [
+    ['broker', 'broker'],
+    ['channel', 'channel'],
+    ['key', 'key'],
+    ['prefix', 'prefix'],
+    ['user', 'username'],
+  ] as const) {
     const v = q.get(param);
     if (flag === 'key' && ownKey) continue;
     if (v && (flags[flag] === undefined || (flag === 'prefix' && flags.prefix === DEFAULT_PREFIX))) flags[flag] = v;
@@ -120,11 +126,15 @@ export function explainCryptoDrops(session: ChannelSession, write: (line: string
   const said = new Set<string>();
   session.on('dropped', (reason) => {
     const why =
-      reason === 'encrypted' ? `channel ${session.topics.channel} is end-to-end encrypted and no key was given (--key-file, --invite)`
-      : reason === 'auth' ? `packets on channel ${session.topics.channel} fail authentication: wrong key? (or someone is injecting)`
-      : reason === 'unknown-epoch' ? `packets on channel ${session.topics.channel} use a key epoch we have no key for (was the key rotated?)`
-      : reason === 'unencrypted' ? `someone is sending in clear on encrypted channel ${session.topics.channel}: ignored`
-      : null;
+      reason === 'encrypted'
+        ? `channel ${session.topics.channel} is end-to-end encrypted and no key was given (--key-file, --invite)`
+        : reason === 'auth'
+          ? `packets on channel ${session.topics.channel} fail authentication: wrong key? (or someone is injecting)`
+          : reason === 'unknown-epoch'
+            ? `packets on channel ${session.topics.channel} use a key epoch we have no key for (was the key rotated?)`
+            : reason === 'unencrypted'
+              ? `someone is sending in clear on encrypted channel ${session.topics.channel}: ignored`
+              : null;
     if (why && !said.has(reason)) {
       said.add(reason);
       write(`talkbridge: ${why}\n`);

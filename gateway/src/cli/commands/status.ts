@@ -66,12 +66,12 @@ export function statusLine(rawId: string, payload: Uint8Array): string | null {
 
 export const status: Command = {
   name: 'status',
-  summary: 'Show each gateway\'s status (online, PTT, carrier, current over, levels, channels) from its retained status topic.',
+  summary: "Show each gateway's status (online, PTT, carrier, current over, levels, channels) from its retained status topic.",
   usage: 'status --broker URL [--prefix TOPIC] [--gateway ID] [--watch]',
   details:
     'Reads <prefix>/_gateways/<id>/status. Without --watch it prints one line per gateway and exits\n' +
     '(1 when no gateway has published a status); with --watch it keeps printing a line whenever a\n' +
-    'gateway\'s status changes, until Ctrl-C.',
+    "gateway's status changes, until Ctrl-C.",
   positionals: [0, 0],
   flags: {
     broker: { type: 'string', short: 'b', arg: 'URL', multiple: true, help: 'MQTT broker, e.g. mqtt://127.0.0.1:1883; several (repeat the flag or a comma list) are tried in order' },

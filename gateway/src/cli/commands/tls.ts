@@ -3,7 +3,13 @@ import { type Host, checkCaName, dedupe, defaultHosts, initTls, parseHost, parse
 import { altNames, spkiSha256 } from '../../http/tls.js';
 import { type Command, UsageError } from '../command.js';
 
-const list = (v: unknown): string[] => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : []);
+const list = (v: unknown): string[] =>
+  typeof v === 'string'
+    ? v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : [];
 
 function hostsFrom(flags: Record<string, unknown>): Host[] {
   const given = list(flags.host);
@@ -48,13 +54,16 @@ export const tls: Command = {
     const caName = checkCaName(typeof flags.name === 'string' ? flags.name : `talkbridge team CA (${os.hostname()})`);
     const r = initTls({ dir, hosts, caName, permit, nameConstraints: !flags['no-name-constraints'], newCa: Boolean(flags['new-ca']), skipUncovered: list(flags.host).length === 0 });
     const out = process.stdout;
-    if (r.skipped.length) out.write(`left out ${r.skipped.map((h) => h.value).join(', ')}: the team CA does not cover ${r.skipped.length === 1 ? 'it' : 'them'} (name hosts with --host, or --new-ca)\n`);
+    if (r.skipped.length)
+      out.write(`left out ${r.skipped.map((h) => h.value).join(', ')}: the team CA does not cover ${r.skipped.length === 1 ? 'it' : 'them'} (name hosts with --host, or --new-ca)\n`);
     out.write(r.caCreated ? `created the team CA ${r.files.caCert} (key ${r.files.caKey}, mode 0600)\n` : `kept the team CA ${r.files.caCert}\n`);
     out.write(`issued ${r.files.cert} (key ${r.files.key}, mode 0600), valid ${validity(r.cert)}, for:\n`);
     for (const n of altNames(r.cert)) out.write(`  ${n}\n`);
     out.write(`team CA SHA-256 fingerprint: ${r.ca.fingerprint256}\n`);
     out.write(`  (phones show it when installing; read it out so people can check)\n`);
-    out.write(`\nIn the config (then restart talkbridge):\n\nhttp:\n  host: 0.0.0.0\n  port: 8443\n  redirectPort: 8080\n  tls:\n    cert: ${r.files.cert}\n    key: ${r.files.key}\n    ca: ${r.files.caCert}\n\n`);
+    out.write(
+      `\nIn the config (then restart talkbridge):\n\nhttp:\n  host: 0.0.0.0\n  port: 8443\n  redirectPort: 8080\n  tls:\n    cert: ${r.files.cert}\n    key: ${r.files.key}\n    ca: ${r.files.caCert}\n\n`,
+    );
     const ip = hosts.find((h) => h.kind === 'IP' && !h.value.startsWith('127.'));
     out.write(`Phones get the CA from http://${ip?.value ?? hosts[0]!.value}:8080/ (the redirect port) and then open https://${ip?.value ?? hosts[0]!.value}:8443/\n`);
     if (process.getuid?.() === 0) out.write(`The daemon runs as user talkbridge: sudo chown talkbridge: ${r.files.key}\n`);
@@ -68,13 +77,19 @@ function show(dir: string): number {
   if (!t.ca && !t.cert) throw new UsageError(`no certificates in ${dir} (run talkbridge tls init --dir ${dir})`);
   const out = process.stdout;
   if (t.ca) {
-    const cn = t.ca.subject.split('\n').find((l) => l.startsWith('CN='))?.slice(3) ?? t.ca.subject;
+    const cn =
+      t.ca.subject
+        .split('\n')
+        .find((l) => l.startsWith('CN='))
+        ?.slice(3) ?? t.ca.subject;
     out.write(`team CA      ${t.files.caCert}\n  name       ${cn}\n  valid      ${validity(t.ca)}\n  SHA-256    ${t.ca.fingerprint256}\n`);
     out.write(`  key        ${t.caKeyPresent ? t.files.caKey : 'not here (kept elsewhere)'}\n`);
     out.write(`  limited to ${t.constraints.length ? t.constraints.join(', ') : 'nothing (no name constraints)'}\n`);
   }
   if (t.cert) {
-    out.write(`server cert  ${t.files.cert}\n  valid      ${validity(t.cert)}${new Date(t.cert.validTo) < new Date() ? ' — EXPIRED: run tls init again' : ''}\n  names      ${altNames(t.cert).join(', ')}\n`);
+    out.write(
+      `server cert  ${t.files.cert}\n  valid      ${validity(t.cert)}${new Date(t.cert.validTo) < new Date() ? ' — EXPIRED: run tls init again' : ''}\n  names      ${altNames(t.cert).join(', ')}\n`,
+    );
     out.write(`  SPKI       ${spkiSha256(t.cert)}\n`);
     if (t.ca) out.write(`  issued by the team CA: ${t.cert.checkIssued(t.ca) && t.cert.verify(t.ca.publicKey) ? 'yes' : 'NO — re-run tls init'}\n`);
   }

@@ -51,7 +51,10 @@ abstract class AlsaChild<E extends { [K in keyof E]: unknown[] } & { state: [Aud
   protected readonly meter = new LevelMeter();
   private stderr = '';
 
-  constructor(protected readonly o: AlsaOptions, private readonly exe: string) {
+  constructor(
+    protected readonly o: AlsaOptions,
+    private readonly exe: string,
+  ) {
     super();
     this.log = o.log ?? silentLog;
     alsaArgs(o);

@@ -23,7 +23,11 @@ export abstract class CosBase extends Emitter<CarrierEvents> implements CarrierD
   private started = false;
   protected closed = false;
 
-  constructor(readonly description: string, private readonly common: CosCommon, protected readonly log: Logger = silentLog) {
+  constructor(
+    readonly description: string,
+    private readonly common: CosCommon,
+    protected readonly log: Logger = silentLog,
+  ) {
     super();
     this.onListenerError = (err, event) => this.log.error({ err, event }, 'carrier listener failed');
   }

@@ -61,7 +61,11 @@ export class Cm108Cos extends CosBase {
 
   private describe(err: NodeJS.ErrnoException): string {
     const d = this.o.device;
-    return err.code === 'ENOENT' || err.code === 'ENODEV' || err.code === 'EIO' ? `${d}: the USB interface is gone (unplugged?)` : err.code === 'EACCES' ? `${d}: permission denied (install the udev rule from docs/hardware.md)` : `${d}: ${err.message}`;
+    return err.code === 'ENOENT' || err.code === 'ENODEV' || err.code === 'EIO'
+      ? `${d}: the USB interface is gone (unplugged?)`
+      : err.code === 'EACCES'
+        ? `${d}: permission denied (install the udev rule from docs/hardware.md)`
+        : `${d}: ${err.message}`;
   }
 
   private onData(d: Buffer): void {

@@ -21,7 +21,10 @@ export class VoxCos extends CosBase {
   private unlisten: (() => void) | null = null;
   private open = false;
 
-  constructor(private readonly audio: AudioIn, private readonly o: VoxOptions) {
+  constructor(
+    private readonly audio: AudioIn,
+    private readonly o: VoxOptions,
+  ) {
     super(`VOX at ${o.thresholdDb} dBFS on ${audio.description}`, { invert: false, debounceMs: 0 }, o.log);
   }
 

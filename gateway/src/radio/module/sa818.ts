@@ -22,7 +22,10 @@ export interface Sa818Options {
 
 export class ModuleError extends RadioError {
   override name = 'ModuleError';
-  constructor(message: string, readonly steps: ProgramStep[] = []) {
+  constructor(
+    message: string,
+    readonly steps: ProgramStep[] = [],
+  ) {
     super(message);
   }
 }
@@ -83,10 +86,13 @@ export class Sa818 implements RadioModule {
   private nextLine(deadline: number): Promise<string | null> {
     if (this.lines.length) return Promise.resolve(this.lines.shift()!);
     return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.wake = null;
-        resolve(null);
-      }, Math.max(0, deadline - Date.now()));
+      const t = setTimeout(
+        () => {
+          this.wake = null;
+          resolve(null);
+        },
+        Math.max(0, deadline - Date.now()),
+      );
       this.wake = () => {
         if (!this.lines.length) return;
         clearTimeout(t);
@@ -120,7 +126,12 @@ export class Sa818 implements RadioModule {
       }
       this.log.warn({ cmd, attempt: a }, 'SA818 did not answer in time');
     }
-    const got = seen.length ? ` (got ${seen.slice(-2).map((s) => JSON.stringify(s)).join(', ')} instead)` : ' (silence: check wiring, baud rate and that the module is powered)';
+    const got = seen.length
+      ? ` (got ${seen
+          .slice(-2)
+          .map((s) => JSON.stringify(s))
+          .join(', ')} instead)`
+      : ' (silence: check wiring, baud rate and that the module is powered)';
     throw new ModuleError(`no ${prefix} reply to ${cmd.split('=')[0]} after ${attempts} tr${attempts === 1 ? 'y' : 'ies'} of ${timeout} ms${got}`);
   }
 
@@ -172,7 +183,8 @@ export class Sa818 implements RadioModule {
           steps.push({ step, ok: false, detail: (err as Error).message });
           const rest = plan.slice(i + 1).map(([n]) => n);
           const done = steps.filter((x) => x.ok).map((x) => x.step);
-          const state = i === 0 ? 'nothing was changed' : `done: ${done.join(', ')}; NOT done: ${[step, ...rest].join(', ')}: the module now holds a mix of old and new settings, run the command again`;
+          const state =
+            i === 0 ? 'nothing was changed' : `done: ${done.join(', ')}; NOT done: ${[step, ...rest].join(', ')}: the module now holds a mix of old and new settings, run the command again`;
           throw new ModuleError(`${this.description}: ${step} failed: ${(err as Error).message}; ${state}`, steps);
         }
       }
@@ -212,15 +224,21 @@ export class Sa818 implements RadioModule {
       await this.handshake().catch((err: Error) => {
         throw new ModuleError(`${this.description}: ${err.message}`);
       });
-      const version = await this.command('AT+VERSION', '+VERSION:', 1).then((l) => l.slice('+VERSION:'.length).trim(), () => null);
+      const version = await this.command('AT+VERSION', '+VERSION:', 1).then(
+        (l) => l.slice('+VERSION:'.length).trim(),
+        () => null,
+      );
       const channel = await this.command('AT+DMOREADGROUP', '+DMOREADGROUP:', 1).then(parseReadGroup, (err: Error) => {
         if (err instanceof ModuleError && err.message.startsWith('unexpected read-back')) throw err;
         return null;
       });
-      const rssi = await this.command('RSSI?', 'RSSI=', 1).then((l) => {
-        const n = Number(l.slice(5));
-        return Number.isFinite(n) ? n : null;
-      }, () => null);
+      const rssi = await this.command('RSSI?', 'RSSI=', 1).then(
+        (l) => {
+          const n = Number(l.slice(5));
+          return Number.isFinite(n) ? n : null;
+        },
+        () => null,
+      );
       return { version, channel, rssi };
     });
   }

@@ -20,7 +20,10 @@ export abstract class PttBase extends Emitter<PttEvents> implements Ptt {
   /** The driver's guard process, if it has one (see guard.ts). */
   protected guard: PttGuard | null = null;
 
-  constructor(readonly description: string, protected readonly log: Logger = silentLog) {
+  constructor(
+    readonly description: string,
+    protected readonly log: Logger = silentLog,
+  ) {
     super();
     this.onListenerError = (err, event) => this.log.error({ err, event }, 'PTT listener failed');
   }

@@ -19,7 +19,6 @@ export interface CommandPttOptions {
 }
 
 export class CommandPtt extends PttBase {
-
   constructor(private readonly o: CommandPttOptions) {
     super('command PTT', o.log);
   }
@@ -31,7 +30,7 @@ export class CommandPtt extends PttBase {
         const e = err as NodeJS.ErrnoException & { killed?: boolean; code?: number | string };
         const last = String(stderr).trim().split('\n').at(-1);
         if (e.killed) reject(new RadioError(`"${cmd}" did not finish within ${this.o.timeoutMs} ms`));
-        else reject(new RadioError(`"${cmd}" failed (${typeof e.code === 'number' ? `status ${e.code}` : e.code ?? e.message})${last ? `: ${last}` : ''}`));
+        else reject(new RadioError(`"${cmd}" failed (${typeof e.code === 'number' ? `status ${e.code}` : (e.code ?? e.message)})${last ? `: ${last}` : ''}`));
       });
     });
   }

@@ -39,7 +39,7 @@ const daemon = await startDaemon(ConfigSchema.parse({ embeddedBroker: { port: mq
 const mqttUrl = `mqtt://127.0.0.1:${mqttPort}`;
 const userDir = mkdtempSync(path.join(os.tmpdir(), 'tb-bench-web-'));
 const context = await launchChromium({ micFile: speech, dir: userDir });
-const { page, state, until } = await hookedPage(context);
+const { page, until } = await hookedPage(context);
 
 try {
   await page.goto(`http://127.0.0.1:${httpPort}/#channel=base&name=bench`);

@@ -32,6 +32,7 @@ if (!args.includes('--bin')) {
   // gateway/bin/talkbridge.js, pointing at this bundle.
   writeFileSync(
     bin,
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: this string is the source of a module, template literal included
     "import { main } from './cli.js';\nmain(process.argv.slice(2)).then((code) => process.exit(code), (err) => { process.stderr.write(`talkbridge: ${err?.message ?? err}\\n`); process.exit(70); });\n",
   );
 }

@@ -4,7 +4,6 @@
 // on free loopback ports, Debian's headless Chromium with a fake microphone, and a simulated radio
 // talker on the channel. Needs `npm run build` first (it uses gateway/dist and gateway/web/dist).
 import { mkdirSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hookedPage, launchChromium } from './chromium.mjs';
@@ -37,7 +36,7 @@ const radioOver = (seconds) =>
   sendPcm(radio.session, encoder, { sampleRate: pcm.sampleRate, samples: pcm.samples.subarray(0, Math.round(pcm.sampleRate * seconds)) }, { framesPerPacket: 2, frameMs: 20, fast: false });
 
 const context = await launchChromium({ micFile: speech, viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
-const { page, state, until } = await hookedPage(context);
+const { page, until } = await hookedPage(context);
 const shots = [];
 async function shot(name, o = {}) {
   const file = path.join(outDir, `${name}.png`);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm test`: gets the system packages the tests need, builds, type-checks (daemon, tests, web
-// client), checks the import rules (.dependency-cruiser.cjs), then runs every test
+// client), lints (biome.json), checks the import rules (.dependency-cruiser.cjs), then runs every test
 // file with tap. Prints one line per test file, the failures in full, and a closing summary line
 // ("tests: N passed, N failed"). Extra arguments go to tap (e.g. `npm test -- test/unit/packet.test.ts`).
 import { execFileSync, spawn } from 'node:child_process';
@@ -14,6 +14,7 @@ try {
   npx(['tsc', '-p', 'tsconfig.json']);
   npx(['tsc', '-p', 'test/tsconfig.json']);
   npx(['tsc', '-p', 'gateway/web/tsconfig.json']);
+  npx(['biome', 'check', '.']);
   npx(['depcruise', 'gateway/src', 'gateway/web/src', '--config', '.dependency-cruiser.cjs']);
   // The tests run the CLI as users do: the bundle gateway/bin/talkbridge.js loads.
   execFileSync(process.execPath, ['scripts/build-daemon.mjs'], { stdio: 'inherit' });

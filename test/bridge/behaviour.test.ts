@@ -258,7 +258,7 @@ t.test('only the sender that owns an over can end or rename it', async (t) => {
   let stream = '';
   const c = await channel(t, broker, 'base');
   c.session.on('floor', (h) => {
-    if (!h || !h.self || stream) return;
+    if (!h?.self || stream) return;
     stream = h.stream;
     // Mallory sees the stream id on the wire and tries to cut and rename Base's over.
     void m.start(stream, { name: 'Not Base', t: h.t - 1000 }).then(() => m.end(stream, 1));

@@ -214,7 +214,7 @@ function badOpusFrame(rng: Rng, c: Corpus): Uint8Array {
 
 /** Whether a clear packet is valid by docs/protocol.md §2 (header, framing, every frame's duration). */
 export function validClear(p: Uint8Array): boolean {
-  let pkt;
+  let pkt: ReturnType<typeof decodePacket>;
   try {
     pkt = decodePacket(p);
   } catch {

@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import { readWav, type Pcm } from '../../gateway/src/audio/wav.js';
-import { Codec, Flag, HEADER_BYTES, encodeHeader } from '../../gateway/src/channel/packet.js';
+import { Codec, Flag, HEADER_BYTES } from '../../gateway/src/channel/packet.js';
 import { createChannelCrypto, type ChannelCrypto } from '../../gateway/src/crypto/channel-crypto.js';
 import { formatKey, generateKey } from '../../gateway/src/crypto/keys.js';
 import { freePort, startMosquitto, type TestBroker } from '../helpers/brokers.js';
@@ -935,7 +935,7 @@ function report(phases: Phase[], started: number): number {
     const d = ph.daemon;
     const j = judge(ph);
     const steps = ph.steps;
-    const ends = steps.map((s, i) => steps[i + 1]?.t0 ?? Date.now());
+    const ends = steps.map((_s, i) => steps[i + 1]?.t0 ?? Date.now());
     let phSent = 0;
     let phKeys = 0;
     let phKeyedMs = 0;

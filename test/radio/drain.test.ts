@@ -5,7 +5,7 @@
  * sample left the card. The PTT may drop only after that moment, and not much later.
  */
 import t, { type Test } from 'tap';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { AlsaPlayback, CLOCK_PPM, DRAIN_MARGIN_MS, OPEN_MS } from '../../gateway/src/radio/audio/alsa.js';

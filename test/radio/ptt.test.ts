@@ -12,7 +12,7 @@ import { NonePtt } from '../../gateway/src/radio/ptt/none.js';
 import type { ModemLines, PortFactory, SerialLike } from '../../gateway/src/radio/serial.js';
 import type { Ptt } from '../../gateway/src/radio/types.js';
 import { FIXTURES, ROOT } from '../helpers/cli.js';
-import { type Teardown, fakeGpioClass, fakeGpioTools, fakeSysfs, guardProcesses, readOr, sleep, tempDir, waitFor } from './helpers.js';
+import { type Teardown, fakeGpioClass, fakeGpioTools, fakeSysfs, guardProcesses, readOr, tempDir, waitFor } from './helpers.js';
 
 const CHILD = path.join(FIXTURES, 'radio/ptt-child.mjs');
 const IDLE3 = [0, 0, 0, 4, 0];

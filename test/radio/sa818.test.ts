@@ -25,7 +25,7 @@ class ModuleSim {
   ) {
     port.on('data', (d: Buffer) => {
       this.buf += d.toString('latin1');
-      let i;
+      let i: number;
       while ((i = this.buf.indexOf('\r\n')) >= 0) {
         const cmd = this.buf.slice(0, i);
         this.buf = this.buf.slice(i + 2);
@@ -300,7 +300,7 @@ t.test('daemon: tunes the module to its plan channel before the radio opens; a s
     t.match(c.stderr, re, module);
   }
   // docs/config.md's example, on the sa818-hat profile, is a valid config.
-  const example = /```yaml\n(radios:\n  - name: hat\n[\s\S]*?)```/.exec(readFileSync(path.join(ROOT, 'docs/config.md'), 'utf8'))?.[1];
+  const example = /```yaml\n(radios:\n {2}- name: hat\n[\s\S]*?)```/.exec(readFileSync(path.join(ROOT, 'docs/config.md'), 'utf8'))?.[1];
   t.ok(example, 'docs/config.md has the example');
   const file = path.join(dir, 'doc.yaml');
   writeFileSync(file, example!);

@@ -49,7 +49,7 @@ const dir = tmp();
 const key = generateKey(1);
 const keyFile = path.join(dir, 'base.key');
 writeFileSync(keyFile, formatKey(key) + '\n', { mode: 0o600 });
-let encrypted: Captured[] = [];
+let _encrypted: Captured[] = [];
 
 t.before(async () => {
   broker = await startMosquitto();
@@ -87,7 +87,7 @@ t.test('the broker sees only headers: nothing decodes as Opus, no names, no JSON
   const c = envelopeCorrelation(speech.samples, 16000, heard.samples, heard.sampleRate);
   t.ok(c.r >= 0.9, `the team hears it: envelope correlation ${c.r.toFixed(3)}`);
 
-  encrypted = raw.msgs;
+  _encrypted = raw.msgs;
   const audio = raw.msgs.filter((m) => m.topic.includes('/audio/'));
   const other = raw.msgs.filter((m) => !m.topic.includes('/audio/') && m.payload.length > 0);
   t.ok(audio.length >= 60, `${audio.length} audio packets recorded`);
@@ -181,7 +181,7 @@ t.test('replayed, bit-flipped, truncated and forged input is refused and counted
     t.teardown(() => c.close());
     return c;
   };
-  const k2 = generateKey(2);
+  const _k2 = generateKey(2);
   const listener = await join('listener', [formatKey(key)]);
   let played = 0;
   let overs = 0;

@@ -16,7 +16,7 @@ import { freePort } from '../helpers/brokers.js';
 import { FIXTURES, runCli, startCli } from '../helpers/cli.js';
 import { startEmbeddedBroker } from '../../gateway/src/broker/embedded.js';
 import { embeddedTeam, internalLogin } from '../../gateway/src/broker/auth.js';
-import { CASES, PASSWORDS, PREFIX, describe, loginError, runCases, writeTeam } from './access-cases.js';
+import { PASSWORDS, PREFIX, describe, loginError, runCases, writeTeam } from './access-cases.js';
 
 const SPEECH = path.join(FIXTURES, 'speech-16k.wav');
 const team = writeTeam();

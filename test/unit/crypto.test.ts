@@ -24,7 +24,7 @@ const header = (seq: number, stream = '0123456789abcdef', t0 = NOW) => ({
 });
 
 async function open(c: ChannelCrypto, sender: string, bytes: Uint8Array, now = NOW) {
-  let p;
+  let p: ReturnType<typeof decodePacket>;
   try {
     p = decodePacket(bytes);
   } catch (err) {

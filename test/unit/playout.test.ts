@@ -6,7 +6,7 @@
  * still plays. Real Opus frames through the in-memory broker, real timers.
  */
 import t, { type Test } from 'tap';
-import { type AudioFrame, type OverReport } from '../../gateway/src/channel/session.js';
+import type { AudioFrame, OverReport } from '../../gateway/src/channel/session.js';
 import { encodeJson } from '../../gateway/src/channel/control.js';
 import { Codec, Flag, encodePacket, newStreamId } from '../../gateway/src/channel/packet.js';
 import { ChannelTopics } from '../../gateway/src/channel/topics.js';

@@ -112,8 +112,6 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   private encoded: Uint8Array[] = [];
   private outOver: OutgoingOver | null = null;
   private rxInfo: OverInfo | null = null;
-  /** The carrier rose when we must not forward it; ignored until it falls. */
-  private rxSuppressed = false;
   private rxTimer: NodeJS.Timeout | null = null;
 
   // channel → radio
@@ -220,7 +218,7 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     for (const s of new Set([...this.o.monitor, ...(this.o.transmit ? [this.o.transmit] : [])])) {
       const monitored = this.o.monitor.includes(s);
       this.offs.push(
-        s.on('overEnd', (rep) => this.onChannelOverEnd(s, rep, monitored)),
+        s.on('overEnd', (rep) => this.onChannelOverEnd(rep, monitored)),
         ...(monitored
           ? [
               s.on('floor', (h) => this.onFloor(s, h)),
@@ -300,7 +298,6 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     this.emit('cos', open);
     if (!open) {
       if (this.st === 'rx') this.endRx('done');
-      this.rxSuppressed = false;
       this.releaseHeld();
       return;
     }
@@ -326,7 +323,6 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
                   : null;
     if (this.st === 'rx') return;
     if (why) {
-      this.rxSuppressed = true;
       this.log.info({ event: 'rx-ignored', radio: this.radio, reason: why }, `${this.radio}: carrier not forwarded (${why})`);
       return;
     }
@@ -337,7 +333,6 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     const ch = this.o.transmit!;
     const over = ch.talk({ sampleRate: this.rate, frameMs: this.o.frameMs, framesPerPacket: this.o.framesPerPacket });
     if ('busy' in over) {
-      this.rxSuppressed = true;
       this.log.info({ event: 'rx-ignored', radio: this.radio, reason: 'busy' }, `${this.radio}: channel ${ch.topics.channel} busy, ${over.busy.name} is talking`);
       return;
     }
@@ -348,7 +343,6 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     over.once('busy', (w) => {
       if (this.outOver !== over) return;
       this.outOver = null;
-      this.rxSuppressed = true;
       this.finishRx(`lost the floor to ${w.name}`);
     });
     this.counters.oversFromRadio++;
@@ -358,7 +352,6 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     this.rxTimer = setTimeout(() => {
       this.log.warn({ event: 'rx-timeout', radio: this.radio }, `${this.radio}: carrier open longer than ${this.c.rxTimeoutSeconds} s, over ended`);
       this.endRx('timeout');
-      this.rxSuppressed = true;
     }, this.c.rxTimeoutSeconds * 1000);
   }
 
@@ -631,7 +624,7 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     for (const b of this.txQueue.splice(0)) this.o.radio.output.write(b);
   }
 
-  private onChannelOverEnd(s: ChannelSession, rep: OverReport, monitored: boolean): void {
+  private onChannelOverEnd(rep: OverReport, monitored: boolean): void {
     if (!rep.self) this.lastChannelOverEnd = performance.now();
     if (this.held?.info.stream === rep.stream) this.held.ended = true;
     if (monitored && rep.stream === this.txStream) this.endTx(`over ended (${rep.reason})`);

@@ -636,7 +636,7 @@ export class ChannelSession extends Emitter<SessionEvents> {
       this.emit('floor', holder);
       const inc = holder && this.incoming.get(holder.stream);
       // The new holder already has audio buffered (it was waiting behind another over).
-      if (inc && inc.audible && this.floor.holder?.stream === holder.stream) this.emit('audible', inc.info);
+      if (holder && inc?.audible && this.floor.holder?.stream === holder.stream) this.emit('audible', inc.info);
       this.schedule();
     }
     this.ensureTick();

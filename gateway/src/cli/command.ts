@@ -58,7 +58,7 @@ export function helpText(c: Command): string {
 export function parse(c: Command, argv: string[]): { flags: Record<string, string | boolean | undefined>; positionals: string[]; help: boolean } {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = { help: { type: 'boolean', short: 'h' } };
   for (const [name, f] of Object.entries(c.flags)) options[name] = { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}) };
-  let r;
+  let r: ReturnType<typeof parseArgs<{ args: string[]; options: typeof options; allowPositionals: true; strict: true }>>;
   try {
     r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (err) {

@@ -34,6 +34,7 @@ export class OpusWasm {
   private constructor(private readonly x: OpusExports) {}
 
   static async load(module: WebAssembly.Module): Promise<OpusWasm> {
+    // biome-ignore lint/style/useConst: the imports below read it; it is set once the module is instantiated
     let ex: OpusExports | undefined;
     const instance = await WebAssembly.instantiate(module, {
       wasi_snapshot_preview1: { fd_seek: () => 0, fd_write: () => 0, fd_close: () => 0, proc_exit: () => {} },

@@ -99,7 +99,7 @@ export async function startRedirectServer(o: { host: string; port: number; https
       .find((l) => l.startsWith('CN='))
       ?.slice(3) ?? 'team CA';
   const server = http.createServer((req, res) => {
-    if (ca && ca(req, res)) return;
+    if (ca?.(req, res)) return;
     const host = requestHost(req.headers.host) ?? fallbackHost;
     if (!host) {
       res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' }).end('bad Host header\n');

@@ -54,7 +54,7 @@ export function loadTls(p: TlsPaths): TlsMaterial {
   const cert = read('cert', p.cert);
   const key = read('key', p.key);
   const leaf = certificate('cert', p.cert, cert);
-  let privateKey;
+  let privateKey: ReturnType<typeof createPrivateKey>;
   try {
     privateKey = createPrivateKey(key);
   } catch (err) {

@@ -200,7 +200,7 @@ export function startUplink(o: UplinkOptions): Uplink {
       // has moved on meanwhile (the talker left while the link was down), correct the copy.
       counters.loops++;
       const now = held[to].get(t.rest);
-      if (!now || !now.equals(payload)) publish(from, t.rest, now ?? Buffer.alloc(0), 1, true);
+      if (!now?.equals(payload)) publish(from, t.rest, now ?? Buffer.alloc(0), 1, true);
       return;
     }
     const qos = packet.qos;

@@ -5,8 +5,8 @@
  * localStorage, and where a channel key may be kept on the device. Pure functions over strings and
  * a Storage, unit-tested in Node.
  */
-import { DEFAULT_PREFIX, TopicError, normalizeChannel, validatePrefix } from '../../src/channel/topics.js';
-import { KeyError, formatKey, parseKey } from '../../src/crypto/keys.js';
+import { DEFAULT_PREFIX, type TopicError, normalizeChannel, validatePrefix } from '../../src/channel/topics.js';
+import { type KeyError, formatKey, parseKey } from '../../src/crypto/keys.js';
 import { OPUS_DEFAULTS } from '../../src/codec/codec.js';
 
 /** Protocol defaults, the same as the gateway's CodecSchema (a unit test keeps them equal). */

@@ -606,9 +606,9 @@ async function toggleQr(): Promise<void> {
   if (!j) return;
   if (!$('qr-wrap').hidden) return hideQr();
   const url = shareUrl(j);
-  const { toString } = await import('qrcode');
+  const { toString: qrCode } = await import('qrcode');
   // Medium error correction: still reads from a scratched or glare-lit phone screen; SVG stays sharp at any size.
-  const svg = await toString(url, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
+  const svg = await qrCode(url, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
   if (joined !== j) return;
   const doc = new DOMParser().parseFromString(svg, 'image/svg+xml');
   $('qr').replaceChildren(document.importNode(doc.documentElement, true));

@@ -163,7 +163,7 @@ export class Talker extends Emitter<{ state: [TalkState]; sent: [seq: number] }>
   /** PCM from the capture worklet (exactly one codec frame). */
   frame(pcm: Int16Array): void {
     const live = this.capturing;
-    if (!live || !live.over.active) return;
+    if (!live?.over.active) return;
     try {
       live.enc.encode(pcm);
     } catch (err) {
@@ -233,7 +233,7 @@ export class Talker extends Emitter<{ state: [TalkState]; sent: [seq: number] }>
   }
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | void> {
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   let t: ReturnType<typeof setTimeout>;
-  return Promise.race([p, new Promise<void>((r) => (t = setTimeout(r, ms)))]).finally(() => clearTimeout(t));
+  return Promise.race([p, new Promise<undefined>((r) => (t = setTimeout(() => r(undefined), ms)))]).finally(() => clearTimeout(t));
 }

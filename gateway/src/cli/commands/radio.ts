@@ -11,7 +11,7 @@ function settingsFromFlags(flags: Record<string, string | boolean | undefined>):
     if (manual.length) throw new UsageError(`--profile/--channel cannot be combined with --${manual[0]}`);
     if (!has('profile') || !has('channel')) throw new UsageError('--profile and --channel go together (e.g. --profile pmr446 --channel 1)');
     const n = intFlag(flags, 'channel', 1, 9999)!;
-    let plan;
+    let plan: ReturnType<typeof loadPlan>;
     try {
       plan = loadPlan(String(flags.profile));
     } catch (err) {

@@ -14,7 +14,7 @@ try {
   npx(['tsc', '-p', 'tsconfig.json']);
   npx(['tsc', '-p', 'test/tsconfig.json']);
   npx(['tsc', '-p', 'gateway/web/tsconfig.json']);
-  npx(['biome', 'check', '.']);
+  npx(['biome', 'check', '--error-on-warnings', '.']);
   npx(['depcruise', 'gateway/src', 'gateway/web/src', '--config', '.dependency-cruiser.cjs']);
   // The tests run the CLI as users do: the bundle gateway/bin/talkbridge.js loads.
   execFileSync(process.execPath, ['scripts/build-daemon.mjs'], { stdio: 'inherit' });

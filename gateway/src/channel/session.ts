@@ -9,32 +9,16 @@ import { type FrameDecoder, frameProblem } from '../codec/codec.js';
 import { Emitter } from '../core/emitter.js';
 import { type ControlMessage, type EndReason, PRESENCE_REFRESH_MS, PRESENCE_STALE_MS, type Presence, type Source, type StartMessage, encodeJson, parseControl, parsePresence } from './control.js';
 import { type Claim, Floor, type FloorChange } from './floor.js';
-import { JITTER_DEFAULTS, JitterBuffer, JitterEstimator, type JitterOptions, type OverStats } from './jitter.js';
-import { type AudioPacket, Codec, Flag, HEADER_BYTES, type PacketHeader, PacketError, decodePacket, encodePacket, newStreamId, packetMs } from './packet.js';
+import { JITTER_DEFAULTS, JitterBuffer, JitterEstimator, type JitterOptions } from './jitter.js';
+import { type AudioPacket, Codec, Flag, HEADER_BYTES, PacketError, decodePacket, encodePacket, newStreamId, packetMs } from './packet.js';
 import { ChannelTopics, type TopicKind } from './topics.js';
 import { StartLag } from './lag.js';
 import { ENVELOPE_V1, type Sealer } from './sealer.js';
+import { OutgoingOver } from './outgoing.js';
+import { type AudioFrame, type Clock, type OpusRate, type OverReport, type PubSub, type TalkerInfo, type Wire, systemClock } from './types.js';
 
-/** The part of an MQTT.js client the session uses (the same class in Node and in browsers). */
-export interface PubSub {
-  readonly connected: boolean;
-  publish(topic: string, payload: Uint8Array | string, opts: { qos: 0 | 1; retain: boolean }, cb?: (err?: Error) => void): unknown;
-  /** `nl` (MQTT 5 "no local"; ignored on 3.1.1): the broker does not send our own messages back. */
-  subscribe(topic: string, opts: { qos: 0 | 1; nl?: boolean }, cb?: (err: Error | null) => void): unknown;
-  unsubscribe(topic: string, cb?: (err?: Error) => void): unknown;
-  on(event: 'message', fn: (topic: string, payload: Uint8Array) => void): unknown;
-  on(event: 'connect', fn: () => void): unknown;
-  removeListener(event: string, fn: (...args: never[]) => void): unknown;
-}
-
-export interface Clock {
-  /** Monotonic ms, for scheduling. */
-  now(): number;
-  /** Wall clock ms since the epoch, for what goes on the wire. */
-  wall(): number;
-}
-
-export const systemClock: Clock = { now: () => performance.now(), wall: () => Date.now() };
+export { OutgoingOver, type OutgoingEvents } from './outgoing.js';
+export { type AudioFrame, type Clock, type OpusRate, type OverReport, type PubSub, type TalkerInfo, type Wire, systemClock } from './types.js';
 
 /** How early (ms) playout may hand out a frame: see schedule(). */
 const EARLY_MS = 2;
@@ -53,44 +37,6 @@ const MAX_OVERS = 8;
 const MAX_OVERS_PER_SENDER = 2;
 /** Participants shown online on one channel. */
 const MAX_PRESENCE = 256;
-
-export interface TalkerInfo {
-  stream: string;
-  sender: string;
-  name: string;
-  source: Source;
-  /** Start on the sender's clock. */
-  t: number;
-  self: boolean;
-  /**
-   * Set once the over's first decodable audio has arrived: how much later than this sender's
-   * overs usually arrive it came (ms, inbox wait included; 0 for a sender not heard before). A
-   * gateway does not put a stale over on the air (see StartLag).
-   */
-  lagMs?: number;
-}
-
-export interface OverReport extends TalkerInfo {
-  reason: EndReason | 'silence';
-  stats: OverStats;
-  durationMs: number;
-}
-
-export type OpusRate = 8000 | 12000 | 16000 | 24000 | 48000;
-
-export interface AudioFrame {
-  pcm: Int16Array;
-  sampleRate: number;
-  stream: string;
-  index: number;
-  concealed: boolean;
-  /** Capture (sender clock) to playout (our clock), ms. Meaningful when both clocks agree. */
-  latencyMs: number;
-  /** First frame of a packet (per-packet latency is measured on these). */
-  packetStart: boolean;
-  /** Audio per packet of this over: playout runs once per packet while packets come on time. */
-  packetMs: number;
-}
 
 export type SessionEvents = {
   presence: [sender: string, presence: Presence | null];
@@ -145,12 +91,6 @@ export interface SessionOptions {
    * that does not authenticate is dropped (docs/security.md). Without them the channel is clear.
    */
   crypto?: Sealer;
-}
-
-/** How a session puts messages on the wire: published at once on a clear channel, sealed in order on an encrypted one. */
-export interface Wire {
-  control(sender: string, m: ControlMessage): void;
-  audio(sender: string, header: Omit<PacketHeader, 'version' | 'frameCount' | 'keyEpoch'>, frames: readonly Uint8Array[]): void;
 }
 
 interface Incoming {
@@ -802,76 +742,5 @@ export class ChannelSession extends Emitter<SessionEvents> {
     this.wire.control(this.sender, start);
     this.apply(this.floor.claim({ stream, sender: this.sender, t, priority: o.priority ?? 0 }, this.clock.now()));
     return over;
-  }
-}
-
-export type OutgoingEvents = { busy: [winner: TalkerInfo]; end: [reason: EndReason, packets: number] };
-
-/** An over we are sending. Feed it exactly framesPerPacket encoded frames per call. */
-export class OutgoingOver extends Emitter<OutgoingEvents> {
-  private seq = 0;
-  private ended = false;
-  readonly stream: string;
-
-  constructor(
-    private readonly wire: Wire,
-    readonly info: TalkerInfo,
-    readonly sampleRate: number,
-    readonly frameMs: number,
-    readonly framesPerPacket: number,
-    private readonly onDone: () => void,
-  ) {
-    super();
-    this.stream = info.stream;
-  }
-
-  get active(): boolean {
-    return !this.ended;
-  }
-
-  get packets(): number {
-    return this.seq;
-  }
-
-  /** Wall-clock capture time of packet `seq`'s first sample. */
-  timestampOf(seq: number): number {
-    return this.info.t + Math.round(seq * this.frameMs * this.framesPerPacket);
-  }
-
-  /** Publishes one packet; returns false once the over has ended (floor lost or ended). */
-  send(frames: readonly Uint8Array[], last = false): boolean {
-    if (this.ended) return false;
-    if (frames.length !== this.framesPerPacket) throw new RangeError(`an over carries ${this.framesPerPacket} frames per packet, got ${frames.length}`);
-    this.wire.audio(
-      this.info.sender,
-      {
-        flags: (this.seq === 0 ? Flag.START : 0) | (last ? Flag.END : 0),
-        codec: Codec.OPUS,
-        sampleRate: this.sampleRate,
-        frameMs: this.frameMs,
-        streamId: this.stream,
-        seq: this.seq,
-        timestamp: this.timestampOf(this.seq),
-      },
-      frames,
-    );
-    this.seq++;
-    if (last) this.end('done');
-    return true;
-  }
-
-  end(reason: EndReason = 'done'): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.wire.control(this.info.sender, { v: 1, type: 'end', stream: this.stream, reason, packets: this.seq });
-    this.onDone();
-    this.emit('end', reason, this.seq);
-  }
-
-  /** Called by the session when a better claim holds the floor. */
-  lose(winner: TalkerInfo): void {
-    if (this.ended) return;
-    this.end('busy');
-    this.emit('busy', winner);
   }
 }

@@ -450,7 +450,6 @@ const q = (xs: number[], p: number) => {
 };
 const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
 const f1 = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : '–');
-const _f3 = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : '–');
 const f4 = (v: number) => (Number.isFinite(v) ? v.toFixed(4) : '–');
 const ratio = (a: number, b: number) => (Number.isFinite(a / b) ? (a / b).toFixed(2) : '–');
 

@@ -5,7 +5,7 @@
  * truncated and old-epoch input is refused and counted; and a real gateway never keys its radio
  * on any of it — but does on a genuine encrypted over (so the test can fail).
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import mqtt from 'mqtt';
@@ -49,7 +49,6 @@ const dir = tmp();
 const key = generateKey(1);
 const keyFile = path.join(dir, 'base.key');
 writeFileSync(keyFile, formatKey(key) + '\n', { mode: 0o600 });
-let _encrypted: Captured[] = [];
 
 t.before(async () => {
   broker = await startMosquitto();
@@ -87,7 +86,6 @@ t.test('the broker sees only headers: nothing decodes as Opus, no names, no JSON
   const c = envelopeCorrelation(speech.samples, 16000, heard.samples, heard.sampleRate);
   t.ok(c.r >= 0.9, `the team hears it: envelope correlation ${c.r.toFixed(3)}`);
 
-  _encrypted = raw.msgs;
   const audio = raw.msgs.filter((m) => m.topic.includes('/audio/'));
   const other = raw.msgs.filter((m) => !m.topic.includes('/audio/') && m.payload.length > 0);
   t.ok(audio.length >= 60, `${audio.length} audio packets recorded`);
@@ -166,22 +164,24 @@ async function replay(pub: mqtt.MqttClient, msgs: Captured[], mutate: (b: Buffer
   }
 }
 
+/** A participant on the encrypted channel "base" with these keys, closed at the end of the test. */
+async function joinBase(t: Test, name: string, keys: string[], overlapMs?: number) {
+  const c = await openChannel({
+    url: broker.url,
+    prefix: 'talkbridge/v1',
+    channel: 'base',
+    name,
+    sender: name,
+    source: 'cli',
+    silenceMs: 800,
+    crypto: await createChannelCrypto({ channel: 'base', keys, overlapMs }),
+  });
+  t.teardown(() => c.close());
+  return c;
+}
+
 t.test('replayed, bit-flipped, truncated and forged input is refused and counted; nothing plays', async (t) => {
-  const join = async (name: string, keys: string[], overlapMs?: number) => {
-    const c = await openChannel({
-      url: broker.url,
-      prefix: 'talkbridge/v1',
-      channel: 'base',
-      name,
-      sender: name,
-      source: 'cli',
-      silenceMs: 800,
-      crypto: await createChannelCrypto({ channel: 'base', keys, overlapMs }),
-    });
-    t.teardown(() => c.close());
-    return c;
-  };
-  const _k2 = generateKey(2);
+  const join = (name: string, keys: string[], overlapMs?: number) => joinBase(t, name, keys, overlapMs);
   const listener = await join('listener', [formatKey(key)]);
   let played = 0;
   let overs = 0;
@@ -233,20 +233,7 @@ t.test('replayed, bit-flipped, truncated and forged input is refused and counted
 });
 
 t.test('key rotation: the old epoch is accepted for the overlap after the new one is in use, then refused; unknown epochs never', async (t) => {
-  const join = async (name: string, keys: string[], overlapMs?: number) => {
-    const c = await openChannel({
-      url: broker.url,
-      prefix: 'talkbridge/v1',
-      channel: 'base',
-      name,
-      sender: name,
-      source: 'cli',
-      silenceMs: 800,
-      crypto: await createChannelCrypto({ channel: 'base', keys, overlapMs }),
-    });
-    t.teardown(() => c.close());
-    return c;
-  };
+  const join = (name: string, keys: string[], overlapMs?: number) => joinBase(t, name, keys, overlapMs);
   const enc = await createEncoder({ sampleRate: 16000, frameMs: 20, bitrate: 16000, complexity: 5 });
   const speech = (await readWav(SPEECH)).samples.subarray(0, 8000);
   const say = (c: Awaited<ReturnType<typeof join>>) => sendPcm(c.session, enc, { sampleRate: 16000, samples: speech }, { framesPerPacket: 2, frameMs: 20, fast: false });

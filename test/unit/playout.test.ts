@@ -6,7 +6,7 @@
  * still plays. Real Opus frames through the in-memory broker, real timers.
  */
 import t, { type Test } from 'tap';
-import type { AudioFrame, OverReport } from '../../gateway/src/channel/session.js';
+import { type AudioFrame, type OverReport, QUEUED_PLAYOUT, type SessionOptions } from '../../gateway/src/channel/session.js';
 import { encodeJson } from '../../gateway/src/channel/control.js';
 import { Codec, Flag, encodePacket, newStreamId } from '../../gateway/src/channel/packet.js';
 import { ChannelTopics } from '../../gateway/src/channel/topics.js';
@@ -37,8 +37,9 @@ interface Heard {
   at: number;
 }
 
-async function receiver(t: Test, broker: MemoryBroker, queued: boolean) {
-  const s = await joinReceiver(t, broker, { prefix: PREFIX, channel: CHANNEL, createDecoder: (d) => decoders(d), ...(queued ? { playAheadMs: 200, concealLateMs: 40 } : {}) });
+/** A receiving session; `queued`: with a gateway's playout (QUEUED_PLAYOUT). */
+async function receiver(t: Test, broker: MemoryBroker, queued: boolean, o: Partial<SessionOptions> = {}) {
+  const s = await joinReceiver(t, broker, { prefix: PREFIX, channel: CHANNEL, createDecoder: (d) => decoders(d), ...(queued ? QUEUED_PLAYOUT : {}), ...o });
   const heard: Heard[] = [];
   s.on('audio', (f: AudioFrame) => heard.push({ index: f.index, concealed: f.concealed, at: performance.now() }));
   const ended = new Promise<OverReport>((r) => s.once('overEnd', r));
@@ -112,13 +113,14 @@ t.test('an output that plays at once (the default) gets each frame at its due ti
 t.test('a packet up to concealLateMs late still plays; one that never comes is concealed', async (t) => {
   const broker = new MemoryBroker();
   const rx = await receiver(t, broker, true);
-  const sent = await over(broker, { delay: new Map([[30, 25]]), skip: new Set([60]) });
+  // 24 ms late: after its due time (the jitter depth is at least 14 ms), within concealLateMs of it.
+  const sent = await over(broker, { delay: new Map([[30, 24]]), skip: new Set([60]) });
   const end = await rx.ended;
   const f30 = rx.heard.filter((h) => h.index === 30);
   t.same(
     f30.map((h) => h.concealed),
     [false],
-    'frame 30, 25 ms late, played as sent',
+    'frame 30, 24 ms late, played as sent',
   );
   t.equal(end.stats.late, 0, 'nothing counted late');
   const f60 = rx.heard.filter((h) => h.index === 60);
@@ -127,7 +129,7 @@ t.test('a packet up to concealLateMs late still plays; one that never comes is c
   // Due times follow from the first frame's: it plays at its due time.
   const due0 = rx.heard.find((h) => h.index === 0)!.at;
   const waited = f60[0]!.at - (due0 + 60 * 20);
-  t.ok(waited >= 30, `the missing frame was concealed ${waited.toFixed(1)} ms after its due time, giving it concealLateMs to come`);
+  t.ok(waited >= QUEUED_PLAYOUT.concealLateMs - 5, `the missing frame was concealed ${waited.toFixed(1)} ms after its due time, giving it concealLateMs to come`);
   t.equal(end.stats.played, FRAMES.length - 1, 'every frame sent played');
   t.equal(end.stats.concealed - end.stats.stretched, 1, 'one frame concealed for good');
   t.equal(sent.length, FRAMES.length - 1);
@@ -149,4 +151,20 @@ t.test('while an over plays on arrival, the session arms a timer every few packe
   globalThis.setTimeout = real;
   const perPacket = armed / FRAMES.length;
   t.ok(perPacket < 0.5, `${armed} timers for ${FRAMES.length} packets (${perPacket.toFixed(2)} per packet; one per packet without playAheadMs)`);
+});
+
+t.test('the gap between frames handed out stays inside the PTT watchdog, however deep the jitter buffer', async (t) => {
+  // A bridge beats the PTT guard with every frame handed out (concealed ones too); the guard's
+  // watchdog is 150 ms by default. With a 150 ms jitter depth, frames wait until playAheadMs
+  // before their due time, so a lost packet is not a gap of the whole depth plus concealLateMs.
+  const broker = new MemoryBroker();
+  const rx = await receiver(t, broker, true, { jitter: { minDelayMs: 150 } });
+  await over(broker, { skip: new Set([40, 70, 71]) });
+  const end = await rx.ended;
+  t.equal(end.stats.played, FRAMES.length - 3);
+  const at = rx.heard.map((h) => h.at);
+  let gap = 0;
+  for (let i = 2; i < at.length; i++) gap = Math.max(gap, at[i]! - at[i - 1]!);
+  const bound = QUEUED_PLAYOUT.playAheadMs + 20 + QUEUED_PLAYOUT.concealLateMs;
+  t.ok(gap < 150, `longest gap between frames handed out ${gap.toFixed(1)} ms (by design at most ${bound} ms, plus timer lateness)`);
 });

@@ -8,7 +8,7 @@ import type { Logger } from '../core/log.js';
 import type { EmbeddedBroker } from '../broker/embedded.js';
 import type { HttpServer } from '../http/server.js';
 import { type OpenChannel, SOFTWARE, openChannel } from '../talk/open.js';
-import type { OpusRate } from '../channel/session.js';
+import { type OpusRate, QUEUED_PLAYOUT } from '../channel/session.js';
 import { UserError } from '../core/errors.js';
 import { Bridge, capturePeriodMs } from '../bridge/bridge.js';
 import { createEncoder } from '../codec/opus-node.js';
@@ -26,8 +26,6 @@ import { type Notifier, createNotifier } from './sd-notify.js';
 const brokerOf = (client: object) => redactUrl(brokerOfRaw(client));
 
 const OPUS_RATES: ReadonlySet<number> = new Set([8000, 12000, 16000, 24000, 48000]);
-/** How late (ms) a missing frame may be concealed on a gateway: SessionOptions.concealLateMs. */
-const PLAYOUT_CONCEAL_LATE_MS = 40;
 
 export interface Daemon {
   broker: EmbeddedBroker | null;
@@ -183,10 +181,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         decodeRate,
         lateAfterMs: config.bridge.maxStartLagMs,
         // Every radio output queues what it is given (aplay's buffer, a file, nothing), so frames
-        // leave on arrival and the queue holds the jitter depth; a missing frame may be concealed
-        // up to 40 ms late, which aplay's 80 ms buffer covers (docs/operations.md).
-        playAheadMs: config.jitter.maxDelayMs,
-        concealLateMs: PLAYOUT_CONCEAL_LATE_MS,
+        // leave on arrival and the queue holds the jitter depth (docs/operations.md).
+        ...QUEUED_PLAYOUT,
         onRetry: (err, attempt, next, url) =>
           clog.warn(
             { event: 'broker', state: 'waiting', attempt, retryMs: next, next: redactUrl(url), err: redactUrl(err.message) },

@@ -20,6 +20,17 @@ import { type AudioFrame, type Clock, type OpusRate, type OverReport, type PubSu
 export { OutgoingOver, type OutgoingEvents } from './outgoing.js';
 export { type AudioFrame, type Clock, type OpusRate, type OverReport, type PubSub, type TalkerInfo, type Wire, systemClock } from './types.js';
 
+/**
+ * Playout for an output that queues what it is given (a gateway's `aplay`): SessionOptions
+ * playAheadMs and concealLateMs. Both are small on purpose. A bridge's transmit path beats the PTT
+ * guard's watchdog (150 ms by default) with every frame handed out, concealed ones included, so
+ * the longest gap between two frames must stay well inside it: a packet handed out up to 40 ms
+ * early, then a lost 40 ms packet whose first frame is concealed 30 ms after its due time, is a
+ * 110 ms gap. A frame that arrives earlier than 40 ms before its due time (a deep jitter buffer,
+ * a burst) waits for the timer, and that also keeps handed-out audio shorter than the shortest
+ * starvation time (60 ms).
+ */
+export const QUEUED_PLAYOUT = { playAheadMs: 40, concealLateMs: 30 } as const;
 /** How early (ms) playout may hand out a frame: see schedule(). */
 const EARLY_MS = 2;
 /** A playout timer this late (ms) means the event loop stalled: see onPlayTimer(). */
@@ -617,7 +628,7 @@ export class ChannelSession extends Emitter<SessionEvents> {
     const due = inc ? inc.jb.nextDue() : null;
     let at = due;
     if (inc && due !== null && inc.started && this.playAhead > 0) at = inc.jb.nextHere() ? due - this.playAhead : due + (this.opts.concealLateMs ?? 0);
-    if (this.playTimer && at !== null && this.playDue !== null && (this.playDue === at || (this.playAhead > 0 && this.playDue <= at))) return;
+    if (this.playTimer && at !== null && this.playDue !== null && this.playDue <= at) return;
     if (this.playTimer) clearTimeout(this.playTimer);
     this.playTimer = null;
     this.playDeferred = false;

@@ -58,17 +58,18 @@ export function helpText(c: Command): string {
 export function parse(c: Command, argv: string[]): { flags: Record<string, string | boolean | undefined>; positionals: string[]; help: boolean } {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = { help: { type: 'boolean', short: 'h' } };
   for (const [name, f] of Object.entries(c.flags)) options[name] = { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}) };
-  let r: ReturnType<typeof parseArgs<{ args: string[]; options: typeof options; allowPositionals: true; strict: true }>>;
-  try {
-    r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    // node's messages are good but long; keep the first sentence.
-    const first = (err as Error).message
-      .replace(/\s+/g, ' ')
-      .split(/(?<=[.?]) /)[0]!
-      .replace(/\.$/, '');
-    throw new UsageError(`${first} (see talkbridge ${c.name} --help)`);
-  }
+  const r = (() => {
+    try {
+      return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    } catch (err) {
+      // node's messages are good but long; keep the first sentence.
+      const first = (err as Error).message
+        .replace(/\s+/g, ' ')
+        .split(/(?<=[.?]) /)[0]!
+        .replace(/\.$/, '');
+      throw new UsageError(`${first} (see talkbridge ${c.name} --help)`);
+    }
+  })();
   const flags: Record<string, string | boolean | undefined> = {};
   for (const [name, f] of Object.entries(c.flags)) {
     const v = r.values[name] as string | boolean | string[] | undefined;

@@ -7,6 +7,9 @@
  */
 import { EventEmitter } from 'node:events';
 import { ChannelSession, type PubSub, type SessionOptions } from '../../gateway/src/channel/session.js';
+import { type ControlMessage, type EndReason, encodeJson } from '../../gateway/src/channel/control.js';
+import { Codec, Flag, encodePacket } from '../../gateway/src/channel/packet.js';
+import type { ChannelTopics } from '../../gateway/src/channel/topics.js';
 
 /** Whether `topic` matches the MQTT subscription `filter`. */
 export function topicMatches(filter: string, topic: string): boolean {
@@ -116,4 +119,50 @@ export async function joinReceiver(
   await s.join();
   t.teardown(() => s.leave());
   return s;
+}
+
+/** A participant that speaks the wire protocol directly: what a hostile (or old, or odd) client can publish. */
+export class Raw {
+  readonly client: MemoryClient;
+  constructor(
+    broker: MemoryBroker,
+    private readonly topics: ChannelTopics,
+    readonly sender: string,
+  ) {
+    this.client = broker.client();
+  }
+  control(m: ControlMessage, as = this.sender): void {
+    this.client.publish(this.topics.topic('control', as), encodeJson(m), { qos: 1, retain: false });
+  }
+  start(stream: string, o: { t: number; name: string; frameMs: number; fpp: number; priority?: number }): void {
+    this.control({ v: 1, type: 'start', stream, t: o.t, name: o.name, source: 'cli', priority: o.priority ?? 0, sampleRate: 16000, frameMs: o.frameMs, framesPerPacket: o.fpp });
+  }
+  end(stream: string, packets: number, reason: EndReason = 'done'): void {
+    this.control({ v: 1, type: 'end', stream, reason, packets });
+  }
+  audio(stream: string, seq: number, timestamp: number, frameMs: number, frames: readonly Uint8Array[], flags = 0): void {
+    const p = encodePacket({ flags: flags | (seq === 0 ? Flag.START : 0), codec: Codec.OPUS, sampleRate: 16000, frameMs, streamId: stream, seq, timestamp, keyEpoch: 0 }, frames);
+    this.client.publish(this.topics.topic('audio', this.sender), p, { qos: 0, retain: false });
+  }
+  presence(p: Record<string, unknown>, as = this.sender): void {
+    this.client.publish(this.topics.topic('presence', as), new TextEncoder().encode(JSON.stringify(p)), { qos: 1, retain: true });
+  }
+  /**
+   * A START, then packets paced in real time (each leaves when its audio has been captured), then
+   * an END: an ordinary over. Resolves with the number of frames sent.
+   */
+  async over(stream: string, frames: readonly Uint8Array[], o: { frameMs: number; fpp: number; name: string; t?: number }): Promise<number> {
+    const t0 = o.t ?? Date.now();
+    this.start(stream, { t: t0, name: o.name, frameMs: o.frameMs, fpp: o.fpp });
+    const packets = frames.length / o.fpp;
+    const packetMs = o.frameMs * o.fpp;
+    const mono = performance.now();
+    for (let seq = 0; seq < packets; seq++) {
+      const wait = mono + (seq + 1) * packetMs - performance.now();
+      if (wait > 0) await new Promise<void>((r) => setTimeout(r, wait));
+      this.audio(stream, seq, t0 + seq * packetMs, o.frameMs, frames.slice(seq * o.fpp, (seq + 1) * o.fpp), seq === packets - 1 ? Flag.END : 0);
+    }
+    this.end(stream, packets);
+    return frames.length;
+  }
 }

@@ -9,18 +9,18 @@
 import t, { type Test } from 'tap';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { ChannelSession, type AudioFrame, type OverReport, type SessionOptions, type TalkerInfo } from '../../gateway/src/channel/session.js';
+import { ChannelSession, type AudioFrame, type OverReport, type SessionOptions, type TalkerInfo, systemClock } from '../../gateway/src/channel/session.js';
 // Namespace imports: what b90b883 added is read as a property, so this file still loads (and its
 // tests fail, rather than the import) on the code before it.
 import * as control from '../../gateway/src/channel/control.js';
 import * as jitter from '../../gateway/src/channel/jitter.js';
-import { Codec, Flag, encodePacket, newStreamId } from '../../gateway/src/channel/packet.js';
+import { Flag, newStreamId } from '../../gateway/src/channel/packet.js';
 import { ChannelTopics } from '../../gateway/src/channel/topics.js';
 import { type FrameEncoder, concealmentToc } from '../../gateway/src/codec/codec.js';
 import { createEncoder, decoderFactory } from '../../gateway/src/codec/opus-node.js';
 import { readWav } from '../../gateway/src/audio/wav.js';
 import { sendPcm, toFrames } from '../../gateway/src/talk/send.js';
-import { MemoryBroker, type MemoryClient, joinReceiver } from '../helpers/pubsub.js';
+import { MemoryBroker, Raw, joinReceiver } from '../helpers/pubsub.js';
 
 const PREFIX = 'tbtest/v1';
 const CHANNEL = 'hostile';
@@ -77,54 +77,9 @@ function record(s: ChannelSession) {
 
 const receiver = (t: Test, broker: MemoryBroker, o: Partial<SessionOptions> = {}) => joinReceiver(t, broker, { prefix: PREFIX, channel: CHANNEL, createDecoder: (d) => decoders(d), ...o });
 
-/** A participant that speaks the wire protocol directly: what a hostile (or old, or odd) client can publish. */
-class Raw {
-  readonly client: MemoryClient;
-  constructor(
-    broker: MemoryBroker,
-    readonly sender: string,
-  ) {
-    this.client = broker.client();
-  }
-  control(m: control.ControlMessage, as = this.sender): void {
-    this.client.publish(topics.topic('control', as), control.encodeJson(m), { qos: 1, retain: false });
-  }
-  start(stream: string, o: { t: number; name: string; frameMs: number; fpp: number; priority?: number }): void {
-    this.control({ v: 1, type: 'start', stream, t: o.t, name: o.name, source: 'cli', priority: o.priority ?? 0, sampleRate: 16000, frameMs: o.frameMs, framesPerPacket: o.fpp });
-  }
-  end(stream: string, packets: number, reason: control.EndReason = 'done'): void {
-    this.control({ v: 1, type: 'end', stream, reason, packets });
-  }
-  audio(stream: string, seq: number, timestamp: number, frameMs: number, frames: readonly Uint8Array[], flags = 0): void {
-    const p = encodePacket({ flags: flags | (seq === 0 ? Flag.START : 0), codec: Codec.OPUS, sampleRate: 16000, frameMs, streamId: stream, seq, timestamp, keyEpoch: 0 }, frames);
-    this.client.publish(topics.topic('audio', this.sender), p, { qos: 0, retain: false });
-  }
-  presence(p: Record<string, unknown>, as = this.sender): void {
-    this.client.publish(topics.topic('presence', as), new TextEncoder().encode(JSON.stringify(p)), { qos: 1, retain: true });
-  }
-  /**
-   * A START, then packets paced in real time (each leaves when its audio has been captured), then
-   * an END: an ordinary over. Resolves with the number of frames sent.
-   */
-  async over(stream: string, frames: readonly Uint8Array[], o: { frameMs: number; fpp: number; name: string; t?: number }): Promise<number> {
-    const t0 = o.t ?? Date.now();
-    this.start(stream, { t: t0, name: o.name, frameMs: o.frameMs, fpp: o.fpp });
-    const packets = frames.length / o.fpp;
-    const packetMs = o.frameMs * o.fpp;
-    const mono = performance.now();
-    for (let seq = 0; seq < packets; seq++) {
-      const wait = mono + (seq + 1) * packetMs - performance.now();
-      if (wait > 0) await sleep(wait);
-      this.audio(stream, seq, t0 + seq * packetMs, o.frameMs, frames.slice(seq * o.fpp, (seq + 1) * o.fpp), seq === packets - 1 ? Flag.END : 0);
-    }
-    this.end(stream, packets);
-    return frames.length;
-  }
-}
-
 type Tracked = { info: TalkerInfo; jb: jitter.JitterBuffer };
 /** The session's overs in progress (a private field: the bound under test has no public view). */
-const incoming = (s: ChannelSession) => (s as unknown as { incoming: Map<string, Tracked> }).incoming;
+const incoming = (s: ChannelSession) => (s as unknown as { incoming: { size: number; values(): Iterable<Tracked> } }).incoming;
 
 t.test('a burst over (3 s of packets at once, send --fast) plays to its end: the silence timer does not cut it', async (t) => {
   const broker = new MemoryBroker();
@@ -182,7 +137,7 @@ t.test('competing overs are bounded: 10 senders flooding 2.5 ms frames cost boun
   const framesPerSecond = 400;
   const floodBytes = floodFrames.reduce((n, f) => n + f.length, 0) / floodFrames.length;
 
-  const holder = new Raw(broker, 'holder');
+  const holder = new Raw(broker, topics, 'holder');
   const holderStream = newStreamId();
   const holderT = Date.now();
   const holderDone = holder.over(holderStream, holderFrames, { frameMs: 20, fpp: 2, name: 'Holder', t: holderT });
@@ -190,7 +145,7 @@ t.test('competing overs are bounded: 10 senders flooding 2.5 ms frames cost boun
   t.equal(rx.holder.stream, holderStream);
   const before = heap();
 
-  const flooders = Array.from({ length: SENDERS }, (_, i) => new Raw(broker, `flood${i}`));
+  const flooders = Array.from({ length: SENDERS }, (_, i) => new Raw(broker, topics, `flood${i}`));
   // Later starts than the holder's: they never win the floor, so everything they send only buffers.
   const overs = flooders.flatMap((f) => Array.from({ length: OVERS_EACH }, () => ({ f, stream: newStreamId(), t: holderT + 1000 })));
   for (const o of overs) o.f.start(o.stream, { t: o.t, name: o.f.sender, frameMs: 2.5, fpp: 6 });
@@ -255,8 +210,8 @@ t.test('a stream belongs to its sender: START and END for it from anyone else ar
   const broker = new MemoryBroker();
   const rx = await receiver(t, broker);
   const rec = record(rx);
-  const alice = new Raw(broker, 'alice');
-  const mallory = new Raw(broker, 'mallory');
+  const alice = new Raw(broker, topics, 'alice');
+  const mallory = new Raw(broker, topics, 'mallory');
   const frames = await encodeSpeech(20, 2, 2);
   const stream = newStreamId();
   const aliceT = Date.now();
@@ -297,7 +252,7 @@ t.test('presence: stale announcements are ignored, at most 256 are kept, ours is
   t.equal(REFRESH, 5 * 60_000, 're-announced every 5 min');
   const broker = new MemoryBroker();
   let skew = 0;
-  const clock = { now: () => performance.now(), wall: () => Date.now() + skew };
+  const clock = { ...systemClock, wall: () => Date.now() + skew };
 
   // What we announce, as everyone else sees it.
   const watcher = broker.client();
@@ -328,7 +283,7 @@ t.test('presence: stale announcements are ignored, at most 256 are kept, ours is
   t.equal(ours[0]!.at, joinedAt, 'with `at`, the time of the announcement');
 
   const now = Date.now();
-  const others = new Raw(broker, 'x');
+  const others = new Raw(broker, topics, 'x');
   const p = (name: string, since: number, at?: number) => ({ v: 1, name, source: 'web', since, software: 'test', ...(at === undefined ? {} : { at }) });
   others.presence(p('Stale at', now - 60 * 60_000, now - STALE - 60_000), 'stale-at');
   others.presence(p('Stale since', now - STALE - 60_000), 'stale-since');
@@ -377,7 +332,7 @@ t.test('undecodable audio never claims the floor, keeps an over alive or makes i
   const broker = new MemoryBroker();
   const rx = await receiver(t, broker, { silenceMs: 1000 });
   const rec = record(rx);
-  const junk = new Raw(broker, 'junk');
+  const junk = new Raw(broker, topics, 'junk');
   const good20 = await encodeSpeech(20, 1, 2);
   const frame = good20[10]!;
 

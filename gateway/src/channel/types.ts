@@ -1,11 +1,13 @@
 /**
  * The words a channel session and its users share: the seams it is driven through (PubSub, Clock,
- * Wire) and what it reports (TalkerInfo, OverReport, AudioFrame). Apart from session.ts so that
+ * Wire), its options, and what it reports (SessionEvents: TalkerInfo, OverReport, AudioFrame). Apart from session.ts so that
  * the outgoing over and the session's users need not import the session itself.
  */
-import type { ControlMessage, EndReason, Source } from './control.js';
-import type { OverStats } from './jitter.js';
+import type { FrameDecoder } from '../codec/codec.js';
+import type { ControlMessage, EndReason, Presence, Source } from './control.js';
+import type { JitterOptions, OverStats } from './jitter.js';
 import type { PacketHeader } from './packet.js';
+import type { Sealer } from './sealer.js';
 
 /** The part of an MQTT.js client the session uses (the same class in Node and in browsers). */
 export interface PubSub {
@@ -19,14 +21,29 @@ export interface PubSub {
   removeListener(event: string, fn: (...args: never[]) => void): unknown;
 }
 
+/**
+ * Time as a session sees it: reading it and waiting on it. Everything a session times (playout,
+ * silence, presence, bounded waits) goes through here, so that tests can drive it millisecond by
+ * millisecond on a manual clock instead of sleeping in real time.
+ */
 export interface Clock {
   /** Monotonic ms, for scheduling. */
   now(): number;
   /** Wall clock ms since the epoch, for what goes on the wire. */
   wall(): number;
+  setTimeout(fn: () => void, ms: number): Timer;
+  clearTimeout(t: Timer): void;
 }
 
-export const systemClock: Clock = { now: () => performance.now(), wall: () => Date.now() };
+/** A clock's timer handle (Node's Timeout, a browser's number, a manual clock's own). */
+export type Timer = unknown;
+
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  wall: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (t) => clearTimeout(t as Parameters<typeof clearTimeout>[0]),
+};
 
 export interface TalkerInfo {
   stream: string;
@@ -70,4 +87,59 @@ export interface AudioFrame {
 export interface Wire {
   control(sender: string, m: ControlMessage): void;
   audio(sender: string, header: Omit<PacketHeader, 'version' | 'frameCount' | 'keyEpoch'>, frames: readonly Uint8Array[]): void;
+}
+
+export type SessionEvents = {
+  presence: [sender: string, presence: Presence | null];
+  floor: [holder: TalkerInfo | null];
+  overStart: [info: TalkerInfo];
+  /** The floor holder has decodable audio (its first packet arrived, or it took the floor with some buffered): the moment a gateway may key. */
+  audible: [info: TalkerInfo];
+  audio: [frame: AudioFrame];
+  overEnd: [report: OverReport];
+  dropped: [reason: string, detail: string];
+  notice: [sender: string, code: string, text: string];
+};
+
+export interface SessionOptions {
+  prefix: string;
+  channel: string;
+  sender: string;
+  name: string;
+  source: Source;
+  silenceMs: number;
+  jitter?: Partial<Omit<JitterOptions, 'frameMs'>>;
+  createDecoder: (s: { sampleRate: OpusRate; frameMs: 2.5 | 5 | 10 | 20 | 40 | 60 }) => FrameDecoder;
+  /**
+   * Rate to decode to, when everything that plays this channel runs at one rate (a gateway's sound
+   * cards, usually 48 kHz): Opus decodes to any of its rates itself, far cheaper than decoding at
+   * the stream's rate and resampling in JavaScript. Default: the stream's own rate.
+   */
+  decodeRate?: OpusRate;
+  clock?: Clock;
+  software?: string;
+  /**
+   * How much later than a talker's usual an over's first audio may arrive and still count as on
+   * time, for TalkerInfo.lagMs (a gateway passes bridge.maxStartLagMs). Default 1000 ms.
+   */
+  lateAfterMs?: number;
+  /**
+   * For outputs that queue what they are given (a gateway's `aplay`, whose buffer holds 80 ms or
+   * more): once an over plays, a frame that is here goes out on arrival, up to this many ms before
+   * its due time, and the output's queue holds the jitter buffer's depth. That spares a timer
+   * wake-up per packet (at 20 ms packets, half the receiving gateway's wake-ups). Default 0: frames
+   * leave at their due time, for outputs that play what they get at once.
+   */
+  playAheadMs?: number;
+  /**
+   * With playAheadMs: a missing frame is concealed up to this many ms after its due time (the
+   * output's queue covers the wait, and a frame that comes meanwhile plays instead), so that the
+   * timer watching for a missing frame fires every few packets, not at each. Default 0.
+   */
+  concealLateMs?: number;
+  /**
+   * The channel's keys: with them everything this participant sends is encrypted, and anything
+   * that does not authenticate is dropped (docs/security.md). Without them the channel is clear.
+   */
+  crypto?: Sealer;
 }

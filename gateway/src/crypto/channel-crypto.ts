@@ -27,6 +27,8 @@ import {
 } from '../channel/packet.js';
 import { type ChannelKey, KeyError, keyFromPassphrase, parseKey, webcrypto } from './keys.js';
 import { ReplayGuard } from './replay.js';
+import { DerivationBudget, remember } from './budget.js';
+import { EpochPolicy } from './epochs.js';
 import { ENVELOPE_V1, type Opened, type Refusal, type Sealer } from '../channel/sealer.js';
 const ENVELOPE_HEAD = 15;
 const TAG_BYTES = 16;
@@ -43,6 +45,8 @@ export const MAX_SEALED_MESSAGE_BYTES = 4096;
 const AUDIO_LABEL = 'talkbridge/v1 audio';
 const MESSAGE_LABEL = 'talkbridge/v1 message';
 
+export { DERIVATION_BUDGET } from './budget.js';
+
 export const CRYPTO_DEFAULTS = {
   /** Captures further than this from our clock are refused as stale; 0 switches the check off. */
   maxSkewMs: 300_000,
@@ -50,29 +54,6 @@ export const CRYPTO_DEFAULTS = {
   overlapMs: 600_000,
 };
 
-/**
- * Budget for per-over key derivations (HKDF, ~0.2 ms each with WebCrypto on a laptop, ~10× that on a
- * Pi Zero): every new (epoch, stream id, sender) costs one, and anyone who can publish can invent
- * stream ids (and, on an open broker, sender ids) at line rate. Token buckets:
- *  - per sender, burst 8 then 2 a second: a person starts at most about one over a second (a PTT
- *    press), a receiver sees that over plus stragglers of the previous one, and a receiver that
- *    joins mid-over needs one per talking sender; 8 covers a burst of quick presses;
- *  - for senders that never authenticated, also a global 50 a second (burst 50): an attacker
- *    inventing sender ids gets at most that many derivations, ~10 % of a Pi Zero core.
- * Overs announced by an authenticated START (ReplayGuard.announced) are never refused, so a
- * flood cannot silence a genuine over; nor can it evict the key of one (only keys of accepted
- * packets are kept in the stream-key cache).
- */
-export const DERIVATION_BUDGET = {
-  senderBurst: 8,
-  senderPerSecond: 2,
-  globalBurst: 50,
-  globalPerSecond: 50,
-};
-/** Senders whose derivation budget is tracked; entries for unknown senders cost global budget. */
-const MAX_BUCKETS = 1024;
-/** Sender ids that authenticated at least once (only key holders can add one). */
-const MAX_TRUSTED = 256;
 /** Keys of overs with an accepted packet: a receiver hears one over at a time, plus stragglers. */
 const MAX_STREAM_KEYS = 64;
 /** Keys derived but not (yet) proven by an accepted packet: garbage churns only these. */
@@ -86,28 +67,6 @@ export interface CryptoOptions {
   overlapMs?: number;
 }
 
-/** A token bucket; `now` is the caller's wall clock (a step back refills nothing). */
-class Bucket {
-  constructor(
-    public tokens: number,
-    private at: number,
-  ) {}
-
-  take(now: number, burst: number, perSecond: number): boolean {
-    if (now > this.at) this.tokens = Math.min(burst, this.tokens + ((now - this.at) * perSecond) / 1000);
-    this.at = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
-
-  has(now: number, burst: number, perSecond: number): boolean {
-    if (now > this.at) this.tokens = Math.min(burst, this.tokens + ((now - this.at) * perSecond) / 1000);
-    this.at = now;
-    return this.tokens >= 1;
-  }
-}
-
 const enc = new TextEncoder();
 
 export class ChannelCrypto implements Sealer {
@@ -118,17 +77,12 @@ export class ChannelCrypto implements Sealer {
   private readonly streamKeys = new Map<string, Promise<CryptoKey>>();
   /** Keys derived for packets not yet accepted, so that garbage repeating one stream id costs one derivation. */
   private readonly candidateKeys = new Map<string, Promise<CryptoKey>>();
-  private readonly buckets = new Map<string, Bucket>();
-  private readonly globalBucket: Bucket;
-  private readonly trusted = new Set<string>();
+  private readonly budget = new DerivationBudget();
+  private readonly epochPolicy: EpochPolicy;
   /** Counters for metrics and tests: per-over key derivations made, and refused for budget. */
   readonly stats = { derivations: 0, budgetRefused: 0 };
   private readonly messageKeys = new Map<number, Promise<CryptoKey>>();
   private readonly senderTags = new Map<string, Promise<Uint8Array>>();
-  private readonly overlapMs: number;
-  /** Newest epoch seen in authenticated use, and when it was first seen. */
-  private newest = -1;
-  private newestAt = 0;
 
   constructor(private readonly o: CryptoOptions) {
     if (!o.keys.length) throw new KeyError('an encrypted channel needs at least one key');
@@ -139,9 +93,29 @@ export class ChannelCrypto implements Sealer {
     }
     this.sendEpoch = Math.max(...raw.keys());
     for (const [epoch, r] of raw) this.roots.set(epoch, webcrypto().importKey('raw', r as BufferSource, 'HKDF', false, ['deriveKey']));
-    this.overlapMs = o.overlapMs ?? CRYPTO_DEFAULTS.overlapMs;
+    this.epochPolicy = new EpochPolicy(new Set(raw.keys()), this.sendEpoch, o.overlapMs ?? CRYPTO_DEFAULTS.overlapMs, (epoch, since) => this.onEpochInUse?.(epoch, since));
     this.replay = new ReplayGuard({ maxSkewMs: o.maxSkewMs ?? CRYPTO_DEFAULTS.maxSkewMs });
-    this.globalBucket = new Bucket(DERIVATION_BUDGET.globalBurst, -Infinity);
+  }
+
+  /** Whether input from `sender` has been accepted before (bounded memory). */
+  isTrusted(sender: string): boolean {
+    return this.budget.isTrusted(sender);
+  }
+
+  /**
+   * Called when the newest epoch in use advances (authenticated input, or our own sending), so that
+   * it can be saved at once rather than at the next periodic save. One listener: keepReplayState.
+   */
+  onEpochInUse: ((epoch: number, since: number) => void) | null = null;
+
+  /** EpochPolicy.inUse: kept across restarts with the replay state. */
+  epochInUse(): { epoch: number; since: number } | null {
+    return this.epochPolicy.inUse();
+  }
+
+  /** EpochPolicy.restore. */
+  restoreEpochInUse(saved: unknown, now: number): boolean {
+    return this.epochPolicy.restore(saved, now);
   }
 
   get channel(): string {
@@ -184,38 +158,6 @@ export class ChannelCrypto implements Sealer {
     return k;
   }
 
-  /**
-   * May `sender` have a new over's key derived? Overs announced by an authenticated START always
-   * may; otherwise one token from the sender's bucket and, for a sender that never authenticated,
-   * one from the global bucket (checked first, so that invented sender ids cannot churn the bucket
-   * map faster than the global rate).
-   */
-  private admit(sender: string, stream: string, now: number): boolean {
-    if (this.replay.announced(sender, stream)) return true;
-    const b = DERIVATION_BUDGET;
-    let bucket = this.buckets.get(sender);
-    if (bucket && !bucket.has(now, b.senderBurst, b.senderPerSecond)) return false;
-    if (!this.trusted.has(sender) && !this.globalBucket.take(now, b.globalBurst, b.globalPerSecond)) return false;
-    if (!bucket) {
-      bucket = new Bucket(b.senderBurst, now);
-      remember(this.buckets, sender, bucket, MAX_BUCKETS);
-    }
-    bucket.tokens -= 1;
-    return true;
-  }
-
-  /** Whether input from `sender` has been accepted before (bounded memory: MAX_TRUSTED senders). */
-  isTrusted(sender: string): boolean {
-    return this.trusted.has(sender);
-  }
-
-  /** Input from `sender` was accepted: it holds the key (or relays one who does). */
-  private trust(sender: string): void {
-    if (this.trusted.has(sender)) return;
-    this.trusted.add(sender);
-    if (this.trusted.size > MAX_TRUSTED) this.trusted.delete(this.trusted.values().next().value as string);
-  }
-
   private messageKey(epoch: number): Promise<CryptoKey> {
     let k = this.messageKeys.get(epoch);
     if (!k) {
@@ -237,64 +179,13 @@ export class ChannelCrypto implements Sealer {
     return t;
   }
 
-  /** Epoch policy: unknown epochs are unreadable; older ones expire overlapMs after a newer one is in use. */
-  private epochProblem(epoch: number, now: number): Refusal | null {
-    if (!this.roots.has(epoch)) return { reason: 'unknown-epoch', detail: `no key for epoch ${epoch}` };
-    if (epoch < this.newest && now - this.newestAt > this.overlapMs) return { reason: 'old-epoch', detail: `epoch ${epoch} retired (epoch ${this.newest} in use)` };
-    return null;
-  }
-
-  private sawEpoch(epoch: number, now: number): void {
-    if (epoch > this.newest) {
-      this.newest = epoch;
-      this.newestAt = now;
-      this.onEpochInUse?.(epoch, now);
-    }
-  }
-
-  /**
-   * Called when the newest epoch in use advances (authenticated input, or our own sending), so that
-   * it can be saved at once rather than at the next periodic save. One listener: keepReplayState.
-   */
-  onEpochInUse: ((epoch: number, since: number) => void) | null = null;
-
-  /**
-   * The newest key epoch seen in authenticated use (received, or sent by us) and our wall-clock time
-   * when it was first seen; null before any. Kept across restarts with the replay state, so that the
-   * overlap during which older epochs stay valid does not start again at every restart.
-   */
-  epochInUse(): { epoch: number; since: number } | null {
-    return this.newest < 0 ? null : { epoch: this.newest, since: this.newestAt };
-  }
-
-  /**
-   * Takes back a saved epochInUse() at start; returns whether it was taken. Ignored: anything
-   * malformed, an epoch older than one already known, and an epoch newer than every key we hold (the
-   * configuration was rolled back; retiring our own keys would silence the channel — the operator's
-   * choice wins). The same epoch keeps the earlier time; a time in our future (a clock that went
-   * back, as a Pi without RTC does at boot) counts as now, so the overlap never grows.
-   */
-  restoreEpochInUse(saved: unknown, now: number): boolean {
-    if (typeof saved !== 'object' || saved === null) return false;
-    const { epoch, since } = saved as { epoch?: unknown; since?: unknown };
-    if (typeof epoch !== 'number' || !Number.isInteger(epoch) || epoch < 0 || epoch > 0xffff || typeof since !== 'number' || !Number.isFinite(since)) return false;
-    if (epoch > this.sendEpoch || epoch < this.newest) return false;
-    const at = Math.min(since, now);
-    if (epoch === this.newest) this.newestAt = Math.min(this.newestAt, at);
-    else {
-      this.newest = epoch;
-      this.newestAt = at;
-    }
-    return true;
-  }
-
   // ---- audio ----------------------------------------------------------------------------------
 
   /** Builds an encrypted packet; `header.keyEpoch` and the ENCRYPTED flag are set here. */
   async sealAudio(sender: string, header: Omit<PacketHeader, 'version' | 'frameCount' | 'keyEpoch'>, frames: readonly Uint8Array[], now = Date.now()): Promise<Uint8Array> {
     const body = encodeFrames(frames);
     const epoch = this.sendEpoch;
-    this.sawEpoch(epoch, now);
+    this.epochPolicy.saw(epoch, now);
     const out = new Uint8Array(HEADER_BYTES + SENDER_TAG_BYTES + body.length + TAG_BYTES);
     if (out.length > MAX_PACKET_BYTES) throw new PacketError('oversize', `packet of ${out.length} bytes exceeds ${MAX_PACKET_BYTES}`);
     encodeHeader({ ...header, flags: header.flags | Flag.ENCRYPTED, keyEpoch: epoch, frameCount: frames.length }, out);
@@ -325,7 +216,7 @@ export class ChannelCrypto implements Sealer {
     if (n > Math.min(MAX_PACKET_BYTES - HEADER_BYTES, SENDER_TAG_BYTES + p.frameCount * (2 + MAX_OPUS_FRAME_BYTES) + TAG_BYTES)) {
       return { reason: 'oversize', detail: `encrypted body of ${n} bytes is longer than ${p.frameCount} frames can be` };
     }
-    return this.epochProblem(p.keyEpoch, now);
+    return this.epochPolicy.problem(p.keyEpoch, now);
   }
 
   /**
@@ -341,7 +232,7 @@ export class ChannelCrypto implements Sealer {
     const known = key !== undefined;
     if (!key) key = this.candidateKeys.get(id);
     if (!key) {
-      if (!this.admit(sender, p.streamId, now)) {
+      if (!this.budget.admit(sender, this.replay.announced(sender, p.streamId), now)) {
         this.stats.budgetRefused++;
         return { ok: false, reason: 'budget', detail: `too many new overs from ${sender} (or from unknown senders)` };
       }
@@ -371,8 +262,8 @@ export class ChannelCrypto implements Sealer {
       this.candidateKeys.delete(id);
       remember(this.streamKeys, id, key, MAX_STREAM_KEYS);
     }
-    this.trust(sender);
-    this.sawEpoch(p.keyEpoch, now);
+    this.budget.trust(sender);
+    this.epochPolicy.saw(p.keyEpoch, now);
     return { ok: true, value: frames };
   }
 
@@ -388,7 +279,7 @@ export class ChannelCrypto implements Sealer {
     plain.set(json, 1 + s.length + 6);
     const out = new Uint8Array(ENVELOPE_HEAD + plain.length + TAG_BYTES);
     if (s.length > 255 || out.length > MAX_SEALED_MESSAGE_BYTES) throw new PacketError('oversize', `${kind} of ${out.length} bytes (sender id ${s.length}) exceeds ${MAX_SEALED_MESSAGE_BYTES}`);
-    this.sawEpoch(epoch, now);
+    this.epochPolicy.saw(epoch, now);
     out[0] = ENVELOPE_V1;
     out[1] = epoch >> 8;
     out[2] = epoch & 0xff;
@@ -415,7 +306,7 @@ export class ChannelCrypto implements Sealer {
     if (n === 0 || payload[0] !== ENVELOPE_V1) return { reason: 'unencrypted', detail: `clear ${kind} on an encrypted channel` };
     if (n < MIN_MESSAGE_BYTES) return { reason: 'envelope', detail: `${kind} envelope of ${n} bytes` };
     if (n > MAX_SEALED_MESSAGE_BYTES) return { reason: 'oversize', detail: `${kind} envelope of ${n} bytes exceeds ${MAX_SEALED_MESSAGE_BYTES}` };
-    return this.epochProblem((payload[1]! << 8) | payload[2]!, now);
+    return this.epochPolicy.problem((payload[1]! << 8) | payload[2]!, now);
   }
 
   /**
@@ -447,18 +338,13 @@ export class ChannelCrypto implements Sealer {
       const r = this.replay.control(sender, hex(payload.subarray(3, 15)), readU48(plain, 1 + n), now);
       if (r) return { ok: false, reason: r, detail: `${kind} from ${sender}` };
     }
-    this.trust(sender);
-    this.sawEpoch(epoch, now);
+    this.budget.trust(sender);
+    this.epochPolicy.saw(epoch, now);
     return { ok: true, value: plain.subarray(1 + n + 6) };
   }
 }
 
 /** Adds to a bounded map, dropping the oldest entry when full. */
-function remember<K, V>(m: Map<K, V>, k: K, v: V, max: number): void {
-  m.set(k, v);
-  if (m.size > max) m.delete(m.keys().next().value as K);
-}
-
 function audioNonce(seq: number): Uint8Array {
   const n = new Uint8Array(12);
   new DataView(n.buffer).setUint32(8, seq);

@@ -1,6 +1,35 @@
-/** What the outside (status topic, /metrics, systemd watchdog, logs) can see of a radio bridge. */
+/**
+ * What the outside gives a radio bridge, and what it (status topic, /metrics, systemd watchdog,
+ * logs) can see of one.
+ */
+import type { Logger } from 'pino';
+import type { ChannelSession } from '../channel/session.js';
+import type { FrameEncoder } from '../codec/codec.js';
 import type { Emitter } from '../core/emitter.js';
-import type { Levels } from '../radio/types.js';
+import type { AudioIn, AudioOut, CarrierDetect, Levels, Ptt } from '../radio/types.js';
+import type { BridgeConfig } from './schema.js';
+
+export interface RadioIo {
+  name: string;
+  ptt: Ptt;
+  cos: CarrierDetect;
+  input: AudioIn | null;
+  output: AudioOut;
+}
+
+export interface BridgeOptions {
+  radio: RadioIo;
+  /** Where overs heard on the radio go; null for a receive-only gateway. */
+  transmit: ChannelSession | null;
+  /** Channels whose overs are transmitted on the radio. */
+  monitor: ChannelSession[];
+  /** Encoder for the radio → channel path; its rate and frame size are the channel's. */
+  encoder: FrameEncoder;
+  frameMs: number;
+  framesPerPacket: number;
+  config: BridgeConfig;
+  log: Logger;
+}
 
 export type BridgeState = 'idle' | 'rx' | 'tx' | 'hang' | 'lockout';
 

@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ProbeConfig, ProbeResult, ProbeSystem } from './svxlink-probe.js';
+import { installSoundCard } from '../helpers/sound-card.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 let daemonBin = path.join(ROOT, 'gateway/bin/talkbridge.js');
@@ -41,51 +42,6 @@ function which(cmd: string): string | null {
   for (const d of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin', '/usr/bin'])) if (d && fs.existsSync(path.join(d, cmd))) return path.join(d, cmd);
   return null;
 }
-
-/** Real python3, not a version manager's shim (a shim costs a shell start per fake sound card). */
-const python = () => (fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : which('python3'));
-
-// A sound card's capture side: whatever the probe sends to its UDP port, handed on in the periods
-// arecord was asked for (a period leaves once its last frame has arrived, as on a card).
-const FAKE_ARECORD = `
-import os, socket, sys
-period = 960
-for a in sys.argv[1:]:
-    if a.startswith('--period-size='):
-        period = int(a.split('=')[1])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('127.0.0.1', int(os.environ['TB_BENCH_ARECORD_PORT'])))
-need = period * 2
-buf = bytearray()
-try:
-    while True:
-        buf += s.recv(65536)
-        while len(buf) >= need:
-            os.write(1, bytes(buf[:need]))
-            del buf[:need]
-except (BrokenPipeError, KeyboardInterrupt):
-    pass
-`;
-// The playback side: each write forwarded to the probe as it comes (the probe plays it in real time).
-const FAKE_APLAY = `
-import os, socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-dst = ('127.0.0.1', int(os.environ['TB_BENCH_APLAY_PORT']))
-rest = b''
-try:
-    while True:
-        d = os.read(0, 65536)
-        if not d:
-            break
-        d = rest + d
-        n = len(d) & ~1
-        rest = d[n:]
-        for i in range(0, n, 8192):
-            s.sendto(d[i:min(n, i + 8192)], dst)
-except KeyboardInterrupt:
-    pass
-`;
 
 /** The shipped svxlink.conf as ordered sections of key/value pairs (single-line values). */
 function readIni(file: string): Map<string, Map<string, string>> {
@@ -363,14 +319,7 @@ async function runProfile(lab: Lab, dir: string, profile: Profile, log: (s: stri
   fs.writeFileSync(path.join(d, 'mosquitto.conf'), `listener ${port.mqtt} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nmax_queued_messages 1000\n`);
   const mosq = lab.run('mosquitto', which('mosquitto')!, ['-c', `${d}/mosquitto.conf`], { log: `${d}/mosquitto.log` });
   const bin = path.join(d, 'bin');
-  fs.mkdirSync(bin);
-  for (const [name, body] of [
-    ['arecord', FAKE_ARECORD],
-    ['aplay', FAKE_APLAY],
-  ] as const) {
-    fs.writeFileSync(path.join(bin, name), `#!${python()}\n${body}`);
-    fs.chmodSync(path.join(bin, name), 0o755);
-  }
+  installSoundCard(bin, { capture: 'udp', playback: 'udp' });
   const cosA = path.join(d, 'hidraw-cos-a');
   const pttB = path.join(d, 'hidraw-ptt-b');
   execFileSync('mkfifo', [cosA, pttB]);

@@ -7,9 +7,10 @@
  * (PTT on/off with their reasons, state changes, refusals); notices when the process exits.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { type WriteStream, chmodSync, createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { type WriteStream, createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { installSoundCard } from '../helpers/sound-card.js';
 
 /** CM108 GPIO3 reports (test/bridge/helpers.ts). */
 export const KEY = '0000040400';
@@ -34,34 +35,6 @@ while True:
     sys.stdout.write(''.join(lines))
     sys.stdout.flush()
 `;
-
-// A sound card's capture side: silence, paced in real time, in the periods arecord was asked for.
-const FAKE_ARECORD = `#!/usr/bin/env python3
-import sys, time
-a = sys.argv[1:]
-rate = int(a[a.index('-r') + 1]) if '-r' in a else 48000
-period = rate // 50
-for x in a:
-    if x.startswith('--period-size='):
-        period = int(x.split('=')[1])
-chunk = bytes(period * 2)
-step = period / rate
-t = time.monotonic()
-try:
-    while True:
-        sys.stdout.buffer.write(chunk)
-        sys.stdout.buffer.flush()
-        t += step
-        d = t - time.monotonic()
-        if d > 0:
-            time.sleep(d)
-        else:
-            t = time.monotonic()
-except (BrokenPipeError, KeyboardInterrupt):
-    pass
-`;
-// The playback side takes whatever it is given.
-const FAKE_APLAY = `#!/bin/sh\nexec cat > /dev/null\n`;
 
 export interface PttEdge {
   at: number;
@@ -135,14 +108,7 @@ export class WatchedDaemon {
     mkdirSync(spec.dir, { recursive: true });
     this.fifo = path.join(spec.dir, 'hidraw-fuzz');
     this.bin = path.join(spec.dir, 'bin');
-    mkdirSync(this.bin, { recursive: true });
-    for (const [name, body] of [
-      ['arecord', FAKE_ARECORD],
-      ['aplay', FAKE_APLAY],
-    ] as const) {
-      writeFileSync(path.join(this.bin, name), body);
-      chmodSync(path.join(this.bin, name), 0o755);
-    }
+    installSoundCard(this.bin);
     execFileSync('mkfifo', [this.fifo]);
     writeFileSync(path.join(spec.dir, 'ptt-reader.py'), PTT_READER);
     this.logFile = createWriteStream(path.join(spec.dir, 'daemon.log'), { flags: 'a' });

@@ -12,26 +12,11 @@ import path from 'node:path';
 import { startMosquitto, type TestBroker } from '../helpers/brokers.js';
 import { FIXTURES, ROOT, startCli, type RunningCli } from '../helpers/cli.js';
 import { KEY, UNKEY, pttFifo, speechInput, writeConfig } from '../bridge/helpers.js';
-import { fakeGpioTools, sleep, tempDir, waitFor, writeExe } from '../radio/helpers.js';
+import { fakeGpioTools, sleep, tempDir, waitFor } from '../radio/helpers.js';
+import { installSoundCard } from '../helpers/sound-card.js';
 
 const LIMIT_MS = 1000;
 const SPEECH = path.join(FIXTURES, 'speech-16k.wav');
-
-// A capture child that never delivers a byte (a card that stalls), and one delivering silence in real time.
-const SILENT_ARECORD = '#!/bin/sh\nexec sleep 1000\n';
-const PACED_ARECORD = `#!/usr/bin/env python3
-import sys, time
-a = sys.argv[1:]
-rate = int(a[a.index('-r') + 1]) if '-r' in a else 48000
-chunk = bytes(rate // 50 * 2)
-try:
-    while True:
-        sys.stdout.buffer.write(chunk)
-        sys.stdout.buffer.flush()
-        time.sleep(0.02)
-except (BrokenPipeError, KeyboardInterrupt):
-    pass
-`;
 
 interface Spec {
   cos?: (dir: string) => string;
@@ -172,13 +157,13 @@ t.test('broker unreachable: killed, the daemon retrying', async (t) => {
 });
 
 t.test('ALSA capture that never delivers a byte, VOX carrier detect', async (t) => {
-  const r = await start(t, { audioIn: () => '{ type: alsa, device: default }', cos: () => '{ type: vox }', bin: (bin) => writeExe(bin, 'arecord', SILENT_ARECORD) });
+  const r = await start(t, { audioIn: () => '{ type: alsa, device: default }', cos: () => '{ type: vox }', bin: (bin) => installSoundCard(bin, { capture: 'stalled' }) });
   await sleep(300);
   await measure(t, r, 'ALSA capture silent, VOX');
 });
 
 t.test('ALSA capture running, VOX carrier detect', async (t) => {
-  const r = await start(t, { audioIn: () => '{ type: alsa, device: default }', cos: () => '{ type: vox }', bin: (bin) => writeExe(bin, 'arecord', PACED_ARECORD) });
+  const r = await start(t, { audioIn: () => '{ type: alsa, device: default }', cos: () => '{ type: vox }', bin: (bin) => installSoundCard(bin, { capture: 'silence' }) });
   await sleep(300);
   await measure(t, r, 'ALSA capture running, VOX');
 });

@@ -48,7 +48,7 @@ export class BrokerConnection extends Emitter<{ state: [ConnState] }> {
       connectTimeout: 8000,
       reconnectPeriod: backoffMs(1, baseMs),
       clean: true,
-      // 3.1.1 on purpose: the listen-only probe (main.ts) needs the broker to echo our own audio,
+      // 3.1.1 on purpose: the listen-only probe (channel.ts) needs the broker to echo our own audio,
       // which an MQTT 5 session subscribed "no local" (as the gateway's are) would not.
       protocolVersion: 4,
       ...(o.username ? { username: o.username, password: o.password ?? '' } : {}),

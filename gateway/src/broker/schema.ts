@@ -1,6 +1,6 @@
 /** The `embeddedBroker` config section: the in-process broker a kit runs when it has no other. */
 import { z } from 'zod';
-import { host, port } from '../config/common.js';
+import { host, port } from '../core/schema.js';
 import { TeamUsersSchema } from './team.js';
 
 /**

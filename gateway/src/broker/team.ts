@@ -14,7 +14,7 @@ import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_PREFIX, normalizeChannel, validatePrefix, validateSender } from '../channel/topics.js';
-import { check } from '../config/common.js';
+import { check } from '../core/schema.js';
 import { UserError } from '../core/errors.js';
 import { ROLES, type Role } from './access.js';
 import { type Team, buildTeam } from './team-model.js';

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { parseKey } from '../crypto/keys.js';
 import { BridgeSchema } from '../bridge/schema.js';
 import { normalizeChannel, validateSender } from '../channel/topics.js';
-import { check } from './common.js';
+import { check } from '../core/schema.js';
 import { RadioEntrySchema, resolveRadio } from '../radio/profiles.js';
 import { BrokerSchema } from '../net/schema.js';
 import { UplinkSchema } from '../net/uplink-schema.js';

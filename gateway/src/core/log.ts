@@ -16,6 +16,9 @@ export interface LogOptions {
   pretty?: boolean;
 }
 
+/** For a part used without a logger (tests, one-off tools): logs nothing. */
+export const silentLog: Logger = pino({ level: 'silent' });
+
 export function createLogger(o: LogOptions = {}): Logger {
   const fd = o.fd ?? 1;
   const stream = fd === 1 ? process.stdout : process.stderr;

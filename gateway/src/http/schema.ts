@@ -1,6 +1,6 @@
 /** The `http` config section: the web client, /healthz, /metrics and MQTT over WebSocket. */
 import { z } from 'zod';
-import { host, port } from '../config/common.js';
+import { host, port } from '../core/schema.js';
 import { TlsFileError, loadTls } from './tls.js';
 
 /**

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { normalizeChannel, validatePrefix } from '../channel/topics.js';
-import { check } from '../config/common.js';
+import { check } from '../core/schema.js';
 import { BrokerFields, oneCredential, oneOfUrlOrUrls } from './schema.js';
 
 export const UplinkSchema = BrokerFields.extend({

@@ -4,7 +4,7 @@
  * touches the OS (roots, executables, port class, onoff) comes in through `DriverDeps`.
  */
 import type { Logger } from 'pino';
-import { silentLog } from './ptt/base.js';
+import { silentLog } from '../core/log.js';
 import type { AudioConfig, CosConfig, ModuleConfig, PttConfig, ResolvedModule, ResolvedRadio } from './profiles.js';
 import { type AudioIn, type AudioOut, type CarrierDetect, type Ptt, RadioError, type RadioModule } from './types.js';
 import { type DeviceRoots, DEFAULT_ROOTS, autoHidraw } from './devices.js';

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { Emitter } from '../../core/emitter.js';
 import { readWav, wavHeader } from '../../audio/wav.js';
 import { resampleAll } from '../../audio/resample.js';
-import { silentLog } from '../ptt/base.js';
+import { silentLog } from '../../core/log.js';
 import { type AudioIn, type AudioInEvents, type AudioOut, type AudioOutEvents, type AudioState, type Levels, RadioError } from '../types.js';
 import { LevelMeter, applyGain, toBytes } from './levels.js';
 

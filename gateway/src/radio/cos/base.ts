@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { Emitter } from '../../core/emitter.js';
 import { type CarrierDetect, type CarrierEvents, RadioError } from '../types.js';
-import { silentLog } from '../ptt/base.js';
+import { silentLog } from '../../core/log.js';
 
 export interface CosCommon {
   /** Carrier present when the line is low (most COS outputs are open-collector, active low). */

@@ -5,7 +5,7 @@
  * because the module then holds a mix of old and new settings.
  */
 import type { Logger } from 'pino';
-import { silentLog } from '../ptt/base.js';
+import { silentLog } from '../../core/log.js';
 import { type PortFactory, type PortHandle, acquirePort } from '../serial.js';
 import { type ModuleChannel, type ModuleReadback, type ModuleSettings, type ProgramStep, RadioError, type RadioModule } from '../types.js';
 import { checkChannel, moduleFreq, parseToneCode, toneCode, toneName } from './tones.js';

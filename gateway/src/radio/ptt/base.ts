@@ -3,12 +3,11 @@
  * serialised (a key racing an unkey must not leave the line keyed), `open` leaves the line idle,
  * and any failure while keying ends with an attempt to unkey and a `fault` event.
  */
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { silentLog } from '../../core/log.js';
 import { Emitter } from '../../core/emitter.js';
 import { type Ptt, type PttEvents, RadioError } from '../types.js';
 import type { PttGuard } from './guard.js';
-
-export const silentLog: Logger = pino({ level: 'silent' });
 
 const msg = (err: unknown) => (err instanceof Error ? err.message : String(err));
 

@@ -17,6 +17,7 @@
 import type { Logger } from 'pino';
 import { Emitter } from '../core/emitter.js';
 import type { AudioFrame, ChannelSession, OverReport, TalkerInfo } from '../channel/session.js';
+import { type Clock, systemClock } from '../channel/types.js';
 import { HangExtras } from './extras.js';
 import { Refusals } from './refusals.js';
 import { RxPipeline } from './rx.js';
@@ -61,18 +62,21 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   private readonly refusals: Refusals;
   private held: HeldOver | null = null;
   /** rx: the rx time-out; tot: the time-out timer; lockout: a backstop poll. */
-  private readonly timers = new Timers<'rx' | 'tot' | 'hang' | 'starve' | 'lockout'>();
+  private readonly timers: Timers<'rx' | 'tot' | 'hang' | 'starve' | 'lockout'>;
+  private readonly clock: Clock;
 
   constructor(private readonly o: BridgeOptions) {
     super();
     this.radio = o.radio.name;
     this.c = o.config;
     this.log = o.log;
+    this.clock = o.clock ?? systemClock;
+    this.timers = new Timers(this.clock);
     this.onListenerError = (err, event) => this.log.error({ err: String(err), event }, 'bridge listener failed');
     const { encoder, frameMs, framesPerPacket } = o;
     const inRate = o.radio.input?.sampleRate ?? encoder.sampleRate;
     this.rx = new RxPipeline({ inRate, encoder, frameMs, framesPerPacket, squelchTailMs: this.c.squelchTailMs, audio: this.c.rxAudio });
-    this.tx = new TxPipeline(o.radio.output, this.c.txAudio.limiterDb);
+    this.tx = new TxPipeline(o.radio.output, this.c.txAudio.limiterDb, this.clock);
     this.refusals = new Refusals(this.c.maxStartLagMs);
     this.extras = new HangExtras(this.c, o.radio.output.sampleRate, this.radio, this.log);
   }
@@ -206,7 +210,7 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   /** Decides whether a rising carrier is forwarded. */
   private tryRx(): void {
     if (this.st === 'rx') return;
-    const now = performance.now();
+    const now = this.clock.now();
     const why =
       this.st === 'tx' || this.st === 'hang'
         ? 'we are transmitting'
@@ -233,7 +237,7 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
       this.log.info({ event: 'rx-ignored', radio: this.radio, reason: 'busy' }, `${this.radio}: channel ${ch.topics.channel} busy, ${over.busy.name} is talking`);
       return;
     }
-    this.rxInfo = { direction: 'radio-to-channel', channel: ch.topics.channel, stream: over.stream, talker: this.radio, since: Date.now() };
+    this.rxInfo = { direction: 'radio-to-channel', channel: ch.topics.channel, stream: over.stream, talker: this.radio, since: this.clock.wall() };
     over.once('busy', (w) => {
       if (this.rx.over !== over) return;
       this.rx.stop();
@@ -281,7 +285,7 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     // Each over comes here twice: when its first audio arrives and when that audio starts to play.
     if (info.self || info.stream === this.onAir?.talker.stream || info.stream === this.held?.info.stream || this.refusals.has(info.stream)) return;
     const desc = `${info.name} on ${s.topics.channel}`;
-    const refused = this.refusals.check(info, desc, performance.now());
+    const refused = this.refusals.check(info, desc, this.clock.now());
     if (refused) {
       if (refused.stale) this.counters.refusedStale++;
       this.skip(info.stream, refused.why);
@@ -330,10 +334,10 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   }
 
   private startTx(s: ChannelSession, info: TalkerInfo): void {
-    const now = performance.now();
+    const now = this.clock.now();
     const wasHang = this.st === 'hang';
     this.timers.clear('hang');
-    this.onAir = { session: s, talker: info, info: { direction: 'channel-to-radio', channel: s.topics.channel, stream: info.stream, talker: info.name, since: Date.now() } };
+    this.onAir = { session: s, talker: info, info: { direction: 'channel-to-radio', channel: s.topics.channel, stream: info.stream, talker: info.name, since: this.clock.wall() } };
     // Keyed on the first audio's arrival, that audio is still a jitter buffer from playing.
     this.lastValid = now + FIRST_AUDIO_GRACE_MS;
     this.counters.oversToRadio++;
@@ -350,7 +354,7 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   private key(reason: string): void {
     const r = this.o.radio;
     if (this.keyedSince === null) {
-      this.keyedSince = performance.now();
+      this.keyedSince = this.clock.now();
       if (this.c.timeoutSeconds > 0) this.timers.set('tot', this.c.timeoutSeconds * 1000, () => this.timeOut());
     }
     this.log.info({ event: 'ptt', radio: this.radio, on: true, reason }, `${this.radio}: PTT on (${reason})`);
@@ -373,7 +377,7 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
       this.log.info({ event: 'ptt', radio: this.radio, on: false, reason }, `${this.radio}: PTT off (${reason})`);
       this.emit('ptt', false, reason);
     }
-    this.holdoffUntil = performance.now() + this.c.cosHoldoffMs;
+    this.holdoffUntil = this.clock.now() + this.c.cosHoldoffMs;
     // A carrier still up once the hold-off is over is someone else on the frequency.
     this.timers.after(this.c.cosHoldoffMs + 5, () => {
       if (!this.stopped && this.st === 'idle' && this.o.radio.cos.carrier) this.tryRx();
@@ -381,7 +385,7 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   }
 
   private noteUnkeyed(): void {
-    if (this.keyedSince !== null) this.counters.keyedSeconds += (performance.now() - this.keyedSince) / 1000;
+    if (this.keyedSince !== null) this.counters.keyedSeconds += (this.clock.now() - this.keyedSince) / 1000;
     this.keyedSince = null;
     this.timers.clear('tot');
   }
@@ -397,7 +401,7 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     }
     if (f.stream !== this.onAir?.talker.stream || this.st !== 'tx') return;
     // Audio held for the TX delay is valid until it has gone out.
-    if (!f.concealed) this.lastValid = Math.max(performance.now(), this.tx.startAt);
+    if (!f.concealed) this.lastValid = Math.max(this.clock.now(), this.tx.startAt);
     // Playout runs once per packet, concealing frame by frame when packets are late, until the over
     // ends: its ticks are the PTT guard's heartbeat meanwhile (endTx hands it back to the timer).
     this.o.radio.ptt.alive?.(f.packetMs);
@@ -405,7 +409,7 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   }
 
   private onChannelOverEnd(rep: OverReport, monitored: boolean): void {
-    if (!rep.self) this.lastChannelOverEnd = performance.now();
+    if (!rep.self) this.lastChannelOverEnd = this.clock.now();
     if (this.held?.info.stream === rep.stream) this.held.ended = true;
     if (monitored && rep.stream === this.onAir?.talker.stream) this.endTx(`over ended (${rep.reason})`);
   }
@@ -418,14 +422,14 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     if (this.tx.holding) {
       // Audio still held for the TX delay: the over ends once it has gone out.
       const stream = this.onAir?.talker.stream;
-      setTimeout(() => this.onAir?.talker.stream === stream && this.endTx(reason), Math.max(0, this.tx.startAt - performance.now()) + 1);
+      this.clock.setTimeout(() => this.onAir?.talker.stream === stream && this.endTx(reason), Math.max(0, this.tx.startAt - this.clock.now()) + 1);
       return;
     }
     this.closeTxOver(reason);
     this.go('hang', reason);
     // Courtesy tone and station ID go out during the hang, before we unkey.
     let extraMs = 0;
-    for (const pcm of this.extras.due(performance.now())) extraMs += this.tx.tone(pcm);
+    for (const pcm of this.extras.due(this.clock.now())) extraMs += this.tx.tone(pcm);
     const drained = this.o.radio.output.drain().catch(() => undefined);
     this.timers.set('hang', this.c.hangMs + extraMs, () => {
       void drained.then(() => {
@@ -462,16 +466,16 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
 
   /** Due when the last valid audio is `starvationMs` old; valid audio since then re-arms it. */
   private armStarvation(): void {
-    const wait = this.lastValid + this.c.starvationMs - performance.now();
+    const wait = this.lastValid + this.c.starvationMs - this.clock.now();
     this.timers.set('starve', Math.max(0, Math.ceil(wait)) + 1, () => this.checkStarvation());
   }
 
   private checkStarvation(): void {
     if (this.st !== 'tx' || this.stopped) return;
-    const silent = performance.now() - this.lastValid;
+    const silent = this.clock.now() - this.lastValid;
     if (silent <= this.c.starvationMs) return this.armStarvation();
     this.counters.starvations++;
-    if (this.onAir) this.refusals.starvedBy(this.onAir.talker.sender, performance.now());
+    if (this.onAir) this.refusals.starvedBy(this.onAir.talker.sender, this.clock.now());
     this.log.warn({ event: 'starvation', radio: this.radio, ms: Math.round(silent) }, `${this.radio}: no audio for ${Math.round(silent)} ms, unkeyed`);
     this.abortTx('no audio (starvation)');
   }

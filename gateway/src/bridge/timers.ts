@@ -1,16 +1,21 @@
 /**
  * The state machine's timers: named ones, at most one of each (setting one again replaces it), and
- * unnamed ones that run once; stopping the bridge cancels them all at once.
+ * unnamed ones that run once; stopping the bridge cancels them all at once. On the bridge's clock,
+ * so that tests run them in simulated time.
  */
+import type { Clock, Timer } from '../channel/types.js';
+
 export class Timers<Name extends string> {
-  private readonly named = new Map<Name, NodeJS.Timeout>();
-  private readonly once = new Set<NodeJS.Timeout>();
+  private readonly named = new Map<Name, Timer>();
+  private readonly once = new Set<Timer>();
+
+  constructor(private readonly clock: Clock) {}
 
   set(name: Name, ms: number, fn: () => void): void {
     this.clear(name);
     this.named.set(
       name,
-      setTimeout(() => {
+      this.clock.setTimeout(() => {
         this.named.delete(name);
         fn();
       }, ms),
@@ -22,14 +27,13 @@ export class Timers<Name extends string> {
   }
 
   clear(name: Name): void {
-    const t = this.named.get(name);
-    if (t === undefined) return;
-    clearTimeout(t);
+    if (!this.named.has(name)) return;
+    this.clock.clearTimeout(this.named.get(name));
     this.named.delete(name);
   }
 
   after(ms: number, fn: () => void): void {
-    const t = setTimeout(() => {
+    const t = this.clock.setTimeout(() => {
       this.once.delete(t);
       fn();
     }, ms);
@@ -37,7 +41,7 @@ export class Timers<Name extends string> {
   }
 
   clearAll(): void {
-    for (const t of [...this.named.values(), ...this.once]) clearTimeout(t);
+    for (const t of [...this.named.values(), ...this.once]) this.clock.clearTimeout(t);
     this.named.clear();
     this.once.clear();
   }

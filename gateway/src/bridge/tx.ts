@@ -8,6 +8,7 @@ import { ResampleToFloat } from '../audio/resample.js';
 import { limiter } from '../dsp/dynamics.js';
 import { type Stage, toInt16 } from '../dsp/stage.js';
 import type { AudioFrame, ChannelSession, TalkerInfo } from '../channel/session.js';
+import type { Clock, Timer } from '../channel/types.js';
 import type { AudioOut } from '../radio/types.js';
 
 export class TxPipeline {
@@ -16,16 +17,17 @@ export class TxPipeline {
   private readonly chain: Stage;
   private start = 0;
   private queue: Int16Array[] = [];
-  private flushTimer: NodeJS.Timeout | null = null;
+  private flushTimer: Timer | null = null;
 
   constructor(
     private readonly output: AudioOut,
     limiterDb: number,
+    private readonly clock: Clock,
   ) {
     this.chain = limiter(output.sampleRate, { ceilingDb: limiterDb, releaseMs: 80 });
   }
 
-  /** When audio may start to go out (performance.now()): key-up plus the TX delay. */
+  /** When audio may start to go out (clock ms): key-up plus the TX delay. */
   get startAt(): number {
     return this.start;
   }
@@ -49,10 +51,10 @@ export class TxPipeline {
     this.chain.process(f);
     // A new block each time: the output (or the TX-delay queue) keeps it.
     const out = toInt16(f);
-    const wait = this.start - performance.now();
+    const wait = this.start - this.clock.now();
     if (wait > 0 || this.queue.length) {
       this.queue.push(out);
-      this.flushTimer ??= setTimeout(() => this.flush(), Math.max(0, wait));
+      this.flushTimer ??= this.clock.setTimeout(() => this.flush(), Math.max(0, wait));
       return;
     }
     this.output.write(out);
@@ -71,7 +73,7 @@ export class TxPipeline {
   }
 
   close(): void {
-    if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (this.flushTimer) this.clock.clearTimeout(this.flushTimer);
   }
 
   private flush(): void {

@@ -4,6 +4,7 @@
  */
 import type { Logger } from 'pino';
 import type { ChannelSession } from '../channel/session.js';
+import type { Clock } from '../channel/types.js';
 import type { FrameEncoder } from '../codec/codec.js';
 import type { Emitter } from '../core/emitter.js';
 import type { AudioIn, AudioOut, CarrierDetect, Levels, Ptt } from '../radio/types.js';
@@ -29,6 +30,11 @@ export interface BridgeOptions {
   framesPerPacket: number;
   config: BridgeConfig;
   log: Logger;
+  /**
+   * What the state machine's timing rules run on: systemClock unless a test drives it. The receive
+   * pre-roll stays on real time (rx.ts says why).
+   */
+  clock?: Clock;
 }
 
 export type BridgeState = 'idle' | 'rx' | 'tx' | 'hang' | 'lockout';

@@ -16,8 +16,8 @@ import { fileURLToPath } from 'node:url';
 import { hookedPage, launchChromium } from './chromium.mjs';
 import { freePort, sleep } from './net.mjs';
 import { pino } from 'pino';
-import { startDaemon } from '../gateway/dist/app/daemon.js';
-import { ConfigSchema } from '../gateway/dist/config/schema.js';
+import { startDaemon } from '../gateway/dist/src/app/daemon.js';
+import { ConfigSchema } from '../gateway/dist/src/config/schema.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const bin = path.join(root, 'gateway/bin/talkbridge.js');

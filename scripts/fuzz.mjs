@@ -25,7 +25,7 @@ ensure(
 const args = process.argv.slice(2);
 let bin = null;
 if (!args.includes('--bin')) {
-  // Same depth below the package root as gateway/dist/bundle, so core/paths.ts finds the package.
+  // Inside the package, so core/paths.ts finds the package root above it.
   const out = path.join(root, 'test/fuzz/.bundle');
   await bundleDaemon(out);
   bin = path.join(out, 'talkbridge.js');

@@ -9,12 +9,12 @@ import { fileURLToPath } from 'node:url';
 import { hookedPage, launchChromium } from './chromium.mjs';
 import { freePort, sleep } from './net.mjs';
 import { pino } from 'pino';
-import { startDaemon } from '../gateway/dist/app/daemon.js';
-import { ConfigSchema } from '../gateway/dist/config/schema.js';
-import { openChannel } from '../gateway/dist/talk/open.js';
-import { sendPcm } from '../gateway/dist/talk/send.js';
-import { createEncoder } from '../gateway/dist/codec/opus-node.js';
-import { readWav } from '../gateway/dist/audio/wav.js';
+import { startDaemon } from '../gateway/dist/src/app/daemon.js';
+import { ConfigSchema } from '../gateway/dist/src/config/schema.js';
+import { openChannel } from '../gateway/dist/src/talk/open.js';
+import { sendPcm } from '../gateway/dist/src/talk/send.js';
+import { createEncoder } from '../gateway/dist/src/codec/opus-node.js';
+import { readWav } from '../gateway/dist/src/audio/wav.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outDir = path.join(root, 'docs/screenshots');

@@ -12,10 +12,11 @@ ensure(TEST_DEPS, 'test');
 const npx = (args) => execFileSync('npx', ['--no-install', ...args], { stdio: 'inherit' });
 try {
   npx(['tsc', '-p', 'tsconfig.json']);
+  npx(['tsc', '-p', 'gateway/shared/tsconfig.json']);
   npx(['tsc', '-p', 'test/tsconfig.json']);
   npx(['tsc', '-p', 'gateway/web/tsconfig.json']);
   npx(['biome', 'check', '--error-on-warnings', '.']);
-  npx(['depcruise', 'gateway/src', 'gateway/web/src', '--config', '.dependency-cruiser.cjs']);
+  npx(['depcruise', 'gateway/src', 'gateway/shared', 'gateway/web/src', '--config', '.dependency-cruiser.cjs']);
   // The tests run the CLI as users do: the bundle gateway/bin/talkbridge.js loads.
   execFileSync(process.execPath, ['scripts/build-daemon.mjs'], { stdio: 'inherit' });
   // The browser tests load the built web client.

@@ -10,9 +10,9 @@ import { encodeWav, readWav } from '../../gateway/src/audio/wav.js';
 import { createDecoder, createEncoder, loadOpusWasm } from '../../gateway/src/codec/opus-node.js';
 import { toFrames } from '../../gateway/src/talk/send.js';
 import { FIXTURES } from '../helpers/cli.js';
-import { ChannelCrypto } from '../../gateway/src/crypto/channel-crypto.js';
-import { generateKey } from '../../gateway/src/crypto/keys.js';
-import { Codec, decodePacket, newStreamId } from '../../gateway/src/channel/packet.js';
+import { ChannelCrypto } from '../../gateway/shared/crypto/channel-crypto.js';
+import { generateKey } from '../../gateway/shared/crypto/keys.js';
+import { Codec, decodePacket, newStreamId } from '../../gateway/shared/channel/packet.js';
 
 const settings = { sampleRate: 16000 as const, frameMs: 20 as const, bitrate: 16000, complexity: 9 };
 

@@ -9,7 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import { startMosquitto, freePort } from '../helpers/brokers.js';
 import { FIXTURES, runCli, startCli } from '../helpers/cli.js';
-import { formatKey, generateKey } from '../../gateway/src/crypto/keys.js';
+import { formatKey, generateKey } from '../../gateway/shared/crypto/keys.js';
 
 async function countingProxy(target: number): Promise<{ port: number; bytes: () => number; close: () => void }> {
   let up = 0;

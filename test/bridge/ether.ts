@@ -9,7 +9,7 @@
  * delay at all. Other radios' carrier detect opens `keyUpMs` after a radio keys (40 ms here, at the
  * quick end of real sets); it closes as soon as the transmitter unkeys.
  */
-import { Emitter } from '../../gateway/src/core/emitter.js';
+import { Emitter } from '../../gateway/shared/core/emitter.js';
 import type { AudioIn, AudioInEvents, AudioOut, AudioOutEvents, AudioState, CarrierDetect, CarrierEvents, Levels, Ptt, PttEvents } from '../../gateway/src/radio/types.js';
 
 const RATE = 48000;

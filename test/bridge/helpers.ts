@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { encodeWav, readWav } from '../../gateway/src/audio/wav.js';
-import { resampleAll } from '../../gateway/src/audio/resample.js';
+import { resampleAll } from '../../gateway/shared/audio/resample.js';
 import { FIXTURES, startCli, type RunningCli } from '../helpers/cli.js';
 
 export const KEY = '0000040400';

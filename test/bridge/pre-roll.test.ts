@@ -13,7 +13,7 @@ import { Bridge } from '../../gateway/src/bridge/bridge.js';
 import { BridgeSchema } from '../../gateway/src/bridge/schema.js';
 import { CosBase } from '../../gateway/src/radio/cos/base.js';
 import { NonePtt } from '../../gateway/src/radio/ptt/none.js';
-import { Emitter } from '../../gateway/src/core/emitter.js';
+import { Emitter } from '../../gateway/shared/core/emitter.js';
 import type { AudioIn, AudioInEvents, AudioState } from '../../gateway/src/radio/types.js';
 import { SimOut } from './ether.js';
 

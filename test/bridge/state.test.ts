@@ -9,11 +9,11 @@ import { pino } from 'pino';
 import { Bridge } from '../../gateway/src/bridge/bridge.js';
 import { BridgeSchema } from '../../gateway/src/bridge/schema.js';
 import type { BridgeState } from '../../gateway/src/bridge/types.js';
-import { OutgoingOver } from '../../gateway/src/channel/outgoing.js';
-import type { ChannelSession } from '../../gateway/src/channel/session.js';
-import type { AudioFrame, OverReport, SessionEvents, TalkerInfo, Wire } from '../../gateway/src/channel/types.js';
-import type { FrameEncoder } from '../../gateway/src/codec/codec.js';
-import { Emitter } from '../../gateway/src/core/emitter.js';
+import { OutgoingOver } from '../../gateway/shared/channel/outgoing.js';
+import type { ChannelSession } from '../../gateway/shared/channel/session.js';
+import type { AudioFrame, OverReport, SessionEvents, TalkerInfo, Wire } from '../../gateway/shared/channel/types.js';
+import type { FrameEncoder } from '../../gateway/shared/codec/codec.js';
+import { Emitter } from '../../gateway/shared/core/emitter.js';
 import type { AudioIn, AudioInEvents, AudioOut, AudioOutEvents, AudioState, CarrierDetect, CarrierEvents, Levels, Ptt, PttEvents } from '../../gateway/src/radio/types.js';
 import { ManualClock } from '../helpers/clock.js';
 

@@ -6,8 +6,8 @@
  * Every loop is bounded by a message count and a time cap; a job that hits the cap reports how far
  * it got.
  */
-import { Codec, Flag, encodeHeader, HEADER_BYTES } from '../../gateway/src/channel/packet.js';
-import { type ChannelCrypto, createChannelCrypto } from '../../gateway/src/crypto/channel-crypto.js';
+import { Codec, Flag, encodeHeader, HEADER_BYTES } from '../../gateway/shared/channel/packet.js';
+import { type ChannelCrypto, createChannelCrypto } from '../../gateway/shared/crypto/channel-crypto.js';
 import { type ConnectSpec, type RawConnection, publishFrame, rawConnect } from './mqtt-raw.js';
 import { type Corpus, Rng, buildCorpus, controlGarbage, mutateClear, mutateEnc, presenceGarbage } from './mutate.js';
 

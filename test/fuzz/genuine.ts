@@ -9,11 +9,11 @@
  * and last packets did, and the over's stream id — is what the daemon's keyings are judged against.
  */
 import type { MqttClient } from 'mqtt';
-import { ChannelSession, type PubSub } from '../../gateway/src/channel/session.js';
+import { ChannelSession, type PubSub } from '../../gateway/shared/channel/session.js';
 import { connect, disconnect } from '../../gateway/src/net/connect.js';
 import { createEncoder } from '../../gateway/src/codec/opus-node.js';
 import { decoderFactory } from '../../gateway/src/codec/opus-node.js';
-import { createChannelCrypto } from '../../gateway/src/crypto/channel-crypto.js';
+import { createChannelCrypto } from '../../gateway/shared/crypto/channel-crypto.js';
 import type { Pcm } from '../../gateway/src/audio/wav.js';
 import { sendPcm } from '../../gateway/src/talk/send.js';
 

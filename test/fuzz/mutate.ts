@@ -12,9 +12,9 @@
 import path from 'node:path';
 import { readWav } from '../../gateway/src/audio/wav.js';
 import { createEncoder } from '../../gateway/src/codec/opus-node.js';
-import { frameProblem } from '../../gateway/src/codec/codec.js';
-import { Codec, Flag, HEADER_BYTES, MAX_PACKET_BYTES, decodePacket, encodeHeader, encodePacket } from '../../gateway/src/channel/packet.js';
-import { type ChannelCrypto, createChannelCrypto } from '../../gateway/src/crypto/channel-crypto.js';
+import { frameProblem } from '../../gateway/shared/codec/codec.js';
+import { Codec, Flag, HEADER_BYTES, MAX_PACKET_BYTES, decodePacket, encodeHeader, encodePacket } from '../../gateway/shared/channel/packet.js';
+import { type ChannelCrypto, createChannelCrypto } from '../../gateway/shared/crypto/channel-crypto.js';
 import { FIXTURES } from '../helpers/cli.js';
 
 // ---- randomness ---------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 /**
- * A manual clock for the Clock seam of ChannelSession (gateway/src/channel/types.ts): time stands
+ * A manual clock for the Clock seam of ChannelSession (gateway/shared/channel/types.ts): time stands
  * still until a test advances it, and then every timer due on the way fires at its own moment, in
  * due order, with the promises it settles run before the next one. Tests of timing rules read in
  * simulated milliseconds and take none of real time.
  */
-import type { Clock, Timer } from '../../gateway/src/channel/types.js';
+import type { Clock, Timer } from '../../gateway/shared/channel/types.js';
 
 interface Pending {
   at: number;

@@ -6,10 +6,10 @@
  * on subscribe; `nl` (MQTT 5 "no local") keeps a client's own messages from it on that filter.
  */
 import { EventEmitter } from 'node:events';
-import { ChannelSession, type PubSub, type SessionOptions } from '../../gateway/src/channel/session.js';
-import { type ControlMessage, type EndReason, encodeJson } from '../../gateway/src/channel/control.js';
-import { Codec, Flag, encodePacket } from '../../gateway/src/channel/packet.js';
-import type { ChannelTopics } from '../../gateway/src/channel/topics.js';
+import { ChannelSession, type PubSub, type SessionOptions } from '../../gateway/shared/channel/session.js';
+import { type ControlMessage, type EndReason, encodeJson } from '../../gateway/shared/channel/control.js';
+import { Codec, Flag, encodePacket } from '../../gateway/shared/channel/packet.js';
+import type { ChannelTopics } from '../../gateway/shared/channel/topics.js';
 
 /** Whether `topic` matches the MQTT subscription `filter`. */
 export function topicMatches(filter: string, topic: string): boolean {

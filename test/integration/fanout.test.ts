@@ -5,7 +5,7 @@ import { startMosquitto } from '../helpers/brokers.js';
 import { FIXTURES, runCli } from '../helpers/cli.js';
 import { openChannel, type OpenChannel } from '../../gateway/src/talk/open.js';
 import { readWav } from '../../gateway/src/audio/wav.js';
-import type { OverReport } from '../../gateway/src/channel/session.js';
+import type { OverReport } from '../../gateway/shared/channel/session.js';
 import { envelopeCorrelation } from '../helpers/audio.js';
 
 const SPEECH = path.join(FIXTURES, 'speech-16k.wav');

@@ -13,7 +13,7 @@ import { openChannel } from '../../gateway/src/talk/open.js';
 import { createEncoder } from '../../gateway/src/codec/opus-node.js';
 import { readWav } from '../../gateway/src/audio/wav.js';
 import { sendPcm } from '../../gateway/src/talk/send.js';
-import type { OverReport } from '../../gateway/src/channel/session.js';
+import type { OverReport } from '../../gateway/shared/channel/session.js';
 
 const SPEECH = path.join(FIXTURES, 'speech-16k.wav');
 

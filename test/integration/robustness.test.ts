@@ -10,8 +10,8 @@ import path from 'node:path';
 import { startMosquitto } from '../helpers/brokers.js';
 import { FIXTURES, startCli } from '../helpers/cli.js';
 import { openChannel } from '../../gateway/src/talk/open.js';
-import { Codec, Flag, encodePacket } from '../../gateway/src/channel/packet.js';
-import type { OverReport } from '../../gateway/src/channel/session.js';
+import { Codec, Flag, encodePacket } from '../../gateway/shared/channel/packet.js';
+import type { OverReport } from '../../gateway/shared/channel/session.js';
 import { createEncoder } from '../../gateway/src/codec/opus-node.js';
 
 const SPEECH = path.join(FIXTURES, 'speech-16k.wav');

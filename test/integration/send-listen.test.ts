@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readWav } from '../../gateway/src/audio/wav.js';
-import { JITTER_DEFAULTS } from '../../gateway/src/channel/jitter.js';
+import { JITTER_DEFAULTS } from '../../gateway/shared/channel/jitter.js';
 import { type TestBroker, startAedes, startMosquitto } from '../helpers/brokers.js';
 import { FIXTURES, runCli, startCli } from '../helpers/cli.js';
 import { envelopeCorrelation } from '../helpers/audio.js';

@@ -7,7 +7,7 @@ import { openChannel } from '../../gateway/src/talk/open.js';
 import { createEncoder } from '../../gateway/src/codec/opus-node.js';
 import { readWav } from '../../gateway/src/audio/wav.js';
 import { sendPcm } from '../../gateway/src/talk/send.js';
-import type { OverReport } from '../../gateway/src/channel/session.js';
+import type { OverReport } from '../../gateway/shared/channel/session.js';
 
 t.test('50 back-to-back 80 ms overs sent as fast as possible all play whole', async (t) => {
   const broker = await startMosquitto();

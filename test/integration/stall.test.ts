@@ -6,7 +6,7 @@
 import t from 'tap';
 import path from 'node:path';
 import { readWav } from '../../gateway/src/audio/wav.js';
-import type { OverReport } from '../../gateway/src/channel/session.js';
+import type { OverReport } from '../../gateway/shared/channel/session.js';
 import { createEncoder } from '../../gateway/src/codec/opus-node.js';
 import { openChannel } from '../../gateway/src/talk/open.js';
 import { startMosquitto } from '../helpers/brokers.js';

@@ -3,8 +3,8 @@
  * about what the monitor makes of a bridge's status, counters and events, not about bridging.
  */
 import type { BridgeCounters, BridgeEvents, BridgeStatus, BridgeView, OverInfo } from '../../gateway/src/bridge/types.js';
-import { Emitter } from '../../gateway/src/core/emitter.js';
-import type { OverReport, SessionEvents, TalkerInfo } from '../../gateway/src/channel/session.js';
+import { Emitter } from '../../gateway/shared/core/emitter.js';
+import type { OverReport, SessionEvents, TalkerInfo } from '../../gateway/shared/channel/session.js';
 import type { ChannelView } from '../../gateway/src/app/views.js';
 
 export class FakeBridge extends Emitter<BridgeEvents> implements BridgeView {

@@ -8,7 +8,7 @@ import mqtt from 'mqtt';
 import { pino } from 'pino';
 import { startDaemon } from '../../gateway/src/app/daemon.js';
 import { ConfigSchema } from '../../gateway/src/config/schema.js';
-import { formatKey, generateKey } from '../../gateway/src/crypto/keys.js';
+import { formatKey, generateKey } from '../../gateway/shared/crypto/keys.js';
 import { freePort } from '../helpers/brokers.js';
 import { FIXTURES, startCli } from '../helpers/cli.js';
 import { sleep } from './helpers.js';

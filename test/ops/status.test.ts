@@ -2,7 +2,7 @@ import t from 'tap';
 import mqtt from 'mqtt';
 import type { MqttClient } from 'mqtt';
 import { type GatewayStatusJson, startMonitor, statusClientId, statusWill } from '../../gateway/src/app/status.js';
-import { statusFilter, statusTopic } from '../../gateway/src/channel/topics.js';
+import { statusFilter, statusTopic } from '../../gateway/shared/channel/topics.js';
 import { connect, disconnect } from '../../gateway/src/net/connect.js';
 import { startMosquitto } from '../helpers/brokers.js';
 import { runCli, startCli } from '../helpers/cli.js';

@@ -3,7 +3,7 @@ import { appendFileSync, writeFileSync } from 'node:fs';
 import { execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
 import { SerialPortMock } from 'serialport';
-import { Emitter } from '../../gateway/src/core/emitter.js';
+import { Emitter } from '../../gateway/shared/core/emitter.js';
 import { Cm108Cos, cm108InputBit } from '../../gateway/src/radio/cos/cm108.js';
 import { SerialCos } from '../../gateway/src/radio/cos/serial.js';
 import { ChardevCos, SysfsCos } from '../../gateway/src/radio/cos/gpio.js';

@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { startEmbeddedBroker, type EmbeddedOptions } from '../../gateway/src/broker/embedded.js';
 import { embeddedTeam, internalLogin } from '../../gateway/src/broker/auth.js';
 import { LIMITS, LoginThrottle, RetainedIndex, addressKey, ownClientIds } from '../../gateway/src/broker/limits.js';
-import { MAX_PACKET_BYTES } from '../../gateway/src/channel/packet.js';
+import { MAX_PACKET_BYTES } from '../../gateway/shared/channel/packet.js';
 import { startDaemon } from '../../gateway/src/app/daemon.js';
 import { openChannel } from '../../gateway/src/talk/open.js';
 import { MAX_SHOWN_ONLINE, onlineShown } from '../../gateway/web/src/view.js';

@@ -9,10 +9,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { ChannelCrypto } from '../../gateway/src/crypto/channel-crypto.js';
-import { generateKey } from '../../gateway/src/crypto/keys.js';
-import { ReplayGuard } from '../../gateway/src/crypto/replay.js';
-import { Codec, Flag, HEADER_BYTES, decodePacket, encodeHeader } from '../../gateway/src/channel/packet.js';
+import { ChannelCrypto } from '../../gateway/shared/crypto/channel-crypto.js';
+import { generateKey } from '../../gateway/shared/crypto/keys.js';
+import { ReplayGuard } from '../../gateway/shared/crypto/replay.js';
+import { Codec, Flag, HEADER_BYTES, decodePacket, encodeHeader } from '../../gateway/shared/channel/packet.js';
 import { EPOCH_FIELD, keepReplayState } from '../../gateway/src/app/replay-state.js';
 
 const frames = [new Uint8Array([0x78, 1, 2, 3])];

@@ -15,8 +15,8 @@ import { createEncoder } from '../../gateway/src/codec/opus-node.js';
 import { sendPcm } from '../../gateway/src/talk/send.js';
 import { Bridge } from '../../gateway/src/bridge/bridge.js';
 import { BridgeSchema } from '../../gateway/src/bridge/schema.js';
-import { ChannelCrypto } from '../../gateway/src/crypto/channel-crypto.js';
-import { generateKey } from '../../gateway/src/crypto/keys.js';
+import { ChannelCrypto } from '../../gateway/shared/crypto/channel-crypto.js';
+import { generateKey } from '../../gateway/shared/crypto/keys.js';
 import { Ether } from '../bridge/ether.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

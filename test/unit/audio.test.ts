@@ -1,7 +1,7 @@
 import t from 'tap';
 import path from 'node:path';
 import { encodeWav, parseWav, readWav } from '../../gateway/src/audio/wav.js';
-import { ResampleToFloat, Resampler, resampleAll } from '../../gateway/src/audio/resample.js';
+import { ResampleToFloat, Resampler, resampleAll } from '../../gateway/shared/audio/resample.js';
 import { capturePeriodMs } from '../../gateway/src/bridge/bridge.js';
 import { FIXTURES } from '../helpers/cli.js';
 import { envelopeCorrelation, rms, sine } from '../helpers/audio.js';

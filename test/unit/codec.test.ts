@@ -1,7 +1,7 @@
 import t from 'tap';
 import path from 'node:path';
 import { createDecoder, createEncoder, loadOpusWasm } from '../../gateway/src/codec/opus-node.js';
-import { concealmentToc, frameProblem, tocFrameSamples } from '../../gateway/src/codec/codec.js';
+import { concealmentToc, frameProblem, tocFrameSamples } from '../../gateway/shared/codec/codec.js';
 import { readWav } from '../../gateway/src/audio/wav.js';
 import { toFrames } from '../../gateway/src/talk/send.js';
 import { FIXTURES } from '../helpers/cli.js';

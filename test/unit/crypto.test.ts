@@ -1,15 +1,15 @@
 /**
- * talkbridge AEAD v1 (gateway/src/crypto): keys, the per-over AEAD, control envelopes, replay and
+ * talkbridge AEAD v1 (gateway/shared/crypto): keys, the per-over AEAD, control envelopes, replay and
  * epoch rules — and a second, independent implementation of docs/security.md with node:crypto
  * (createDecipheriv + hkdfSync) that must read what the WebCrypto code wrote, so the written spec
  * and the code cannot drift apart.
  */
 import t from 'tap';
 import { createDecipheriv, createHash, hkdfSync, pbkdf2Sync } from 'node:crypto';
-import { ChannelCrypto, createChannelCrypto, DERIVATION_BUDGET, MAX_SEALED_MESSAGE_BYTES } from '../../gateway/src/crypto/channel-crypto.js';
-import { KeyError, formatKey, generateKey, keyFromPassphrase, parseKey, PBKDF2_ITERATIONS } from '../../gateway/src/crypto/keys.js';
-import { Codec, Flag, HEADER_BYTES, MAX_PACKET_BYTES, decodePacket, decodeHeader, encodeHeader, PacketError } from '../../gateway/src/channel/packet.js';
-import { ReplayGuard } from '../../gateway/src/crypto/replay.js';
+import { ChannelCrypto, createChannelCrypto, DERIVATION_BUDGET, MAX_SEALED_MESSAGE_BYTES } from '../../gateway/shared/crypto/channel-crypto.js';
+import { KeyError, formatKey, generateKey, keyFromPassphrase, parseKey, PBKDF2_ITERATIONS } from '../../gateway/shared/crypto/keys.js';
+import { Codec, Flag, HEADER_BYTES, MAX_PACKET_BYTES, decodePacket, decodeHeader, encodeHeader, PacketError } from '../../gateway/shared/channel/packet.js';
+import { ReplayGuard } from '../../gateway/shared/crypto/replay.js';
 
 const frames = [new Uint8Array([0x78, 1, 2, 3, 4, 5]), new Uint8Array([0x78, 9, 8, 7])];
 const NOW = 1_790_000_000_000;

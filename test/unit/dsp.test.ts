@@ -1,8 +1,8 @@
 import t from 'tap';
-import { highpass, dcBlock, deemphasis, lowpass } from '../../gateway/src/dsp/filters.js';
-import { agc, limiter } from '../../gateway/src/dsp/dynamics.js';
-import { cw, courtesyTone, morse } from '../../gateway/src/dsp/tones.js';
-import { chain, toFloat, toInt16 } from '../../gateway/src/dsp/stage.js';
+import { highpass, dcBlock, deemphasis, lowpass } from '../../gateway/shared/dsp/filters.js';
+import { agc, limiter } from '../../gateway/shared/dsp/dynamics.js';
+import { cw, courtesyTone, morse } from '../../gateway/shared/dsp/tones.js';
+import { chain, toFloat, toInt16 } from '../../gateway/shared/dsp/stage.js';
 
 const rate = 16000;
 const tone = (f: number, sec = 1, amp = 0.5) => Float32Array.from({ length: rate * sec }, (_, i) => amp * Math.sin((2 * Math.PI * f * i) / rate));

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { type Claim, Floor, beats } from '../../gateway/src/channel/floor.js';
+import { type Claim, Floor, beats } from '../../gateway/shared/channel/floor.js';
 
 function rng(seed: number) {
   return () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;

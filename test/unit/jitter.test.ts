@@ -1,5 +1,5 @@
 import t from 'tap';
-import { JITTER_DEFAULTS, JitterBuffer, JitterEstimator, type PlayoutItem } from '../../gateway/src/channel/jitter.js';
+import { JITTER_DEFAULTS, JitterBuffer, JitterEstimator, type PlayoutItem } from '../../gateway/shared/channel/jitter.js';
 
 const frameMs = 20;
 const opts = { ...JITTER_DEFAULTS, frameMs };

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { StartLag } from '../../gateway/src/channel/lag.js';
+import { StartLag } from '../../gateway/shared/channel/lag.js';
 
 const TOL = 1000;
 

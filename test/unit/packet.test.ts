@@ -1,6 +1,6 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { Codec, Flag, HEADER_BYTES, MAX_PACKET_BYTES, PacketError, decodeHeader, decodePacket, encodePacket, newStreamId } from '../../gateway/src/channel/packet.js';
+import { Codec, Flag, HEADER_BYTES, MAX_PACKET_BYTES, PacketError, decodeHeader, decodePacket, encodePacket, newStreamId } from '../../gateway/shared/channel/packet.js';
 
 const base = { flags: Flag.START, codec: Codec.OPUS, sampleRate: 16000, frameMs: 20, keyEpoch: 0, streamId: '0123456789abcdef', seq: 7, timestamp: 1_763_990_400_123 };
 

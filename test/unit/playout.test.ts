@@ -6,10 +6,10 @@
  * still plays. Real Opus frames through the in-memory broker, real timers.
  */
 import t, { type Test } from 'tap';
-import { type AudioFrame, type OverReport, QUEUED_PLAYOUT, type SessionOptions } from '../../gateway/src/channel/session.js';
-import { encodeJson } from '../../gateway/src/channel/control.js';
-import { Codec, Flag, encodePacket, newStreamId } from '../../gateway/src/channel/packet.js';
-import { ChannelTopics } from '../../gateway/src/channel/topics.js';
+import { type AudioFrame, type OverReport, QUEUED_PLAYOUT, type SessionOptions } from '../../gateway/shared/channel/session.js';
+import { encodeJson } from '../../gateway/shared/channel/control.js';
+import { Codec, Flag, encodePacket, newStreamId } from '../../gateway/shared/channel/packet.js';
+import { ChannelTopics } from '../../gateway/shared/channel/topics.js';
 import { createEncoder, decoderFactory } from '../../gateway/src/codec/opus-node.js';
 import { readWav } from '../../gateway/src/audio/wav.js';
 import { toFrames } from '../../gateway/src/talk/send.js';

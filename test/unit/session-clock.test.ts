@@ -6,15 +6,15 @@
  * simulated, so each case asserts in milliseconds and takes almost no real time.
  */
 import t, { type Test } from 'tap';
-import { ChannelSession, type AudioFrame, type OverReport, type SessionOptions, type TalkerInfo } from '../../gateway/src/channel/session.js';
-import { Flag } from '../../gateway/src/channel/packet.js';
-import type { Sealer } from '../../gateway/src/channel/sealer.js';
-import { ChannelTopics } from '../../gateway/src/channel/topics.js';
-import { ChannelCrypto } from '../../gateway/src/crypto/channel-crypto.js';
-import { generateKey } from '../../gateway/src/crypto/keys.js';
+import { ChannelSession, type AudioFrame, type OverReport, type SessionOptions, type TalkerInfo } from '../../gateway/shared/channel/session.js';
+import { Flag } from '../../gateway/shared/channel/packet.js';
+import type { Sealer } from '../../gateway/shared/channel/sealer.js';
+import { ChannelTopics } from '../../gateway/shared/channel/topics.js';
+import { ChannelCrypto } from '../../gateway/shared/crypto/channel-crypto.js';
+import { generateKey } from '../../gateway/shared/crypto/keys.js';
 import { createEncoder, decoderFactory } from '../../gateway/src/codec/opus-node.js';
 import { readWav } from '../../gateway/src/audio/wav.js';
-import { newStreamId } from '../../gateway/src/channel/packet.js';
+import { newStreamId } from '../../gateway/shared/channel/packet.js';
 import { toFrames } from '../../gateway/src/talk/send.js';
 import { ManualClock, settle } from '../helpers/clock.js';
 import { MemoryBroker, Raw, joinReceiver } from '../helpers/pubsub.js';

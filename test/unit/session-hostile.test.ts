@@ -9,14 +9,14 @@
 import t, { type Test } from 'tap';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { ChannelSession, type AudioFrame, type OverReport, type SessionOptions, type TalkerInfo, systemClock } from '../../gateway/src/channel/session.js';
+import { ChannelSession, type AudioFrame, type OverReport, type SessionOptions, type TalkerInfo, systemClock } from '../../gateway/shared/channel/session.js';
 // Namespace imports: what b90b883 added is read as a property, so this file still loads (and its
 // tests fail, rather than the import) on the code before it.
-import * as control from '../../gateway/src/channel/control.js';
-import * as jitter from '../../gateway/src/channel/jitter.js';
-import { Flag, newStreamId } from '../../gateway/src/channel/packet.js';
-import { ChannelTopics } from '../../gateway/src/channel/topics.js';
-import { type FrameEncoder, concealmentToc } from '../../gateway/src/codec/codec.js';
+import * as control from '../../gateway/shared/channel/control.js';
+import * as jitter from '../../gateway/shared/channel/jitter.js';
+import { Flag, newStreamId } from '../../gateway/shared/channel/packet.js';
+import { ChannelTopics } from '../../gateway/shared/channel/topics.js';
+import { type FrameEncoder, concealmentToc } from '../../gateway/shared/codec/codec.js';
 import { createEncoder, decoderFactory } from '../../gateway/src/codec/opus-node.js';
 import { readWav } from '../../gateway/src/audio/wav.js';
 import { sendPcm, toFrames } from '../../gateway/src/talk/send.js';

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const tiering = pathToFileURL(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../gateway/dist/app/tiering.js')).href;
+const tiering = pathToFileURL(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../gateway/dist/src/app/tiering.js')).href;
 
 /**
  * Calls of a tiny function, like the getters and callbacks on the audio path, before V8 marks it

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { encodeJson, parseControl, parsePresence } from '../../gateway/src/channel/control.js';
-import { ChannelTopics, makeSenderId, normalizeChannel } from '../../gateway/src/channel/topics.js';
+import { encodeJson, parseControl, parsePresence } from '../../gateway/shared/channel/control.js';
+import { ChannelTopics, makeSenderId, normalizeChannel } from '../../gateway/shared/channel/topics.js';
 
 const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
 const start = { v: 1, type: 'start', stream: '0123456789abcdef', t: 1700000000000, name: 'Ann', source: 'web', priority: 0, sampleRate: 16000, frameMs: 20, framesPerPacket: 2 };

@@ -1,6 +1,6 @@
 /** The page's join parameters, recent channels, reconnect back-off and what each state shows. */
 import t from 'tap';
-import { DEFAULT_PREFIX } from '../../gateway/src/channel/topics.js';
+import { DEFAULT_PREFIX } from '../../gateway/shared/channel/topics.js';
 import { CodecSchema } from '../../gateway/src/config/schema.js';
 import { BridgeSchema } from '../../gateway/src/bridge/schema.js';
 import {
@@ -21,7 +21,7 @@ import {
   withDefaults,
   withoutKey,
 } from '../../gateway/web/src/config.js';
-import { formatKey, generateKey } from '../../gateway/src/crypto/keys.js';
+import { formatKey, generateKey } from '../../gateway/shared/crypto/keys.js';
 import { backoffMs } from '../../gateway/web/src/net.js';
 import { type Model, cryptoProblemAfter, cryptoProblemAfterAuthenticated, cryptoView, viewOf } from '../../gateway/web/src/view.js';
 

@@ -1,7 +1,7 @@
 /** The browser's audio-thread code: streaming resampler, framer and playout queue. */
 import t from 'tap';
 import { Framer, StreamResampler } from '../../gateway/web/src/resampler.js';
-import { toInt16Sample } from '../../gateway/src/dsp/stage.js';
+import { toInt16Sample } from '../../gateway/shared/dsp/stage.js';
 import { PLAYOUT_DEFAULTS, Playout } from '../../gateway/web/src/playout.js';
 
 function tone(freq: number, rate: number, seconds: number, amp = 0.5): Float32Array {

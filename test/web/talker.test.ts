@@ -3,10 +3,10 @@
  * publishes END and frees the floor, so the page can never leave the channel stuck.
  */
 import t, { type Test } from 'tap';
-import { ChannelSession, type PubSub } from '../../gateway/src/channel/session.js';
-import { Flag, decodePacket } from '../../gateway/src/channel/packet.js';
-import { parseControl } from '../../gateway/src/channel/control.js';
-import { OPUS_DEFAULTS } from '../../gateway/src/codec/codec.js';
+import { ChannelSession, type PubSub } from '../../gateway/shared/channel/session.js';
+import { Flag, decodePacket } from '../../gateway/shared/channel/packet.js';
+import { parseControl } from '../../gateway/shared/channel/control.js';
+import { OPUS_DEFAULTS } from '../../gateway/shared/codec/codec.js';
 import { loadOpusWasm } from '../../gateway/src/codec/opus-node.js';
 import { Talker, TalkerError, type TalkState, type TalkerDeps } from '../../gateway/web/src/talker.js';
 import type { OutEncoder } from '../../gateway/web/src/codec.js';

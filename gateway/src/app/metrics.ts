@@ -8,7 +8,7 @@ import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EmbeddedBroker } from '../broker/embedded.js';
 import type { BridgeCounters, BridgeState, BridgeStatus, BridgeView } from '../bridge/types.js';
-import type { OverReport } from '../channel/session.js';
+import type { OverReport } from '../../shared/channel/session.js';
 import type { Route } from '../core/route.js';
 import type { ChannelView, GatewayIdentity } from './views.js';
 import type { UplinkStatus } from '../net/uplink.js';

@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { ChannelCrypto } from '../crypto/channel-crypto.js';
+import type { ChannelCrypto } from '../../shared/crypto/channel-crypto.js';
 import type { Logger } from '../core/log.js';
 
 export const EPOCH_FIELD = '#epoch';

@@ -10,7 +10,7 @@
  * it; metrics and the health check read the monitor's latest sample.
  */
 import type { BridgeStatus, BridgeView, OverInfo } from '../bridge/types.js';
-import { statusTopic, validateSender } from '../channel/topics.js';
+import { statusTopic, validateSender } from '../../shared/channel/topics.js';
 import type { Logger } from '../core/log.js';
 import type { Route } from '../core/route.js';
 import { brokerOf } from '../net/failover.js';

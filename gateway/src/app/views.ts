@@ -3,7 +3,7 @@
  * the session's counters and floor and the connection's state. Both take these views instead of
  * each other's types.
  */
-import type { ChannelSession } from '../channel/session.js';
+import type { ChannelSession } from '../../shared/channel/session.js';
 
 export interface GatewayIdentity {
   prefix: string;

@@ -15,9 +15,9 @@
  * its own echoes).
  */
 import type { Logger } from 'pino';
-import { Emitter } from '../core/emitter.js';
-import type { AudioFrame, ChannelSession, OverReport, TalkerInfo } from '../channel/session.js';
-import { type Clock, systemClock } from '../channel/types.js';
+import { Emitter } from '../../shared/core/emitter.js';
+import type { AudioFrame, ChannelSession, OverReport, TalkerInfo } from '../../shared/channel/session.js';
+import { type Clock, systemClock } from '../../shared/channel/types.js';
 import { HangExtras } from './extras.js';
 import { Refusals } from './refusals.js';
 import { RxPipeline } from './rx.js';

@@ -4,10 +4,10 @@
  * state machine decides when an over has ended and plays what this hands it.
  */
 import type { Logger } from 'pino';
-import { resampleAll } from '../audio/resample.js';
+import { resampleAll } from '../../shared/audio/resample.js';
 import { readWav } from '../audio/wav.js';
-import { toFloat } from '../dsp/stage.js';
-import { courtesyTone, cw } from '../dsp/tones.js';
+import { toFloat } from '../../shared/dsp/stage.js';
+import { courtesyTone, cw } from '../../shared/dsp/tones.js';
 import type { BridgeConfig } from './schema.js';
 
 export class HangExtras {

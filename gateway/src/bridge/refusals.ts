@@ -5,7 +5,7 @@
  * talker whose last over starved the transmitter. Both memories are bounded, so a flood of stream
  * ids or senders cannot grow them.
  */
-import type { TalkerInfo } from '../channel/session.js';
+import type { TalkerInfo } from '../../shared/channel/session.js';
 
 /**
  * After a talker's over starved the transmitter (audio that stopped, or never decoded), that

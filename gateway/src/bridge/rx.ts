@@ -4,12 +4,12 @@
  * on a packet at a time. Whether an over is being sent is the state machine's decision (start,
  * stop); this only does the audio work.
  */
-import { ResampleToFloat } from '../audio/resample.js';
-import type { OutgoingOver } from '../channel/session.js';
-import type { FrameEncoder } from '../codec/codec.js';
-import { agc, AGC_DEFAULTS, limiter } from '../dsp/dynamics.js';
-import { dcBlock, deemphasis, highpass } from '../dsp/filters.js';
-import { type Stage, chain, toInt16Sample } from '../dsp/stage.js';
+import { ResampleToFloat } from '../../shared/audio/resample.js';
+import type { OutgoingOver } from '../../shared/channel/session.js';
+import type { FrameEncoder } from '../../shared/codec/codec.js';
+import { agc, AGC_DEFAULTS, limiter } from '../../shared/dsp/dynamics.js';
+import { dcBlock, deemphasis, highpass } from '../../shared/dsp/filters.js';
+import { type Stage, chain, toInt16Sample } from '../../shared/dsp/stage.js';
 import type { BridgeConfig } from './schema.js';
 
 /**

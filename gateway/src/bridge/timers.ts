@@ -3,7 +3,7 @@
  * unnamed ones that run once; stopping the bridge cancels them all at once. On the bridge's clock,
  * so that tests run them in simulated time.
  */
-import type { Clock, Timer } from '../channel/types.js';
+import type { Clock, Timer } from '../../shared/channel/types.js';
 
 export class Timers<Name extends string> {
   private readonly named = new Map<Name, Timer>();

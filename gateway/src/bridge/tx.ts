@@ -4,11 +4,11 @@
  * When audio may go out is the state machine's decision (begin, drop); this only does the audio
  * work.
  */
-import { ResampleToFloat } from '../audio/resample.js';
-import { limiter } from '../dsp/dynamics.js';
-import { type Stage, toInt16 } from '../dsp/stage.js';
-import type { AudioFrame, ChannelSession, TalkerInfo } from '../channel/session.js';
-import type { Clock, Timer } from '../channel/types.js';
+import { ResampleToFloat } from '../../shared/audio/resample.js';
+import { limiter } from '../../shared/dsp/dynamics.js';
+import { type Stage, toInt16 } from '../../shared/dsp/stage.js';
+import type { AudioFrame, ChannelSession, TalkerInfo } from '../../shared/channel/session.js';
+import type { Clock, Timer } from '../../shared/channel/types.js';
 import type { AudioOut } from '../radio/types.js';
 
 export class TxPipeline {

@@ -3,10 +3,10 @@
  * logs) can see of one.
  */
 import type { Logger } from 'pino';
-import type { ChannelSession } from '../channel/session.js';
-import type { Clock } from '../channel/types.js';
-import type { FrameEncoder } from '../codec/codec.js';
-import type { Emitter } from '../core/emitter.js';
+import type { ChannelSession } from '../../shared/channel/session.js';
+import type { Clock } from '../../shared/channel/types.js';
+import type { FrameEncoder } from '../../shared/codec/codec.js';
+import type { Emitter } from '../../shared/core/emitter.js';
 import type { AudioIn, AudioOut, CarrierDetect, Levels, Ptt } from '../radio/types.js';
 import type { BridgeConfig } from './schema.js';
 

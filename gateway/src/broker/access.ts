@@ -14,7 +14,7 @@
  * Anything else is denied: `#` and `+/#` filters, `$SYS`, other prefixes, channels not listed,
  * wildcards in the channel position, retained audio or control.
  */
-import { STATUS_SEGMENT, TOPIC_KINDS, normalizeChannel, validatePrefix, validateSender } from '../channel/topics.js';
+import { STATUS_SEGMENT, TOPIC_KINDS, normalizeChannel, validatePrefix, validateSender } from '../../shared/channel/topics.js';
 
 export type Role = 'listen' | 'talk' | 'gateway' | 'admin';
 export const ROLES: readonly Role[] = ['listen', 'talk', 'gateway', 'admin'];

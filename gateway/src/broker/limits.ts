@@ -6,10 +6,10 @@
  * Each bound is a number here (LIMITS) with the reason for its size; every refusal is counted
  * (LimitCounters, on EmbeddedBroker.limits) and logged at most once a minute per key.
  */
-import { MAX_PACKET_BYTES } from '../channel/packet.js';
-import { TOPIC_KINDS } from '../channel/topics.js';
+import { MAX_PACKET_BYTES } from '../../shared/channel/packet.js';
+import { TOPIC_KINDS } from '../../shared/channel/topics.js';
 import type { Logger } from '../core/log.js';
-import { STATUS_SEGMENT } from '../channel/topics.js';
+import { STATUS_SEGMENT } from '../../shared/channel/topics.js';
 
 export interface LoginLimits {
   /** Failed logins an address may make before it has to wait: a few typos cost nothing. */

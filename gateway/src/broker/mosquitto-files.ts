@@ -6,9 +6,9 @@
  * answers as access.ts's decide().
  */
 import { pbkdf2Sync, randomBytes } from 'node:crypto';
-import { TOPIC_KINDS } from '../channel/topics.js';
+import { TOPIC_KINDS } from '../../shared/channel/topics.js';
 import type { AccessModel, AccessUser } from './access.js';
-import { STATUS_SEGMENT } from '../channel/topics.js';
+import { STATUS_SEGMENT } from '../../shared/channel/topics.js';
 import type { Team } from './team-model.js';
 
 /**

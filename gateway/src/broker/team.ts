@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { DEFAULT_PREFIX, normalizeChannel, validatePrefix, validateSender } from '../channel/topics.js';
+import { DEFAULT_PREFIX, normalizeChannel, validatePrefix, validateSender } from '../../shared/channel/topics.js';
 import { check } from '../core/schema.js';
 import { UserError } from '../core/errors.js';
 import { ROLES, type Role } from './access.js';

@@ -11,8 +11,8 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { CTL, checkFrame, type FrameDecoder, type FrameEncoder, type OpusSettings, concealmentToc, frameSamples } from './codec.js';
-import { OpusWasm } from './opus-wasm.js';
+import { CTL, checkFrame, type FrameDecoder, type FrameEncoder, type OpusSettings, concealmentToc, frameSamples } from '../../shared/codec/codec.js';
+import { OpusWasm } from '../../shared/codec/opus-wasm.js';
 
 const require = createRequire(import.meta.url);
 

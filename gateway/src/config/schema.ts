@@ -5,9 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { parseKey } from '../crypto/keys.js';
+import { parseKey } from '../../shared/crypto/keys.js';
 import { BridgeSchema } from '../bridge/schema.js';
-import { normalizeChannel, validateSender } from '../channel/topics.js';
+import { normalizeChannel, validateSender } from '../../shared/channel/topics.js';
 import { check } from '../core/schema.js';
 import { RadioEntrySchema, resolveRadio } from '../radio/profiles.js';
 import { BrokerSchema } from '../net/schema.js';

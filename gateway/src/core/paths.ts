@@ -1,13 +1,25 @@
 /**
- * Where the package's own files are. This module sits two folders below gateway/ in every form the
- * code runs in: the sources (gateway/src/core), the compiled modules (gateway/dist/core) and the
- * daemon bundle (gateway/dist/bundle, where every module shares one folder). So the root is three
- * levels up from here, and everything else is named from the root rather than from the folder of
- * whichever module asks.
+ * Where the package's own files are, named from the package root rather than from the folder of
+ * whichever module asks. The code runs from the sources (gateway/src/core), from tsc's output
+ * (gateway/dist/src/core) and from the daemon bundle (gateway/dist/bundle, or the fuzzer's copy in
+ * test/fuzz/.bundle), each at its own depth: the root is the nearest folder above that holds both
+ * package.json and gateway/.
  */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+function findRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'gateway'))) return dir + path.sep;
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error(`talkbridge: no package root above ${fileURLToPath(import.meta.url)}`);
+    dir = up;
+  }
+}
+
+const PACKAGE_ROOT = findRoot();
 
 export function packagePath(...parts: string[]): string {
   return PACKAGE_ROOT + parts.join('/');

@@ -6,7 +6,7 @@
 import { UserError } from '../core/errors.js';
 import type { Config } from '../config/schema.js';
 import { brokerUrls } from './broker-options.js';
-import { STATUS_SEGMENT } from '../channel/topics.js';
+import { STATUS_SEGMENT } from '../../shared/channel/topics.js';
 
 /** The `connection` stanza for mosquitto.conf (or a file in /etc/mosquitto/conf.d/). The password is never printed. */
 export function mosquittoBridgeConf(config: Config): string {

@@ -1,6 +1,6 @@
 /** The `broker` config section: how the gateway reaches the MQTT broker its channels live on. */
 import { z } from 'zod';
-import { DEFAULT_PREFIX, validatePrefix } from '../channel/topics.js';
+import { DEFAULT_PREFIX, validatePrefix } from '../../shared/channel/topics.js';
 import { check } from '../core/schema.js';
 
 /** File paths, read when connecting (net/credentials.ts). Setting `ca` pins it: only that CA is trusted. */

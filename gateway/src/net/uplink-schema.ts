@@ -4,7 +4,7 @@
  * so an upstream is configured exactly like a broker.
  */
 import { z } from 'zod';
-import { normalizeChannel, validatePrefix } from '../channel/topics.js';
+import { normalizeChannel, validatePrefix } from '../../shared/channel/topics.js';
 import { check } from '../core/schema.js';
 import { BrokerFields, oneCredential, oneOfUrlOrUrls } from './schema.js';
 

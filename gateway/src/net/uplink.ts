@@ -22,7 +22,7 @@
 import { createHash } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
 import type { IPublishPacket } from 'mqtt';
-import { STATUS_SEGMENT, TOPIC_KINDS, statusFilter, validatePrefix } from '../channel/topics.js';
+import { STATUS_SEGMENT, TOPIC_KINDS, statusFilter, validatePrefix } from '../../shared/channel/topics.js';
 import type { Logger } from '../core/log.js';
 import { type ConnectOptions, connect, disconnect } from './connect.js';
 import { brokerOf as brokerOfRaw } from './failover.js';

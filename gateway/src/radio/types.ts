@@ -2,7 +2,7 @@
  * The small interfaces between radio hardware and the rest of talkbridge. The bridge only ever
  * sees these; which cable, chip or module sits behind them is the factory's business.
  */
-import type { Emitter } from '../core/emitter.js';
+import type { Emitter } from '../../shared/core/emitter.js';
 import { UserError } from '../core/errors.js';
 
 /** A hardware problem a user can act on (device gone, permission, wrong pin): printed as is. */

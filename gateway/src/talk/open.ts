@@ -1,9 +1,9 @@
 /** Connects to a broker and joins one talk channel: the common start of send, listen and the daemon. */
 import type { MqttClient } from 'mqtt';
-import { ChannelSession, type SessionOptions } from '../channel/session.js';
-import { loginSender, makeSenderId } from '../channel/topics.js';
-import type { Source } from '../channel/control.js';
-import type { ChannelCrypto } from '../crypto/channel-crypto.js';
+import { ChannelSession, type SessionOptions } from '../../shared/channel/session.js';
+import { loginSender, makeSenderId } from '../../shared/channel/topics.js';
+import type { Source } from '../../shared/channel/control.js';
+import type { ChannelCrypto } from '../../shared/crypto/channel-crypto.js';
 import { decoderFactory } from '../codec/opus-node.js';
 import { type ConnectOptions, connect, disconnect } from '../net/connect.js';
 

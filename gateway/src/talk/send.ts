@@ -3,9 +3,9 @@
  * packet and publish — paced in real time (each packet leaves when its audio would have finished
  * being captured) or as fast as possible.
  */
-import { resampleAll } from '../audio/resample.js';
-import type { FrameEncoder } from '../codec/codec.js';
-import type { ChannelSession, TalkerInfo } from '../channel/session.js';
+import { resampleAll } from '../../shared/audio/resample.js';
+import type { FrameEncoder } from '../../shared/codec/codec.js';
+import type { ChannelSession, TalkerInfo } from '../../shared/channel/session.js';
 import type { Pcm } from '../audio/wav.js';
 
 export interface SendOptions {

@@ -3,8 +3,8 @@
  * cancellation, noise suppression) into the capture worklet, and the playback worklet into the
  * speakers. Resampling to and from the protocol's 16 kHz happens in the worklets.
  */
-import { Emitter } from '../../src/core/emitter.js';
-import { toFloat } from '../../src/dsp/stage.js';
+import { Emitter } from '../../shared/core/emitter.js';
+import { toFloat } from '../../shared/dsp/stage.js';
 import { TalkerError } from './talker.js';
 import type { MicState } from './view.js';
 

@@ -4,10 +4,10 @@
  * everything it reacts to. No DOM (the page's parts render it), so a second instance could join
  * a second channel.
  */
-import { ChannelSession, type AudioFrame, type OverReport, type TalkerInfo } from '../../src/channel/session.js';
-import { makeSenderId } from '../../src/channel/topics.js';
-import type { ChannelCrypto } from '../../src/crypto/channel-crypto.js';
-import { Emitter } from '../../src/core/emitter.js';
+import { ChannelSession, type AudioFrame, type OverReport, type TalkerInfo } from '../../shared/channel/session.js';
+import { makeSenderId } from '../../shared/channel/topics.js';
+import type { ChannelCrypto } from '../../shared/crypto/channel-crypto.js';
+import { Emitter } from '../../shared/core/emitter.js';
 import type { Codecs } from './codec.js';
 import { CODEC, type JoinParams, SILENCE_MS } from './config.js';
 import { BrokerConnection, type ConnState } from './net.js';

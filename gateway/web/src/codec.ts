@@ -6,8 +6,8 @@
  * AudioDecoder cannot do: it has no "decode nothing" call, and inventing one (silence, or repeating
  * the last frame) sounds worse than libopus' own concealment. Decoding costs ~0.1 % of a core.
  */
-import { OpusWasm } from '../../src/codec/opus-wasm.js';
-import type { FrameEncoder } from '../../src/codec/codec.js';
+import { OpusWasm } from '../../shared/codec/opus-wasm.js';
+import type { FrameEncoder } from '../../shared/codec/codec.js';
 import { CODEC, type CodecChoice } from './config.js';
 
 /** An encoder whose output may come later (WebCodecs is asynchronous); frames come out in order. */

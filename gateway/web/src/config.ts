@@ -5,9 +5,9 @@
  * localStorage, and where a channel key may be kept on the device. Pure functions over strings and
  * a Storage, unit-tested in Node.
  */
-import { DEFAULT_PREFIX, type TopicError, normalizeChannel, validatePrefix } from '../../src/channel/topics.js';
-import { type KeyError, formatKey, parseKey } from '../../src/crypto/keys.js';
-import { OPUS_DEFAULTS } from '../../src/codec/codec.js';
+import { DEFAULT_PREFIX, type TopicError, normalizeChannel, validatePrefix } from '../../shared/channel/topics.js';
+import { type KeyError, formatKey, parseKey } from '../../shared/crypto/keys.js';
+import { OPUS_DEFAULTS } from '../../shared/codec/codec.js';
 
 /** Protocol defaults, the same as the gateway's CodecSchema (a unit test keeps them equal). */
 export const CODEC = { sampleRate: 16000 as const, frameMs: 20 as const, framesPerPacket: 2, bitrate: OPUS_DEFAULTS.bitrate, complexity: OPUS_DEFAULTS.complexity };

@@ -2,8 +2,8 @@
  * The join form: name, channel, passphrase, broker login and broker URL, checked before anything
  * connects; the recent channels; what it says about a channel's key, and why a join failed.
  */
-import { DEFAULT_PREFIX, normalizeChannel } from '../../src/channel/topics.js';
-import { KeyError, formatKey, keyFromPassphrase, parseKey } from '../../src/crypto/keys.js';
+import { DEFAULT_PREFIX, normalizeChannel } from '../../shared/channel/topics.js';
+import { KeyError, formatKey, keyFromPassphrase, parseKey } from '../../shared/crypto/keys.js';
 import { type JoinParams, brokerProblem, cleanName, defaultBroker, loadName, loadRecent, loginFor, parseFragment, userProblem, withDefaults } from './config.js';
 import { $ } from './dom.js';
 import { forgetLogin, keepLogin, keptUser, refOf, storage, storedKey, storedPassword } from './store.js';

@@ -2,7 +2,7 @@
  * Getting a join ready before anything connects: the channel key (from a link, this device or a
  * passphrase) made into the channel's cryptography, and what the device remembers of the join.
  */
-import { type ChannelCrypto, createChannelCrypto } from '../../src/crypto/channel-crypto.js';
+import { type ChannelCrypto, createChannelCrypto } from '../../shared/crypto/channel-crypto.js';
 import { type JoinParams, keyFor, rememberRecent, saveName, storeKey } from './config.js';
 import type { JoinForm } from './join-form.js';
 import { showJoinedLink } from './link.js';

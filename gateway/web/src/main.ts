@@ -3,7 +3,7 @@
  * and leaves, and wires the joined channel (channel.ts, no DOM) to the parts. docs/web-client.md,
  * "Where things are in the page's code", says which module holds what.
  */
-import { loginSender } from '../../src/channel/topics.js';
+import { loginSender } from '../../shared/channel/topics.js';
 import { AudioEngine } from './audio.js';
 import { type ChannelState, JoinedChannel, joiningState, talkBlocked } from './channel.js';
 import { type Codecs, loadCodecs } from './codec.js';

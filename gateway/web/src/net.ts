@@ -4,7 +4,7 @@
  * just came back all at the same instant) and a connection state the page can show.
  */
 import mqtt, { type MqttClient } from 'mqtt';
-import { Emitter } from '../../src/core/emitter.js';
+import { Emitter } from '../../shared/core/emitter.js';
 
 export type ConnState =
   | { kind: 'connecting'; url: string }

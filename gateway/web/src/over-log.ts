@@ -2,7 +2,7 @@
  * The overs a joined channel has received since joining, each with its audio kept for replay
  * (in memory and nowhere else). No DOM: overs.ts shows it.
  */
-import type { AudioFrame, OverReport, TalkerInfo } from '../../src/channel/session.js';
+import type { AudioFrame, OverReport, TalkerInfo } from '../../shared/channel/session.js';
 import { sourceLabel } from './view.js';
 
 /** Received overs kept for replay, and the audio kept for them (16 kHz samples, ~10 minutes). */

@@ -1,11 +1,11 @@
 /**
  * Audio-thread helpers for the AudioWorklet: the resampler is the gateway's own
- * (gateway/src/audio/resample.ts, allocation-free), float → 16-bit is dsp/stage.ts's; 20 ms framing lives here.
+ * (gateway/shared/audio/resample.ts, allocation-free), float → 16-bit is dsp/stage.ts's; 20 ms framing lives here.
  */
 
-import { toInt16Sample } from '../../src/dsp/stage.js';
+import { toInt16Sample } from '../../shared/dsp/stage.js';
 
-export { StreamResampler } from '../../src/audio/resample.js';
+export { StreamResampler } from '../../shared/audio/resample.js';
 
 /** Accumulates samples into fixed-size frames (the codec needs exactly 20 ms). */
 export class Framer {

@@ -2,7 +2,7 @@
  * What the page keeps in the browser: the device's localStorage and the tab's sessionStorage
  * (config.ts says what goes where, and why), read and written through config.ts's functions.
  */
-import { makeSenderId } from '../../src/channel/topics.js';
+import { makeSenderId } from '../../shared/channel/topics.js';
 import { type ChannelRef, keyFor, type Login, loginFor, storeLogin } from './config.js';
 
 export const storage = (() => {

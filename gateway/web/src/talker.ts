@@ -7,9 +7,9 @@
  * frees the floor locally. Frames come from the capture worklet through frame(); the encoder may
  * be asynchronous (WebCodecs), so the last packet is sent after a flush, padded with silence.
  */
-import { Emitter } from '../../src/core/emitter.js';
-import type { ChannelSession, OutgoingOver, TalkerInfo } from '../../src/channel/session.js';
-import type { EndReason } from '../../src/channel/control.js';
+import { Emitter } from '../../shared/core/emitter.js';
+import type { ChannelSession, OutgoingOver, TalkerInfo } from '../../shared/channel/session.js';
+import type { EndReason } from '../../shared/channel/control.js';
 import type { OutEncoder } from './codec.js';
 
 export type TalkState =

@@ -2,7 +2,7 @@
  * What the page shows for a given state: status line, the push-to-talk button's look and the hint
  * under it. Pure, so every state a user can meet is unit-tested without a browser.
  */
-import type { TalkerInfo } from '../../src/channel/session.js';
+import type { TalkerInfo } from '../../shared/channel/session.js';
 import type { ConnState } from './net.js';
 import type { TalkState } from './talker.js';
 

@@ -10,7 +10,7 @@
  * {type:'level', rms, peak} {type:'tap', samples} {type:'stats', ...}.
  */
 import { Framer, StreamResampler } from './resampler.js';
-import { toFloat } from '../../src/dsp/stage.js';
+import { toFloat } from '../../shared/dsp/stage.js';
 import { PLAYOUT_DEFAULTS, Playout } from './playout.js';
 
 const CODEC_RATE = 16000;

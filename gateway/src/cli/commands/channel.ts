@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { DEFAULT_PREFIX, normalizeChannel, validatePrefix } from '../../channel/topics.js';
-import { type ChannelKey, KeyError, formatKey, generateKey, parseKey } from '../../crypto/keys.js';
+import { DEFAULT_PREFIX, normalizeChannel, validatePrefix } from '../../../shared/channel/topics.js';
+import { type ChannelKey, KeyError, formatKey, generateKey, parseKey } from '../../../shared/crypto/keys.js';
 import { type Command, UsageError, intFlag } from '../command.js';
 
 /**

@@ -1,7 +1,7 @@
 import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { DEFAULT_PREFIX } from '../../channel/topics.js';
-import type { OverReport } from '../../channel/session.js';
+import { DEFAULT_PREFIX } from '../../../shared/channel/topics.js';
+import type { OverReport } from '../../../shared/channel/session.js';
 import { writeWav } from '../../audio/wav.js';
 import { openChannel } from '../../talk/open.js';
 import { brokerOf } from '../../net/failover.js';

@@ -1,4 +1,4 @@
-import { DEFAULT_PREFIX } from '../../channel/topics.js';
+import { DEFAULT_PREFIX } from '../../../shared/channel/topics.js';
 import { CodecSchema } from '../../config/schema.js';
 import { createEncoder } from '../../codec/opus-node.js';
 import { readWav } from '../../audio/wav.js';

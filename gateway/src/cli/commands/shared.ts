@@ -1,5 +1,5 @@
 import type { Flag } from '../command.js';
-import { DEFAULT_PREFIX } from '../../channel/topics.js';
+import { DEFAULT_PREFIX } from '../../../shared/channel/topics.js';
 
 export const connectFlags: Record<string, Flag> = {
   broker: { type: 'string', short: 'b', arg: 'URL', multiple: true, help: 'MQTT broker: mqtt://HOST:PORT, mqtts://, ws:// or wss://; several (repeat the flag or a comma list) are tried in order' },
@@ -45,10 +45,10 @@ export const commonFlags: Record<string, Flag> = {
 };
 
 import { readFileSync } from 'node:fs';
-import { normalizeChannel } from '../../channel/topics.js';
-import type { ChannelSession } from '../../channel/session.js';
-import { type ChannelCrypto, createChannelCrypto } from '../../crypto/channel-crypto.js';
-import { KeyError } from '../../crypto/keys.js';
+import { normalizeChannel } from '../../../shared/channel/topics.js';
+import type { ChannelSession } from '../../../shared/channel/session.js';
+import { type ChannelCrypto, createChannelCrypto } from '../../../shared/crypto/channel-crypto.js';
+import { KeyError } from '../../../shared/crypto/keys.js';
 import { UsageError } from '../command.js';
 import { type Credentials, type Namer, loadCredentials } from '../../net/credentials.js';
 

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { DEFAULT_PREFIX, validatePrefix, validateSender } from '../../channel/topics.js';
+import { DEFAULT_PREFIX, validatePrefix, validateSender } from '../../../shared/channel/topics.js';
 import { UserError } from '../../core/errors.js';
 import { connect, disconnect } from '../../net/connect.js';
 import type { ChannelStatusJson, RadioStatusJson } from '../../app/status.js';
-import { STATUS_SEGMENT, statusFilter } from '../../channel/topics.js';
+import { STATUS_SEGMENT, statusFilter } from '../../../shared/channel/topics.js';
 import { type Command, UsageError, intFlag, urlsFlag } from '../command.js';
 import { brokerOf } from '../../net/failover.js';
 import { redactUrl } from '../../net/redact.js';

@@ -10,7 +10,7 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
-import { Emitter } from '../../core/emitter.js';
+import { Emitter } from '../../../shared/core/emitter.js';
 import { silentLog } from '../../core/log.js';
 import { type AudioIn, type AudioInEvents, type AudioOut, type AudioOutEvents, type AudioState, type Levels, RadioError } from '../types.js';
 import { LevelMeter, PcmAssembler, applyGain, toBytes } from './levels.js';

@@ -4,9 +4,9 @@
  */
 import { type FileHandle, open } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { Emitter } from '../../core/emitter.js';
+import { Emitter } from '../../../shared/core/emitter.js';
 import { readWav, wavHeader } from '../../audio/wav.js';
-import { resampleAll } from '../../audio/resample.js';
+import { resampleAll } from '../../../shared/audio/resample.js';
 import { silentLog } from '../../core/log.js';
 import { type AudioIn, type AudioInEvents, type AudioOut, type AudioOutEvents, type AudioState, type Levels, RadioError } from '../types.js';
 import { LevelMeter, applyGain, toBytes } from './levels.js';

@@ -4,7 +4,7 @@
  * bounce and squelch chatter never reach the bridge as a burst of overs.
  */
 import type { Logger } from 'pino';
-import { Emitter } from '../../core/emitter.js';
+import { Emitter } from '../../../shared/core/emitter.js';
 import { type CarrierDetect, type CarrierEvents, RadioError } from '../types.js';
 import { silentLog } from '../../core/log.js';
 

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { silentLog } from '../../core/log.js';
-import { Emitter } from '../../core/emitter.js';
+import { Emitter } from '../../../shared/core/emitter.js';
 import { type Ptt, type PttEvents, RadioError } from '../types.js';
 import type { PttGuard } from './guard.js';
 

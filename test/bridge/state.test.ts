@@ -426,3 +426,21 @@ t.test('stop() while keyed unkeys and leaves no timer behind', async (t) => {
   t.equal(r.ptt.keyCount, 1, 'nothing keys it again');
   t.equal(r.output.writes.length, written, 'nothing more reaches the transmitter');
 });
+
+t.test('stop() after an over ended within the TX delay: no timer left, no retry loop', async (t) => {
+  const r = await rig(t, { txDelayMs: 60 });
+  const a = talker();
+  r.begin(a);
+  // Two frames, both still held for the TX delay, and the over is over.
+  await r.play(a, 40);
+  r.finish(a);
+  t.equal(r.output.writes.length, 0, 'its audio is still held for the TX delay');
+  await r.bridge.stop();
+  t.notOk(r.ptt.keyed, 'unkeyed');
+  t.equal(r.clock.pending, 0, 'no timer left');
+  const changes = r.ptt.changes.length;
+  await r.clock.advance(1000);
+  t.equal(r.clock.pending, 0, 'nothing re-arms itself');
+  t.equal(r.ptt.changes.length, changes, 'nothing touches the PTT again');
+  t.equal(r.output.writes.length, 0, 'nothing reaches the transmitter');
+});

@@ -61,8 +61,11 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   private lastChannelOverEnd = -Infinity;
   private readonly refusals: Refusals;
   private held: HeldOver | null = null;
-  /** rx: the rx time-out; tot: the time-out timer; lockout: a backstop poll. */
-  private readonly timers: Timers<'rx' | 'tot' | 'hang' | 'starve' | 'lockout'>;
+  /**
+   * rx: the rx time-out; tot: the time-out timer; lockout: a backstop poll; txEnd: an over's end,
+   * put off until its audio held for the TX delay has gone out (here, so that stop cancels it).
+   */
+  private readonly timers: Timers<'rx' | 'tot' | 'hang' | 'starve' | 'lockout' | 'txEnd'>;
   private readonly clock: Clock;
 
   constructor(private readonly o: BridgeOptions) {
@@ -420,9 +423,9 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     // then through the hang time and its tones.
     this.o.radio.ptt.alive?.(null);
     if (this.tx.holding) {
-      // Audio still held for the TX delay: the over ends once it has gone out.
-      const stream = this.onAir?.talker.stream;
-      this.clock.setTimeout(() => this.onAir?.talker.stream === stream && this.endTx(reason), Math.max(0, this.tx.startAt - this.clock.now()) + 1);
+      // Audio still held for the TX delay: the over ends once it has gone out. Its end comes twice
+      // (overEnd, then the floor): the first reason stands.
+      if (!this.timers.has('txEnd')) this.timers.set('txEnd', Math.max(0, this.tx.startAt - this.clock.now()) + 1, () => this.endTx(reason));
       return;
     }
     this.closeTxOver(reason);
@@ -442,6 +445,7 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
 
   /** The over on the air is done with: forgotten, and reported if there was one. */
   private closeTxOver(reason: string): void {
+    this.timers.clear('txEnd');
     const info = this.onAir?.info;
     this.onAir = null;
     if (info) this.emit('over', 'end', info, reason);

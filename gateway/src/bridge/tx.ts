@@ -72,8 +72,12 @@ export class TxPipeline {
     this.queue = [];
   }
 
+  /** Nothing more goes out: what is held is dropped and its flush timer with it. */
   close(): void {
     if (this.flushTimer) this.clock.clearTimeout(this.flushTimer);
+    // A handle left set would still count as `holding`, and the bridge would wait for it forever.
+    this.flushTimer = null;
+    this.queue = [];
   }
 
   private flush(): void {

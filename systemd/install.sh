@@ -20,7 +20,7 @@ while [ $# -gt 0 ]; do
     --prefix) PREFIX="${2:?--prefix needs a directory}"; shift ;;
     --prefix=*) PREFIX="${1#--prefix=}" ;;
     --no-start) START=0 ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -48,11 +48,21 @@ if [ "$DRY" = 0 ] && [ "$SYSTEM" = 1 ] && [ "$(id -u)" -ne 0 ]; then
   echo "install.sh: run as root (sudo $0), or try --dry-run" >&2
   exit 1
 fi
-need node "install Node.js 20 or later (https://nodejs.org, or the NodeSource packages)"
-need npm "it comes with Node.js"
-NODE_MAJOR="$(node -p 'process.versions.node.split(".")[0]')"
-if [ "$NODE_MAJOR" -lt 20 ]; then
-  echo "install.sh: Node.js $(node -v) is too old: talkbridge needs 20 or later" >&2
+# Which Node a Pi gets, and how to get a supported one (README, "Node on a Raspberry Pi").
+node_help() {
+  cat >&2 <<'EOT'
+  talkbridge needs Node.js 20.19 or later (22 or 24 LTS recommended).
+  Raspberry Pi OS / Debian trixie (13):   sudo apt-get install nodejs npm        (Node 20.19)
+  Raspberry Pi OS / Debian bookworm (12): its own nodejs is 18, too old. Use NodeSource's 22:
+    curl -fsSL https://deb.nodesource.com/setup_22.x | sudo -E bash - && sudo apt-get install -y nodejs
+  or the official build for your CPU (uname -m: aarch64 = arm64) from https://nodejs.org/en/download
+EOT
+}
+command -v node >/dev/null 2>&1 || { echo "install.sh: Node.js is not installed" >&2; node_help; exit 1; }
+need npm "it comes with Node.js (Debian: sudo apt-get install npm)"
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
+  echo "install.sh: Node.js $(node -v) is too old" >&2
+  node_help
   exit 1
 fi
 [ "$SYSTEM" = 1 ] && need systemctl "talkbridge's service needs systemd (or use systemd/ecosystem.config.cjs with pm2)"

@@ -157,6 +157,31 @@ t.test('install.sh: bash -n, --dry-run with a temp prefix changes nothing, idemp
   t.match(bad.stderr, /unknown option --frobnicate/);
 });
 
+t.test('install.sh --help prints its usage, and an unsupported Node is refused with how to get one', async (t) => {
+  const script = path.join(SYSTEMD, 'install.sh');
+  const help = spawnSync(script, ['--help'], { encoding: 'utf8' });
+  t.equal(help.status, 0);
+  t.match(help.stdout, /^Installs talkbridge as a systemd service/);
+  t.match(help.stdout, /--no-start {6}enable the service but do not/);
+  t.notMatch(help.stdout, /set -euo|SRC=|#/, 'the usage only, no script');
+
+  // Raspberry Pi OS bookworm's own nodejs.
+  const bin = path.join(tempDir(t), 'bin');
+  mkdirSync(bin);
+  writeFileSync(
+    path.join(bin, 'node'),
+    `#!/bin/sh\ncase "$1" in -v) echo v18.19.0 ;; -e) exec ${process.execPath} -e "Object.defineProperty(process.versions, 'node', { value: '18.19.0' }); $2" ;; esac\n`,
+  );
+  chmodSync(path.join(bin, 'node'), 0o755);
+  const old = spawnSync(script, ['--dry-run', '--prefix', path.join(tempDir(t), 'root')], { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+  t.equal(old.status, 1, 'refused');
+  t.match(old.stderr, /Node\.js v18\.19\.0 is too old/);
+  t.match(old.stderr, /bookworm \(12\): its own nodejs is 18, too old/, 'says what to do on bookworm');
+  t.match(old.stderr, /deb\.nodesource\.com\/setup_22\.x/);
+  t.match(old.stderr, /trixie \(13\): {3}sudo apt-get install nodejs npm/, 'and on trixie');
+  t.equal(old.stdout.includes('npm ci'), false, 'before doing anything');
+});
+
 t.test('the default config install.sh ships is valid', async (t) => {
   const r = await runCli(['check-config', path.join(SYSTEMD, 'config.example.yaml')]);
   t.equal(r.code, 0, r.stderr);

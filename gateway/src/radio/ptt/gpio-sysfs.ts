@@ -19,11 +19,22 @@ export interface GpioLike {
 }
 export type GpioCtor = new (n: number, direction: 'in' | 'out' | 'high' | 'low', edge?: 'none' | 'rising' | 'falling' | 'both', options?: { debounceTimeout?: number }) => GpioLike;
 
+/**
+ * onoff is an optional dependency: it (through epoll) has no prebuilt binaries, so npm compiles it,
+ * and on a Pi with no compiler `npm ci` skips it rather than failing the whole install. Only
+ * `api: sysfs` needs it; the default libgpiod path (`api: chardev`) needs no native module.
+ */
 export async function loadOnoff(): Promise<GpioCtor> {
+  // A name tsc does not resolve: the build must not need onoff's types either.
+  const onoff: string = 'onoff';
   try {
-    return (await import('onoff')).Gpio as unknown as GpioCtor;
+    return ((await import(onoff)) as { Gpio: unknown }).Gpio as GpioCtor;
   } catch (err) {
-    throw new RadioError(`cannot load onoff (sysfs GPIO): ${(err as Error).message}`);
+    const missing = (err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND';
+    const why = missing ? 'the onoff module is not installed (npm skips it where it cannot be compiled)' : `cannot load onoff: ${(err as Error).message}`;
+    throw new RadioError(
+      `sysfs GPIO (api: sysfs): ${why}. Use api: chardev (libgpiod tools, the default: apt-get install gpiod), or install a compiler and build it: apt-get install build-essential python3 && npm install onoff`,
+    );
   }
 }
 

@@ -28,6 +28,8 @@ class FakePtt extends Emitter<PttEvents> implements Ptt {
   /** key() calls, whether or not the line was keyed already. */
   keyCalls = 0;
   closed = false;
+  /** The next key() fails (a relay that does not pull in, a serial port gone). */
+  failNextKey = false;
   constructor(private readonly clock: ManualClock) {
     super();
   }
@@ -37,6 +39,10 @@ class FakePtt extends Emitter<PttEvents> implements Ptt {
   async open() {}
   async key() {
     this.keyCalls++;
+    if (this.failNextKey) {
+      this.failNextKey = false;
+      throw new Error('line did not key');
+    }
     this.set(true);
   }
   async unkey() {
@@ -443,4 +449,38 @@ t.test('stop() after an over ended within the TX delay: no timer left, no retry 
   t.equal(r.clock.pending, 0, 'nothing re-arms itself');
   t.equal(r.ptt.changes.length, changes, 'nothing touches the PTT again');
   t.equal(r.output.writes.length, 0, 'nothing reaches the transmitter');
+});
+
+t.test('an over aborted within the TX delay: the next over still waits its own TX delay', async (t) => {
+  const r = await rig(t, { txDelayMs: 60 });
+  const keyedAt = () => r.ptt.changes.filter((c) => c.on).at(-1)!.at;
+
+  // The radio fails to key: the over is dropped with its first frame still held.
+  r.ptt.failNextKey = true;
+  const a = talker('A', 'a');
+  r.begin(a);
+  await r.play(a, 20);
+  t.equal(r.bridge.state, 'idle', 'dropped: cannot key');
+  t.equal(r.output.writes.length, 0, 'none of it was transmitted');
+  r.finish(a);
+  const b = talker('B', 'b');
+  r.begin(b);
+  t.ok(r.ptt.keyed, 'the next over keys');
+  await r.play(b, 200);
+  t.equal(r.output.writes[0]! - keyedAt(), 60, 'its first audio goes out one TX delay after its own key');
+  r.finish(b);
+  await r.clock.advance(1000);
+
+  // A PTT fault while the first frame is held: the same.
+  const c = talker('C', 'c');
+  r.begin(c);
+  await r.play(c, 20);
+  r.ptt.emit('fault', new Error('relay dropped out'), true);
+  t.equal(r.bridge.state, 'idle', 'dropped: PTT fault');
+  r.finish(c);
+  const written = r.output.writes.length;
+  const d = talker('D', 'd');
+  r.begin(d);
+  await r.play(d, 200);
+  t.equal(r.output.writes[written]! - keyedAt(), 60, 'the next over: one TX delay after its own key');
 });

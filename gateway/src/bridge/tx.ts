@@ -34,7 +34,7 @@ export class TxPipeline {
 
   /** A new over: nothing of the last one is queued, and nothing goes out before `startAt`. */
   begin(startAt: number): void {
-    this.queue = [];
+    this.drop();
     this.start = startAt;
   }
 
@@ -67,17 +67,20 @@ export class TxPipeline {
     return (pcm.length * 1000) / this.output.sampleRate;
   }
 
-  /** Forgets what is held for the TX delay: it is not transmitted. */
+  /**
+   * Forgets what is held for the TX delay: it is not transmitted. Its flush timer goes with it: it
+   * was due at the dropped over's start, and left armed it would flush the next over's audio
+   * before that over's own TX delay is up.
+   */
   drop(): void {
-    this.queue = [];
-  }
-
-  /** Nothing more goes out: what is held is dropped and its flush timer with it. */
-  close(): void {
     if (this.flushTimer) this.clock.clearTimeout(this.flushTimer);
     // A handle left set would still count as `holding`, and the bridge would wait for it forever.
     this.flushTimer = null;
     this.queue = [];
+  }
+
+  close(): void {
+    this.drop();
   }
 
   private flush(): void {

@@ -484,3 +484,28 @@ t.test('an over aborted within the TX delay: the next over still waits its own T
   await r.play(d, 200);
   t.equal(r.output.writes[written]! - keyedAt(), 60, 'the next over: one TX delay after its own key');
 });
+
+t.test('a carrier cut by the rx time-out is not forwarded again after our own over, until it closes', async (t) => {
+  // No echo guard: only our own transmission and its hold-off stand in the way. "preempt": the
+  // channel's over goes out although the radio hears the stuck carrier.
+  const r = await rig(t, { rxTimeoutSeconds: 5, busyPolicy: 'preempt', echoGuardMs: 0, cosHoldoffMs: 250, hangMs: 500 });
+  r.cos.set(true);
+  await r.clock.advance(5000);
+  t.equal(r.ch.overs[0]!.ended, 'timeout', 'the rx time-out cut it');
+  const a = talker();
+  r.begin(a);
+  t.equal(r.bridge.state, 'tx', 'an over from the channel is transmitted');
+  await r.play(a, 200);
+  r.finish(a);
+  await r.clock.advance(500);
+  t.notOk(r.ptt.keyed, 'unkeyed after the hang time');
+  await r.clock.advance(1000);
+  t.ok(r.cos.carrier, 'the carrier is still open');
+  t.equal(r.bridge.state, 'idle', 'once the hold-off is over: not forwarded');
+  t.equal(r.ch.overs.length, 1, 'no second over from the stuck carrier');
+  t.equal(r.ignored().at(-1), 'carrier open since the rx time-out (stuck squelch?)', 'the reason is logged');
+  r.cos.set(false);
+  r.cos.set(true);
+  t.equal(r.bridge.state, 'rx', 'a carrier that has closed and opened again is forwarded');
+  t.equal(r.ch.overs.length, 2);
+});

@@ -51,6 +51,11 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
 
   // radio → channel
   private rxInfo: OverInfo | null = null;
+  /**
+   * The rx time-out cut the carrier and it has not closed since: a stuck squelch, which every
+   * re-check after our own overs would otherwise put back on the channel.
+   */
+  private carrierTimedOut = false;
 
   // channel → radio
   /** The channel's over on the air, and whose it is. */
@@ -203,6 +208,7 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     this.log.info({ event: 'cos', radio: this.radio, open }, `${this.radio}: carrier ${open ? 'open' : 'closed'}`);
     this.emit('cos', open);
     if (!open) {
+      this.carrierTimedOut = false;
       if (this.st === 'rx') this.endRx('done');
       this.releaseHeld();
       return;
@@ -217,15 +223,17 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     const why =
       this.st === 'tx' || this.st === 'hang'
         ? 'we are transmitting'
-        : now < this.holdoffUntil
-          ? 'our own transmitter just unkeyed'
-          : !this.o.transmit
-            ? 'receive-only radio'
-            : this.o.transmit.holder && !this.o.transmit.holder.self
-              ? `channel busy: ${this.o.transmit.holder.name} is talking`
-              : now - this.lastChannelOverEnd < this.c.echoGuardMs
-                ? 'an over just ended on the channel (echo guard)'
-                : null;
+        : this.carrierTimedOut
+          ? 'carrier open since the rx time-out (stuck squelch?)'
+          : now < this.holdoffUntil
+            ? 'our own transmitter just unkeyed'
+            : !this.o.transmit
+              ? 'receive-only radio'
+              : this.o.transmit.holder && !this.o.transmit.holder.self
+                ? `channel busy: ${this.o.transmit.holder.name} is talking`
+                : now - this.lastChannelOverEnd < this.c.echoGuardMs
+                  ? 'an over just ended on the channel (echo guard)'
+                  : null;
     if (why) {
       this.log.info({ event: 'rx-ignored', radio: this.radio, reason: why }, `${this.radio}: carrier not forwarded (${why})`);
       return;
@@ -251,7 +259,8 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     this.emit('over', 'start', this.rxInfo, 'carrier open');
     this.rx.start(over, this.o.radio.cos.since);
     this.timers.set('rx', this.c.rxTimeoutSeconds * 1000, () => {
-      this.log.warn({ event: 'rx-timeout', radio: this.radio }, `${this.radio}: carrier open longer than ${this.c.rxTimeoutSeconds} s, over ended`);
+      this.log.warn({ event: 'rx-timeout', radio: this.radio }, `${this.radio}: carrier open longer than ${this.c.rxTimeoutSeconds} s, over ended; not forwarded again until it closes`);
+      this.carrierTimedOut = true;
       this.endRx('timeout');
     });
   }

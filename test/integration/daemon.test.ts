@@ -18,6 +18,7 @@ t.test('run with no config: embedded broker, WebSocket on the HTTP port, a chann
   const daemon = startCli(['run'], { env });
   t.teardown(() => daemon.proc.kill('SIGKILL'));
   await daemon.waitFor(/"event":"ready"/);
+  t.ok(await daemon.waitFor(/"event":"codec","backend":"native"[^\n]*"msg":"Opus: native libopus"/, 1000), 'it says which Opus it uses');
 
   const health = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
   t.equal(health.status, 200);

@@ -11,7 +11,7 @@ import { type OpenChannel, SOFTWARE, openChannel } from '../talk/open.js';
 import { type OpusRate, QUEUED_PLAYOUT } from '../../shared/channel/session.js';
 import { UserError } from '../core/errors.js';
 import { Bridge, capturePeriodMs } from '../bridge/bridge.js';
-import { createEncoder } from '../codec/opus-node.js';
+import { createEncoder, opusBackend } from '../codec/opus-node.js';
 import { createChannelCrypto } from '../../shared/crypto/channel-crypto.js';
 import { keepReplayState } from './replay-state.js';
 import { connect, disconnect } from '../net/connect.js';
@@ -299,6 +299,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     monitor = mon;
     stack.push(() => mon.stop());
 
+    // Which codec a kit ended up with is the first question when its CPU is higher than expected.
+    const backend = opusBackend();
+    log.info({ event: 'codec', backend }, backend === 'native' ? 'Opus: native libopus' : 'Opus: the WebAssembly build (the native library did not load here)');
     const notify = createNotifier({ log: log.child({ module: 'systemd' }) });
     await notify.ready(`bridging ${bridges.length} radio(s) on ${channels.length} channel(s)`);
     // The watchdog is fed only while the pipeline is healthy, not merely while the loop turns.

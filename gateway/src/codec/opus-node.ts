@@ -64,6 +64,11 @@ function loadNative(): NativeAddon | null {
 let nativeAddon: NativeAddon | null | undefined;
 const native = (): NativeAddon | null => (nativeAddon ??= loadNative());
 
+/** Which Opus this process uses: the native libopus, or the WASM build where it did not load. */
+export function opusBackend(): 'native' | 'wasm' {
+  return native() ? 'native' : 'wasm';
+}
+
 class NativeOpusEncoder implements FrameEncoder {
   readonly backend = 'native';
   readonly sampleRate: number;

@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import { Emitter } from '../../shared/core/emitter.js';
 import type { AudioFrame, ChannelSession, OverReport, TalkerInfo } from '../../shared/channel/session.js';
 import { type Clock, systemClock } from '../../shared/channel/types.js';
+import { BridgeIo } from './devices.js';
 import { HangExtras } from './extras.js';
 import { Refusals } from './refusals.js';
 import { RxPipeline } from './rx.js';
@@ -42,12 +43,12 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   private st: BridgeState = 'idle';
   private readonly c: BridgeConfig;
   private readonly log: Logger;
-  private readonly offs: Array<() => void> = [];
   private stopped = false;
 
   private readonly rx: RxPipeline;
   private readonly tx: TxPipeline;
   private readonly extras: HangExtras;
+  private readonly io: BridgeIo;
 
   // radio → channel
   private rxInfo: OverInfo | null = null;
@@ -87,6 +88,7 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     this.tx = new TxPipeline(o.radio.output, this.c.txAudio.limiterDb, this.clock);
     this.refusals = new Refusals(this.c.maxStartLagMs);
     this.extras = new HangExtras(this.c, o.radio.output.sampleRate, this.radio, this.log);
+    this.io = new BridgeIo(o, this.log, this.counters);
   }
 
   get state(): BridgeState {
@@ -94,78 +96,28 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   }
 
   status(): BridgeStatus {
-    const r = this.o.radio;
-    return {
-      radio: this.radio,
-      state: this.st,
-      ptt: r.ptt.keyed,
-      cos: r.cos.carrier,
-      over: this.onAir?.info ?? this.rxInfo,
-      rxLevels: r.input ? r.input.levels() : null,
-      txLevels: r.output.levels(),
-      audioOk: r.output.state === 'running' && (!r.input || r.input.state === 'running'),
-    };
+    return this.io.status(this.st, this.onAir?.info ?? this.rxInfo);
   }
 
   async start(): Promise<void> {
-    const r = this.o.radio;
     await this.extras.load();
-    // PTT first, idle, before anything could want to key it.
-    await r.ptt.open();
-    this.offs.push(
-      r.ptt.on('fault', (err, unkeyed) => {
-        this.counters.pttFaults++;
-        this.log.error({ event: 'ptt-fault', radio: this.radio, err: err.message, unkeyed }, `PTT fault: ${err.message}`);
-        if (this.st === 'tx' || this.st === 'hang') this.abortTx('ptt fault');
-      }),
-      r.cos.on('carrier', (open) => this.onCarrier(open)),
-      r.cos.on('fault', (err) => this.log.error({ event: 'cos-fault', radio: this.radio, err: err.message }, `carrier detect fault: ${err.message}`)),
-      r.output.on('state', (state, detail) => {
-        this.log.warn({ event: 'audio-out', radio: this.radio, state, detail }, `audio output ${state}: ${detail}`);
-        if (state !== 'running' && (this.st === 'tx' || this.st === 'hang')) this.abortTx('audio output lost');
-      }),
-    );
-    if (r.input) {
-      this.offs.push(
-        r.input.on('data', (pcm) => this.rx.input(pcm)),
-        r.input.on('state', (state, detail) => {
-          this.log.warn({ event: 'audio-in', radio: this.radio, state, detail }, `audio input ${state}: ${detail}`);
-          // stopped: the input ended (a file played out); waiting: the card went away.
-          if (state !== 'running' && this.st === 'rx') this.endRx(state === 'stopped' ? 'done' : 'error');
-        }),
-      );
-    }
-    for (const s of new Set([...this.o.monitor, ...(this.o.transmit ? [this.o.transmit] : [])])) {
-      const monitored = this.o.monitor.includes(s);
-      this.offs.push(s.on('overEnd', (rep) => this.onChannelOverEnd(rep, monitored)));
-      if (!monitored) continue;
-      this.offs.push(
-        s.on('floor', (h) => this.onFloor(s, h)),
-        s.on('audible', (info) => this.onChannelOverStart(s, info)),
-        s.on('overStart', (info) => this.onChannelOverStart(s, info)),
-        s.on('audio', (f) => this.onChannelAudio(f)),
-      );
-    }
-    await r.cos.start();
-    if (r.input) await r.input.start();
+    await this.io.open({
+      pttFault: () => (this.st === 'tx' || this.st === 'hang') && this.abortTx('ptt fault'),
+      carrier: (open) => this.onCarrier(open),
+      capture: (pcm) => this.rx.input(pcm),
+      outputLost: () => (this.st === 'tx' || this.st === 'hang') && this.abortTx('audio output lost'),
+      inputLost: (state) => this.st === 'rx' && this.endRx(state === 'stopped' ? 'done' : 'error'),
+      floor: (s, h) => this.onFloor(s, h),
+      overStart: (s, info) => this.onChannelOverStart(s, info),
+      audio: (f) => this.onChannelAudio(f),
+      overEnd: (rep, monitored) => this.onChannelOverEnd(rep, monitored),
+    });
     // An over already under way when we start (a restart mid-over) goes on the air from here on.
     for (const s of this.o.monitor) {
       const h = s.holder;
       if (h && !h.self && h.lagMs !== undefined && this.st === 'idle') this.onChannelOverStart(s, h);
     }
-    this.log.info(
-      {
-        event: 'bridge',
-        radio: this.radio,
-        ptt: r.ptt.description,
-        cos: r.cos.description,
-        input: r.input?.description ?? null,
-        output: r.output.description,
-        transmit: this.o.transmit?.topics.channel ?? null,
-        monitor: this.o.monitor.map((m) => m.topics.channel),
-      },
-      `radio ${this.radio} bridged`,
-    );
+    this.io.logBridged();
   }
 
   /** Unkeys and releases everything; safe to call on any exit path. */
@@ -175,15 +127,11 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
     this.timers.clearAll();
     this.tx.close();
     if (this.st === 'rx') this.endRx('aborted');
-    for (const off of this.offs.splice(0)) off();
-    const r = this.o.radio;
-    if (this.keyedSince !== null) {
-      this.log.info({ event: 'ptt', radio: this.radio, on: false, reason: 'stopping' }, `${this.radio}: PTT off (stopping)`);
-      this.emit('ptt', false, 'stopping');
-    }
-    await r.ptt.unkey().catch(() => undefined);
+    this.io.detach();
+    if (this.keyedSince !== null) this.reportPtt(false, 'stopping');
+    await this.o.radio.ptt.unkey().catch(() => undefined);
     this.noteUnkeyed();
-    await Promise.allSettled([r.ptt.close(), r.cos.close(), r.input?.close(), r.output.close()]);
+    await this.io.close();
     this.rx.close();
   }
 
@@ -364,36 +312,30 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   }
 
   private key(reason: string): void {
-    const r = this.o.radio;
     if (this.keyedSince === null) {
       this.keyedSince = this.clock.now();
       if (this.c.timeoutSeconds > 0) this.timers.set('tot', this.c.timeoutSeconds * 1000, () => this.timeOut());
     }
-    this.log.info({ event: 'ptt', radio: this.radio, on: true, reason }, `${this.radio}: PTT on (${reason})`);
-    this.emit('ptt', true, reason);
-    // The output opens now (aplay's spawn), hidden behind the TX delay, not on the first audio.
-    r.output.prepare?.();
-    r.ptt.key().catch((err: Error) => {
-      this.counters.pttFaults++;
-      this.log.error({ event: 'ptt-fault', radio: this.radio, err: err.message }, `cannot key: ${err.message}`);
-      this.abortTx('cannot key');
-    });
+    this.reportPtt(true, reason);
+    this.io.key(() => this.abortTx('cannot key'));
   }
 
   private unkey(reason: string): void {
     this.timers.clear('hang');
     const wasKeyed = this.keyedSince !== null;
-    this.o.radio.ptt.unkey().catch((err: Error) => this.log.error({ event: 'ptt-fault', radio: this.radio, err: err.message }, `cannot unkey: ${err.message}`));
+    this.io.unkey();
     this.noteUnkeyed();
-    if (wasKeyed) {
-      this.log.info({ event: 'ptt', radio: this.radio, on: false, reason }, `${this.radio}: PTT off (${reason})`);
-      this.emit('ptt', false, reason);
-    }
+    if (wasKeyed) this.reportPtt(false, reason);
     this.holdoffUntil = this.clock.now() + this.c.cosHoldoffMs;
     // A carrier still up once the hold-off is over is someone else on the frequency.
     this.timers.after(this.c.cosHoldoffMs + 5, () => {
       if (!this.stopped && this.st === 'idle' && this.o.radio.cos.carrier) this.tryRx();
     });
+  }
+
+  private reportPtt(on: boolean, reason: string): void {
+    this.log.info({ event: 'ptt', radio: this.radio, on, reason }, `${this.radio}: PTT ${on ? 'on' : 'off'} (${reason})`);
+    this.emit('ptt', on, reason);
   }
 
   private noteUnkeyed(): void {

@@ -57,6 +57,26 @@ function packet(raw: Raw, stream: string, t0: number, seq: number, last = false)
   raw.audio(stream, seq, t0 + seq * 20, 20, [FRAMES[seq % FRAMES.length]!], last ? Flag.END : 0);
 }
 
+/** A talker on the manual clock: its START now, then packets sent one every 20 ms by `send`. */
+function talkerOver(broker: MemoryBroker, clock: ManualClock) {
+  const raw = new Raw(broker, topics, 'talker');
+  const stream = newStreamId();
+  const t0 = clock.wall();
+  raw.start(stream, { t: t0, name: 'Talker', frameMs: 20, fpp: 1 });
+  return {
+    raw,
+    stream,
+    t0,
+    /** Packets `from`..`to - 1`, each followed by 20 ms; `last` marks the final one END. */
+    async send(from: number, to: number, last = -1): Promise<void> {
+      for (let seq = from; seq < to; seq++) {
+        packet(raw, stream, t0, seq, seq === last);
+        await clock.advance(20);
+      }
+    },
+  };
+}
+
 t.test('floor: the earlier start wins whichever START arrives first; the later over is cut', async (t) => {
   const clock = new ManualClock();
   const broker = new MemoryBroker();
@@ -109,21 +129,12 @@ t.test('floor: the earlier start wins whichever START arrives first; the later o
 t.test('late join: an over joined mid-way plays from the first packet heard to its end', async (t) => {
   const clock = new ManualClock();
   const broker = new MemoryBroker();
-  const talker = new Raw(broker, topics, 'talker');
-  const stream = newStreamId();
-  const t0 = clock.wall();
-  talker.start(stream, { t: t0, name: 'Talker', frameMs: 20, fpp: 1 });
-  for (let seq = 0; seq < 10; seq++) {
-    packet(talker, stream, t0, seq);
-    await clock.advance(20);
-  }
+  const { raw, stream, send } = talkerOver(broker, clock);
+  await send(0, 10);
   // We join now: the START and the first 10 packets went out before.
   const rx = await receiver(t, broker, clock);
-  for (let seq = 10; seq < 40; seq++) {
-    packet(talker, stream, t0, seq, seq === 39);
-    await clock.advance(20);
-  }
-  talker.end(stream, 40);
+  await send(10, 40, 39);
+  raw.end(stream, 40);
   await clock.advance(500);
 
   const audio = rx.of('audio', stream);
@@ -146,25 +157,16 @@ t.test('a stalled event loop: frames that arrived during the stall play instead 
   const clock = new ManualClock();
   const broker = new MemoryBroker();
   const rx = await receiver(t, broker, clock);
-  const talker = new Raw(broker, topics, 'talker');
-  const stream = newStreamId();
-  const t0 = clock.wall();
-  talker.start(stream, { t: t0, name: 'Talker', frameMs: 20, fpp: 1 });
-  for (let seq = 0; seq < 10; seq++) {
-    packet(talker, stream, t0, seq);
-    await clock.advance(20);
-  }
+  const { raw, stream, t0, send } = talkerOver(broker, clock);
+  await send(0, 10);
   // The loop blocks for 100 ms (a GC, a busy machine). Five packets arrive meanwhile and wait in
   // the socket; when the loop runs again Node fires the overdue playout timer before it reads them.
   clock.stall(100);
-  for (let seq = 10; seq < 15; seq++) packet(talker, stream, t0, seq);
+  for (let seq = 10; seq < 15; seq++) packet(raw, stream, t0, seq);
   clock.fireDue();
   await settle();
-  for (let seq = 15; seq < 25; seq++) {
-    packet(talker, stream, t0, seq, seq === 24);
-    await clock.advance(20);
-  }
-  talker.end(stream, 25);
+  await send(15, 25, 24);
+  raw.end(stream, 25);
   await clock.advance(500);
 
   // (After the stall the jitter it measured may make the buffer deeper: a stretch is a concealed
@@ -188,14 +190,8 @@ t.test('a talker who falls silent loses the floor silenceMs after it was last he
   const clock = new ManualClock();
   const broker = new MemoryBroker();
   const rx = await receiver(t, broker, clock, { silenceMs: 1000 });
-  const talker = new Raw(broker, topics, 'talker');
-  const stream = newStreamId();
-  const t0 = clock.wall();
-  talker.start(stream, { t: t0, name: 'Talker', frameMs: 20, fpp: 1 });
-  for (let seq = 0; seq < 10; seq++) {
-    packet(talker, stream, t0, seq);
-    await clock.advance(20);
-  }
+  const { stream, send } = talkerOver(broker, clock);
+  await send(0, 10);
   // The last packet came at 180 ms; then nothing, no END.
   await clock.advance(3000);
   const released = rx.of('floor').find((e) => e.stream === null);

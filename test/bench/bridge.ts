@@ -9,7 +9,8 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { pino } from 'pino';
 import { Emitter } from '../../gateway/shared/core/emitter.js';
-import type { AudioIn, AudioInEvents, AudioOut, AudioOutEvents, CarrierDetect, CarrierEvents, Levels, Ptt, PttEvents } from '../../gateway/src/radio/types.js';
+import type { AudioIn, AudioOut, AudioOutEvents, CarrierDetect, Ptt, PttEvents } from '../../gateway/src/radio/types.js';
+import { FakeCapture, FakeCarrier, NO_LEVELS } from '../helpers/radio-fakes.js';
 import { Bridge } from '../../gateway/src/bridge/bridge.js';
 import { BridgeSchema } from '../../gateway/src/bridge/schema.js';
 import { openChannel } from '../../gateway/src/talk/open.js';
@@ -26,7 +27,6 @@ const RATE = 48000;
 /** Capture period of the simulated sound card: 5 ms, as a low-latency ALSA setup delivers. */
 const BLOCK = 240;
 const BLOCK_MS = 5;
-const none: Levels = { peakDb: -Infinity, rmsDb: -Infinity, clipped: 0, samples: 0 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 class Ptt0 extends Emitter<PttEvents> implements Ptt {
@@ -38,26 +38,6 @@ class Ptt0 extends Emitter<PttEvents> implements Ptt {
   }
   async unkey() {
     this.keyed = false;
-  }
-  async close() {}
-}
-class Cos0 extends Emitter<CarrierEvents> implements CarrierDetect {
-  carrier = false;
-  readonly description = 'bench';
-  set(v: boolean) {
-    this.carrier = v;
-    this.emit('carrier', v);
-  }
-  async start() {}
-  async close() {}
-}
-class In0 extends Emitter<AudioInEvents> implements AudioIn {
-  readonly description = 'bench';
-  readonly sampleRate = RATE;
-  readonly state = 'running' as const;
-  async start() {}
-  levels() {
-    return none;
   }
   async close() {}
 }
@@ -83,7 +63,7 @@ class Out0 extends Emitter<AudioOutEvents> implements AudioOut {
   }
   async drain() {}
   levels() {
-    return none;
+    return NO_LEVELS;
   }
   async close() {}
 }
@@ -95,8 +75,8 @@ export async function latencyRun(framesPerPacket: number): Promise<Record<string
     const chA = await openChannel({ url: broker.url, prefix: 'talkbridge/v1', channel: 'bench', name: 'gw-a', sender: 'gw-a', source: 'radio', silenceMs: 1000 });
     const chB = await openChannel({ url: broker.url, prefix: 'talkbridge/v1', channel: 'bench', name: 'gw-b', sender: 'gw-b', source: 'radio', silenceMs: 1000 });
     const cfg = BridgeSchema.parse({});
-    const ain = new In0();
-    const acos = new Cos0();
+    const ain = new FakeCapture(RATE, 'bench');
+    const acos = new FakeCarrier('bench');
     const bout = new Out0();
     const mk = async (name: string, io: { cos: CarrierDetect; input: AudioIn | null; output: AudioOut }, ch: typeof chA) => {
       const b = new Bridge({
@@ -113,7 +93,7 @@ export async function latencyRun(framesPerPacket: number): Promise<Record<string
       return b;
     };
     const a = await mk('a', { cos: acos, input: ain, output: new Out0() }, chA);
-    const b = await mk('b', { cos: new Cos0(), input: null, output: bout }, chB);
+    const b = await mk('b', { cos: new FakeCarrier('bench'), input: null, output: bout }, chB);
     await sleep(300);
     // 24 overs of 2.5 s, each with five 60 ms tone bursts, one per 500 ms. Speech does not start on
     // codec frame boundaries: the bursts' offsets step through a whole 40 ms packet in 5 ms blocks
@@ -138,7 +118,7 @@ export async function latencyRun(framesPerPacket: number): Promise<Record<string
         if (burst) for (let i = 0; i < BLOCK; i++) blk[i] = Math.round(12000 * Math.sin((2 * Math.PI * 1000 * (k * BLOCK + i)) / RATE));
         // The block's first sample was captured one period before the block is delivered.
         if (k % per === first) starts.push(performance.now() - BLOCK_MS);
-        ain.emit('data', blk);
+        ain.push(blk);
       }
       acos.set(false);
       await sleep(1200);

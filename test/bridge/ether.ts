@@ -10,11 +10,11 @@
  * quick end of real sets); it closes as soon as the transmitter unkeys.
  */
 import { Emitter } from '../../gateway/shared/core/emitter.js';
-import type { AudioIn, AudioInEvents, AudioOut, AudioOutEvents, AudioState, CarrierDetect, CarrierEvents, Levels, Ptt, PttEvents } from '../../gateway/src/radio/types.js';
+import type { AudioOut, AudioOutEvents, AudioState, Ptt, PttEvents } from '../../gateway/src/radio/types.js';
+import { FakeCapture, FakeCarrier, NO_LEVELS } from '../helpers/radio-fakes.js';
 
 const RATE = 48000;
 const BLOCK = 960; // 20 ms
-const noLevels: Levels = { peakDb: -Infinity, rmsDb: -Infinity, clipped: 0, samples: 0 };
 
 export class Ether {
   readonly radios: SimRadio[] = [];
@@ -110,32 +110,6 @@ class SimPtt extends Emitter<PttEvents> implements Ptt {
   }
 }
 
-class SimCos extends Emitter<CarrierEvents> implements CarrierDetect {
-  carrier = false;
-  readonly description = 'simulated squelch';
-  set(open: boolean) {
-    if (open === this.carrier) return;
-    this.carrier = open;
-    this.emit('carrier', open);
-  }
-  async start() {}
-  async close() {}
-}
-
-class SimIn extends Emitter<AudioInEvents> implements AudioIn {
-  readonly description = 'simulated receiver';
-  readonly sampleRate = RATE;
-  state: AudioState = 'running';
-  push(b: Int16Array) {
-    this.emit('data', b);
-  }
-  async start() {}
-  levels() {
-    return noLevels;
-  }
-  async close() {}
-}
-
 export class SimOut extends Emitter<AudioOutEvents> implements AudioOut {
   readonly description = 'simulated transmitter audio';
   readonly sampleRate = RATE;
@@ -170,15 +144,15 @@ export class SimOut extends Emitter<AudioOutEvents> implements AudioOut {
   }
   async drain() {}
   levels() {
-    return noLevels;
+    return NO_LEVELS;
   }
   async close() {}
 }
 
 export class SimRadio {
   readonly ptt: SimPtt;
-  readonly cos = new SimCos();
-  readonly input = new SimIn();
+  readonly cos = new FakeCarrier('simulated squelch');
+  readonly input = new FakeCapture(RATE, 'simulated receiver');
   readonly output = new SimOut();
   constructor(
     readonly name: string,

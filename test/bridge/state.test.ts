@@ -14,11 +14,11 @@ import type { ChannelSession } from '../../gateway/shared/channel/session.js';
 import type { AudioFrame, OverReport, SessionEvents, TalkerInfo, Wire } from '../../gateway/shared/channel/types.js';
 import type { FrameEncoder } from '../../gateway/shared/codec/codec.js';
 import { Emitter } from '../../gateway/shared/core/emitter.js';
-import type { AudioIn, AudioInEvents, AudioOut, AudioOutEvents, AudioState, CarrierDetect, CarrierEvents, Levels, Ptt, PttEvents } from '../../gateway/src/radio/types.js';
+import type { AudioOut, AudioOutEvents, AudioState, Ptt, PttEvents } from '../../gateway/src/radio/types.js';
 import { ManualClock } from '../helpers/clock.js';
+import { FakeCapture, FakeCarrier, NO_LEVELS } from '../helpers/radio-fakes.js';
 
 const CARD_RATE = 48000;
-const noLevels: Levels = { peakDb: -Infinity, rmsDb: -Infinity, clipped: 0, samples: 0 };
 
 class FakePtt extends Emitter<PttEvents> implements Ptt {
   readonly description = 'fake PTT';
@@ -58,32 +58,16 @@ class FakePtt extends Emitter<PttEvents> implements Ptt {
   }
 }
 
-class FakeCos extends Emitter<CarrierEvents> implements CarrierDetect {
-  readonly description = 'fake carrier detect';
-  carrier = false;
-  set(open: boolean) {
-    this.carrier = open;
-    this.emit('carrier', open);
+class FakeIn extends FakeCapture {
+  constructor() {
+    super(CARD_RATE);
   }
-  async start() {}
-  async close() {}
-}
-
-class FakeIn extends Emitter<AudioInEvents> implements AudioIn {
-  readonly description = 'fake capture';
-  readonly sampleRate = CARD_RATE;
-  state: AudioState = 'running';
   /** 20 ms of a 1 kHz tone, as a card delivers it. */
   block() {
     const b = new Int16Array(CARD_RATE / 50);
     for (let i = 0; i < b.length; i++) b[i] = Math.round(8000 * Math.sin((2 * Math.PI * 1000 * i) / CARD_RATE));
-    this.emit('data', b);
+    this.push(b);
   }
-  async start() {}
-  levels() {
-    return noLevels;
-  }
-  async close() {}
 }
 
 class FakeOut extends Emitter<AudioOutEvents> implements AudioOut {
@@ -101,7 +85,7 @@ class FakeOut extends Emitter<AudioOutEvents> implements AudioOut {
   }
   async drain() {}
   levels() {
-    return noLevels;
+    return NO_LEVELS;
   }
   async close() {}
 }
@@ -148,7 +132,7 @@ function talker(name = 'Base', sender = 'base'): TalkerInfo {
 async function rig(t: Test, config: Record<string, unknown> = {}, o: { monitor?: boolean } = {}) {
   const clock = new ManualClock();
   const ptt = new FakePtt(clock);
-  const cos = new FakeCos();
+  const cos = new FakeCarrier();
   const input = new FakeIn();
   const output = new FakeOut(clock);
   const ch = new FakeChannel();

@@ -8,14 +8,30 @@
 #   systemd/install.sh --dry-run         print every step, change nothing
 #   --prefix DIR    install under DIR instead of / (packaging, tests); skips user, systemctl, udevadm
 #   --no-start      enable the service but do not (re)start it
+#
+#   sudo systemd/install.sh --kit --ssid RESCUE7 [--country DE] [--hostname talk7]
+#                   also make this Pi the offline field kit (docs/operations.md, "Field kit over
+#                   HTTPS"): a Wi-Fi hotspot (NetworkManager, 10.42.0.1, WPA2; the passphrase is
+#                   asked for, or read from $TB_WIFI_PASSPHRASE), its name on the local network
+#                   (<hostname>.local by mDNS, and talk.lan), the team CA and the kit's HTTPS
+#                   certificate, and a kit config: the page and MQTT over wss:// on :8443, the CA
+#                   on http://10.42.0.1:8080, the embedded broker on the Wi-Fi.
 set -euo pipefail
 
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DRY=0
 PREFIX=""
 START=1
+KIT=0
+SSID=""
+COUNTRY=""
+KIT_HOST=""
 while [ $# -gt 0 ]; do
   case "$1" in
+    --kit) KIT=1 ;;
+    --ssid) SSID="${2:?--ssid needs a network name}"; shift ;;
+    --country) COUNTRY="${2:?--country needs a two-letter country code}"; shift ;;
+    --hostname) KIT_HOST="${2:?--hostname needs a name}"; shift ;;
     --dry-run) DRY=1 ;;
     --prefix) PREFIX="${2:?--prefix needs a directory}"; shift ;;
     --prefix=*) PREFIX="${1#--prefix=}" ;;
@@ -26,6 +42,19 @@ while [ $# -gt 0 ]; do
   shift
 done
 PREFIX="${PREFIX%/}"
+if [ "$KIT" = 1 ]; then
+  [ -n "$SSID" ] || { echo "install.sh: --kit needs --ssid NAME (the hotspot's network name)" >&2; exit 2; }
+  [ "${#SSID}" -le 32 ] || { echo "install.sh: --ssid is at most 32 bytes" >&2; exit 2; }
+  [ -z "$COUNTRY" ] || [[ "$COUNTRY" =~ ^[A-Z]{2}$ ]] || { echo "install.sh: --country is two capital letters (DE, GB, US …)" >&2; exit 2; }
+  KIT_HOST="${KIT_HOST:-$(hostname)}"
+  [[ "$KIT_HOST" =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ ]] || { echo "install.sh: --hostname must be lowercase letters, digits and inner hyphens (got $KIT_HOST)" >&2; exit 2; }
+  PSK="${TB_WIFI_PASSPHRASE:-}"
+  if [ -z "$PSK" ] && [ "$DRY" = 0 ]; then
+    read -r -s -p "Wi-Fi passphrase for $SSID (8-63 characters): " PSK </dev/tty; echo
+  fi
+  [ "$DRY" = 1 ] && PSK="${PSK:-dry-run-passphrase}"
+  [ "${#PSK}" -ge 8 ] && [ "${#PSK}" -le 63 ] || { echo "install.sh: the Wi-Fi passphrase must be 8 to 63 characters (WPA2)" >&2; exit 2; }
+fi
 
 USER_NAME=talkbridge
 OPT="$PREFIX/opt/talkbridge"
@@ -100,10 +129,107 @@ say "config in $ETC"
 run mkdir -p "$ETC"
 if [ -e "$ETC/config.yaml" ]; then
   say "  $ETC/config.yaml exists, left as it is"
+elif [ "$KIT" = 1 ]; then
+  say "  the field kit's config is written below"
 else
   run install -m 0640 "$SRC/systemd/config.example.yaml" "$ETC/config.yaml"
   # Readable by the service, which may hold a broker password.
   if [ "$SYSTEM" = 1 ]; then run chgrp "$USER_NAME" "$ETC/config.yaml"; fi
+fi
+
+if [ "$KIT" = 1 ]; then
+  KIT_IP=10.42.0.1
+  say "field kit: hotspot $SSID on $KIT_IP, name $KIT_HOST"
+  if [ "$SYSTEM" = 1 ]; then
+    need nmcli "the kit's hotspot uses NetworkManager (Raspberry Pi OS bookworm and later)"
+    if [ -n "$COUNTRY" ] && command -v raspi-config >/dev/null 2>&1; then run raspi-config nonint do_wifi_country "$COUNTRY"; fi
+    if [ "$(hostname)" != "$KIT_HOST" ]; then run hostnamectl set-hostname "$KIT_HOST"; fi
+    # mDNS: <hostname>.local on iOS, macOS, Windows, Linux (and recent Android).
+    command -v avahi-daemon >/dev/null 2>&1 || run apt-get install -y --no-install-recommends avahi-daemon
+  fi
+  # NetworkManager's keyfile for an access point in shared mode (it runs DHCP and DNS for the
+  # phones). Mode 0600: it holds the passphrase, and NetworkManager ignores a readable one.
+  NMCONN="$PREFIX/etc/NetworkManager/system-connections/talkbridge-hotspot.nmconnection"
+  run mkdir -p "$(dirname "$NMCONN")"
+  if [ "$DRY" = 1 ]; then
+    printf '+ %s\n' "write $NMCONN (mode 0600)"
+  else
+    umask 077
+    cat >"$NMCONN" <<EOT
+[connection]
+id=talkbridge-hotspot
+type=wifi
+interface-name=wlan0
+autoconnect=true
+autoconnect-priority=100
+
+[wifi]
+mode=ap
+ssid=$SSID
+band=bg
+
+[wifi-security]
+key-mgmt=wpa-psk
+proto=rsn
+pairwise=ccmp
+group=ccmp
+psk=$PSK
+
+[ipv4]
+method=shared
+address1=$KIT_IP/24
+
+[ipv6]
+method=disabled
+EOT
+    chmod 0600 "$NMCONN"
+    umask 022
+  fi
+  # A name every phone resolves, Android included: NetworkManager's dnsmasq answers it.
+  run mkdir -p "$PREFIX/etc/NetworkManager/dnsmasq-shared.d"
+  if [ "$DRY" = 1 ]; then printf '+ %s\n' "write $PREFIX/etc/NetworkManager/dnsmasq-shared.d/talkbridge.conf"; else echo "address=/talk.lan/$KIT_IP" >"$PREFIX/etc/NetworkManager/dnsmasq-shared.d/talkbridge.conf"; fi
+
+  say "field kit: team CA and the kit's certificate in $ETC/tls"
+  run node "$OPT/gateway/bin/talkbridge.js" tls init --dir "$ETC/tls" --name "talkbridge kit $KIT_HOST" --host "$KIT_HOST.local,$KIT_HOST,talk.lan,$KIT_IP,localhost,127.0.0.1"
+  if [ "$SYSTEM" = 1 ]; then run chown "$USER_NAME:" "$ETC/tls/server.key"; fi
+
+  # An existing config is never touched, a kit's own included (it may have been edited since).
+  KITCONF="$ETC/config.yaml"
+  if [ -e "$KITCONF" ]; then
+    say "  $KITCONF exists, left as it is; the kit's config is in $ETC/kit.example.yaml to compare"
+    KITCONF="$ETC/kit.example.yaml"
+  fi
+  if [ "$DRY" = 1 ]; then
+    printf '+ %s\n' "write $KITCONF"
+  else
+    cat >"$KITCONF" <<EOT
+# talkbridge field kit, written by install.sh --kit (docs/operations.md, "Field kit over HTTPS").
+# Phones: join Wi-Fi "$SSID", open http://$KIT_IP:8080/ once to install the team CA, then
+# https://$KIT_HOST.local:8443/ (or https://$KIT_IP:8443/, https://talk.lan:8443/).
+gateway:
+  id: $KIT_HOST
+  name: $KIT_HOST field kit
+embeddedBroker:
+  # Every address, the hotspot's included: radios on other Pis connect over TCP. Phones use
+  # wss:// on the web port. With an eth0 uplink, set 10.42.0.1 or add auth (docs/security.md).
+  host: 0.0.0.0
+http:
+  host: 0.0.0.0
+  port: 8443
+  redirectPort: 8080
+  tls:
+    cert: /etc/talkbridge/tls/server.crt
+    key: /etc/talkbridge/tls/server.key
+    ca: /etc/talkbridge/tls/ca.crt
+channels:
+  - name: base
+log:
+  level: info
+EOT
+    chmod 0640 "$KITCONF"
+    if [ "$SYSTEM" = 1 ]; then chgrp "$USER_NAME" "$KITCONF"; fi
+  fi
+  if [ "$SYSTEM" = 1 ]; then run nmcli connection reload; run nmcli connection up talkbridge-hotspot || say "  the hotspot did not come up now (wlan0 busy or blocked?): it will at the next boot"; fi
 fi
 
 say "systemd unit and udev rules"

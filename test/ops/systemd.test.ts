@@ -1,6 +1,6 @@
 import t from 'tap';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { ROOT, runCli } from '../helpers/cli.js';
@@ -180,6 +180,60 @@ t.test('install.sh --help prints its usage, and an unsupported Node is refused w
   t.match(old.stderr, /deb\.nodesource\.com\/setup_22\.x/);
   t.match(old.stderr, /trixie \(13\): {3}sudo apt-get install nodejs npm/, 'and on trixie');
   t.equal(old.stdout.includes('npm ci'), false, 'before doing anything');
+});
+
+t.test('install.sh --kit stages the field kit: hotspot, names, the team CA and certificate, a valid kit config', async (t) => {
+  const script = path.join(SYSTEMD, 'install.sh');
+  const dir = tempDir(t);
+  const prefix = path.join(dir, 'root');
+  // npm at the OS boundary: the staged code gets this checkout's node_modules instead of a download.
+  const bin = path.join(dir, 'bin');
+  mkdirSync(bin);
+  writeFileSync(path.join(bin, 'npm'), `#!/bin/sh\ncase "$1" in ci) ln -sfn ${path.join(ROOT, 'node_modules')} node_modules ;; esac\nexit 0\n`);
+  chmodSync(path.join(bin, 'npm'), 0o755);
+  const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, TB_WIFI_PASSPHRASE: 'a long passphrase' };
+  const kit = (...extra: string[]) => spawnSync(script, ['--prefix', prefix, '--no-start', '--kit', '--ssid', 'RESCUE7', '--hostname', 'talk7', ...extra], { encoding: 'utf8', env });
+
+  const r = kit();
+  t.equal(r.status, 0, r.stderr);
+  const nm = path.join(prefix, 'etc/NetworkManager/system-connections/talkbridge-hotspot.nmconnection');
+  t.equal(statSync(nm).mode & 0o777, 0o600, 'the hotspot keyfile is private (it holds the passphrase; NetworkManager ignores a readable one)');
+  const conn = readFileSync(nm, 'utf8');
+  for (const line of ['mode=ap', 'ssid=RESCUE7', 'key-mgmt=wpa-psk', 'psk=a long passphrase', 'method=shared', 'address1=10.42.0.1/24']) t.ok(conn.split('\n').includes(line), line);
+  t.equal(readFileSync(path.join(prefix, 'etc/NetworkManager/dnsmasq-shared.d/talkbridge.conf'), 'utf8').trim(), 'address=/talk.lan/10.42.0.1');
+
+  const tls = path.join(prefix, 'etc/talkbridge/tls');
+  const verify = spawnSync('openssl', ['verify', '-CAfile', path.join(tls, 'ca.crt'), path.join(tls, 'server.crt')], { encoding: 'utf8' });
+  t.match(verify.stdout, /server\.crt: OK/, 'the certificate is signed by the team CA');
+  const names = execFileSync('openssl', ['x509', '-in', path.join(tls, 'server.crt'), '-noout', '-ext', 'subjectAltName'], { encoding: 'utf8' });
+  for (const n of ['DNS:talk7.local', 'DNS:talk.lan', 'IP Address:10.42.0.1']) t.match(names, n, `the certificate covers ${n}`);
+
+  const config = path.join(prefix, 'etc/talkbridge/config.yaml');
+  const text = readFileSync(config, 'utf8');
+  t.match(text, /^# talkbridge field kit/);
+  t.match(text, /port: 8443\n {2}redirectPort: 8080/);
+  // Checked as it will be read once installed at /: its certificate paths are the staged files.
+  const atRoot = path.join(dir, 'config-at-root.yaml');
+  writeFileSync(atRoot, text.replaceAll('/etc/talkbridge/tls/', `${tls}/`));
+  const check = await runCli(['check-config', '--json', atRoot]);
+  t.equal(check.code, 0, check.stderr);
+  const parsed = JSON.parse(check.stdout) as { http: { tls: unknown; port: number }; embeddedBroker: { host: string } };
+  t.equal(parsed.http.port, 8443);
+  t.ok(parsed.http.tls, 'HTTPS on');
+  t.equal(parsed.embeddedBroker.host, '0.0.0.0', 'the broker listens on the Wi-Fi too');
+
+  writeFileSync(config, text.replace('name: base', 'name: rescue'));
+  const again = kit();
+  t.equal(again.status, 0, again.stderr);
+  t.match(readFileSync(config, 'utf8'), /name: rescue/, 'a second run leaves the (edited) config alone');
+  t.ok(existsSync(path.join(prefix, 'etc/talkbridge/kit.example.yaml')), 'and puts the kit config beside it');
+
+  const noSsid = spawnSync(script, ['--dry-run', '--prefix', prefix, '--kit'], { encoding: 'utf8', env });
+  t.equal(noSsid.status, 2);
+  t.match(noSsid.stderr, /--kit needs --ssid/);
+  const shortPsk = spawnSync(script, ['--dry-run', '--prefix', prefix, '--kit', '--ssid', 'X'], { encoding: 'utf8', env: { ...env, TB_WIFI_PASSPHRASE: 'short' } });
+  t.equal(shortPsk.status, 2);
+  t.match(shortPsk.stderr, /8 to 63 characters/);
 });
 
 t.test('the default config install.sh ships is valid', async (t) => {

@@ -24,6 +24,9 @@ export function micAvailability(w: { isSecureContext: boolean; navigator: Naviga
   return 'unknown';
 }
 
+/** How long a context may take to run after a press before the page says there is no sound output. */
+const RUNNING_WITHIN_MS = 4000;
+
 export class AudioEngine extends Emitter<AudioEvents> {
   ctx: AudioContext | null = null;
   private playback: AudioWorkletNode | null = null;
@@ -73,6 +76,20 @@ export class AudioEngine extends Emitter<AudioEvents> {
     if (this.ctx && this.ctx.state === 'suspended') await this.ctx.resume().catch(() => {});
   }
 
+  /**
+   * Whether the context runs within `ms`. Firefox with no output device (no sound card, or no
+   * sound server running) keeps its context suspended and never settles resume(): capture, which
+   * runs in the same context, would wait forever.
+   */
+  private async running(ms: number): Promise<boolean> {
+    if (this.ctx?.state === 'running') return true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((r) => (timer = setTimeout(r, ms)));
+    await Promise.race([this.resume(), late]);
+    clearTimeout(timer);
+    return (this.ctx?.state as AudioContextState | undefined) === 'running';
+  }
+
   /** Output latency the browser reports (ms): what is added after the worklet. */
   get outputLatencyMs(): number {
     const c = this.ctx;
@@ -93,7 +110,10 @@ export class AudioEngine extends Emitter<AudioEvents> {
 
   private async doOpenMic(): Promise<void> {
     await this.start();
-    await this.resume();
+    if (!(await this.running(RUNNING_WITHIN_MS))) {
+      this.setMic('no-output');
+      throw new TalkerError('no-output', 'no sound output: the browser will not run audio without a speaker or headphones');
+    }
     this.setMic('requesting');
     let stream: MediaStream;
     try {

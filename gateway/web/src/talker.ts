@@ -22,7 +22,7 @@ export type TalkState =
   /** The time-out ended the over; waits for release. */
   | { kind: 'timeout' }
   /** The over could not start or broke; waits for release. */
-  | { kind: 'failed'; reason: 'mic-denied' | 'mic-missing' | 'mic-insecure' | 'mic' | 'offline' | 'encoder'; message: string };
+  | { kind: 'failed'; reason: 'mic-denied' | 'mic-missing' | 'mic-insecure' | 'mic' | 'no-output' | 'offline' | 'encoder'; message: string };
 
 export interface TalkerDeps {
   session: Pick<ChannelSession, 'talk' | 'holder'>;

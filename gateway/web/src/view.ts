@@ -6,7 +6,8 @@ import type { TalkerInfo } from '../../shared/channel/session.js';
 import type { ConnState } from './net.js';
 import type { TalkState } from './talker.js';
 
-export type MicState = 'unknown' | 'insecure' | 'unsupported' | 'requesting' | 'ready' | 'denied' | 'missing' | 'error';
+/** 'no-output': the browser has no sound output, and so runs no audio at all, capture included. */
+export type MicState = 'unknown' | 'insecure' | 'unsupported' | 'requesting' | 'ready' | 'denied' | 'missing' | 'no-output' | 'error';
 
 export interface Model {
   conn: ConnState | { kind: 'setup' };
@@ -156,6 +157,8 @@ export function micNote(mic: MicState): string | null {
       return 'Microphone permission denied. Allow the microphone for this site in the browser settings, then press again.';
     case 'missing':
       return 'No microphone found. Plug one in, then press again.';
+    case 'no-output':
+      return 'No sound output found: this browser runs no audio, so you can neither talk nor hear. Connect a speaker or headphones (or start the sound system), then press again.';
     case 'error':
       return 'The microphone could not be opened. Close other apps using it, then press again.';
     default:

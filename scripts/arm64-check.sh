@@ -5,7 +5,8 @@
 #   npm ci; npm start and its /healthz; the daemon's codec is the native libopus;
 #   a send → listen round trip through the embedded broker, no packet lost;
 #   npm start stops on SIGTERM;
-#   systemd/install.sh into a staged root, and the staged daemon started from its config.
+#   systemd/install.sh --kit (the offline field kit) into a staged root: its hotspot, names,
+#   team CA and certificate checked, and the staged daemon serving HTTPS with the kit's config.
 # Each step prints its time; any failure stops the check with the step's name and its log.
 #
 #   sudo scripts/arm64-check.sh        (run by .ci/run after npm test)
@@ -21,7 +22,9 @@ SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${TB_ARM64_CACHE:-/var/cache/talkbridge}"
 NODE_MAJOR="${TB_ARM64_NODE:-24}"
 MIRROR="${TB_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# minbase, plus openssl: Raspberry Pi OS has it, and `tls init` (the kit's CA) signs with it.
 BASE="$CACHE/bookworm-arm64"
+BASE_KIND="minbase+openssl"
 WORK=""
 R=""
 STEP="start"
@@ -85,10 +88,10 @@ done_step
 
 step "bookworm arm64 root (debootstrap minbase, cached in $BASE)"
 mkdir -p "$CACHE"
-if [ ! -e "$BASE/.complete" ]; then
+if [ "$(cat "$BASE/.complete" 2>/dev/null)" != "$BASE_KIND" ]; then
   rm -rf "$BASE.tmp"
-  debootstrap --arch=arm64 --variant=minbase bookworm "$BASE.tmp" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 || { tail -20 "$CACHE/debootstrap.log" >&2; exit 1; }
-  touch "$BASE.tmp/.complete"
+  debootstrap --arch=arm64 --variant=minbase --include=openssl bookworm "$BASE.tmp" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 || { tail -20 "$CACHE/debootstrap.log" >&2; exit 1; }
+  echo "$BASE_KIND" >"$BASE.tmp/.complete"
   rm -rf "$BASE"
   mv "$BASE.tmp" "$BASE"
 else
@@ -178,18 +181,28 @@ for ((i = 0; i < 20; i++)); do kill -0 "$START_PID" 2>/dev/null || break; sleep 
 if kill -0 "$START_PID" 2>/dev/null; then echo "still running 10 s after SIGTERM" >&2; exit 1; fi
 done_step
 
-step "systemd/install.sh into a staged root"
-in_root 'cd /src && systemd/install.sh --prefix /stage --no-start' >"$WORK/install.log" 2>&1 || { tail -30 "$WORK/install.log" >&2; exit 1; }
-for f in /stage/opt/talkbridge/gateway/bin/talkbridge.js /stage/etc/talkbridge/config.yaml /stage/etc/systemd/system/talkbridge.service /stage/etc/udev/rules.d/99-talkbridge.rules; do
+step "systemd/install.sh --kit into a staged root"
+in_root 'cd /src && TB_WIFI_PASSPHRASE="a long passphrase" systemd/install.sh --prefix /stage --no-start --kit --ssid RESCUE7 --hostname kit7' >"$WORK/install.log" 2>&1 || { tail -30 "$WORK/install.log" >&2; exit 1; }
+for f in /stage/opt/talkbridge/gateway/bin/talkbridge.js /stage/etc/talkbridge/config.yaml /stage/etc/systemd/system/talkbridge.service /stage/etc/udev/rules.d/99-talkbridge.rules \
+  /stage/etc/NetworkManager/system-connections/talkbridge-hotspot.nmconnection /stage/etc/NetworkManager/dnsmasq-shared.d/talkbridge.conf /stage/etc/talkbridge/tls/ca.crt /stage/etc/talkbridge/tls/server.crt; do
   in_root "test -e $f" || { echo "install.sh did not install $f" >&2; exit 1; }
 done
 in_root 'test ! -e /stage/opt/talkbridge/node_modules/typescript' || { echo "dev dependencies left in the staged install" >&2; exit 1; }
+in_root 'test "$(stat -c %a /stage/etc/NetworkManager/system-connections/talkbridge-hotspot.nmconnection)" = 600 && grep -qx "ssid=RESCUE7" /stage/etc/NetworkManager/system-connections/talkbridge-hotspot.nmconnection && grep -qx "address1=10.42.0.1/24" /stage/etc/NetworkManager/system-connections/talkbridge-hotspot.nmconnection' || { echo "the hotspot's keyfile is wrong" >&2; exit 1; }
+in_root 'cd /stage/etc/talkbridge/tls && openssl verify -CAfile ca.crt server.crt >/dev/null && openssl x509 -in server.crt -noout -ext subjectAltName | grep -q "DNS:kit7.local"' || { echo "the kit's certificate is not the team CA's, or does not name kit7.local" >&2; exit 1; }
+# The config as it reads once installed at /: certificate paths point at the staged files.
+in_root 'sed "s#/etc/talkbridge/tls/#/stage/etc/talkbridge/tls/#" /stage/etc/talkbridge/config.yaml >/stage/kit.yaml && node /stage/opt/talkbridge/gateway/bin/talkbridge.js check-config /stage/kit.yaml' >"$WORK/check.log" 2>&1 || { cat "$WORK/check.log" >&2; exit 1; }
 done_step
 
-step "the staged daemon, from its config"
-bg_root 'exec node /stage/opt/talkbridge/gateway/bin/talkbridge.js run --config /stage/etc/talkbridge/config.yaml' "$WORK/staged.log"
+step "the staged kit daemon: HTTPS with the team CA"
+bg_root 'exec node /stage/opt/talkbridge/gateway/bin/talkbridge.js run --config /stage/kit.yaml' "$WORK/staged.log"
 STAGED_PID=$BG
-wait_health http://127.0.0.1:8080/healthz 180 "$WORK/staged.log"
+ok=0
+for ((i = 0; i < 360; i++)); do
+  if in_root "NODE_EXTRA_CA_CERTS=/stage/etc/talkbridge/tls/ca.crt node -e \"fetch('https://127.0.0.1:8443/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))\""; then ok=1; break; fi
+  sleep 0.5
+done
+[ $ok = 1 ] || { echo "the kit daemon did not answer on https://127.0.0.1:8443/healthz with the team CA:" >&2; tail -30 "$WORK/staged.log" >&2; exit 1; }
 kill -TERM "$STAGED_PID"
 wait "$STAGED_PID" || true
 done_step

@@ -1,11 +1,5 @@
-/**
- * Playout of the over that holds the floor: its jitter buffer drained through its decoder, on a
- * timer or as packets arrive, into frames for whatever plays them. The session decides which over
- * that is; this decides when each of its frames goes out.
- */
-import type { FrameDecoder } from '../codec/codec.js';
 import type { IncomingOver } from './incoming.js';
-import type { AudioFrame, Clock, OpusRate, Timer } from './types.js';
+import type { AudioFrame, Clock, OpusRate, SessionOptions, Timer } from './types.js';
 
 /**
  * Playout for an output that queues what it is given (a gateway's `aplay`): SessionOptions
@@ -28,7 +22,7 @@ export interface PlayoutOptions {
   /** SessionOptions.playAheadMs and concealLateMs (0 and 0: frames leave at their due time). */
   playAheadMs: number;
   concealLateMs: number;
-  createDecoder: (s: { sampleRate: OpusRate; frameMs: 2.5 | 5 | 10 | 20 | 40 | 60 }) => FrameDecoder;
+  createDecoder: SessionOptions['createDecoder'];
   decodeRate?: OpusRate;
   /** The over that holds the floor, if it is one we receive. */
   current(): IncomingOver | null;

@@ -44,7 +44,9 @@ done
 PREFIX="${PREFIX%/}"
 if [ "$KIT" = 1 ]; then
   [ -n "$SSID" ] || { echo "install.sh: --kit needs --ssid NAME (the hotspot's network name)" >&2; exit 2; }
-  [ "${#SSID}" -le 32 ] || { echo "install.sh: --ssid is at most 32 bytes" >&2; exit 2; }
+  # Both go into NetworkManager's keyfile: printable ASCII only, so nothing can add a line to it.
+  ascii() { [ "$(printf %s "$1" | LC_ALL=C tr -d ' -~' | wc -c)" -eq 0 ]; }
+  ascii "$SSID" && [ "${#SSID}" -le 32 ] || { echo "install.sh: --ssid is 1 to 32 printable ASCII characters" >&2; exit 2; }
   [ -z "$COUNTRY" ] || [[ "$COUNTRY" =~ ^[A-Z]{2}$ ]] || { echo "install.sh: --country is two capital letters (DE, GB, US …)" >&2; exit 2; }
   KIT_HOST="${KIT_HOST:-$(hostname)}"
   [[ "$KIT_HOST" =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ ]] || { echo "install.sh: --hostname must be lowercase letters, digits and inner hyphens (got $KIT_HOST)" >&2; exit 2; }
@@ -53,7 +55,7 @@ if [ "$KIT" = 1 ]; then
     read -r -s -p "Wi-Fi passphrase for $SSID (8-63 characters): " PSK </dev/tty; echo
   fi
   [ "$DRY" = 1 ] && PSK="${PSK:-dry-run-passphrase}"
-  [ "${#PSK}" -ge 8 ] && [ "${#PSK}" -le 63 ] || { echo "install.sh: the Wi-Fi passphrase must be 8 to 63 characters (WPA2)" >&2; exit 2; }
+  ascii "$PSK" && [ "${#PSK}" -ge 8 ] && [ "${#PSK}" -le 63 ] || { echo "install.sh: the Wi-Fi passphrase must be 8 to 63 printable ASCII characters (WPA2)" >&2; exit 2; }
 fi
 
 USER_NAME=talkbridge

@@ -233,7 +233,13 @@ t.test('install.sh --kit stages the field kit: hotspot, names, the team CA and c
   t.match(noSsid.stderr, /--kit needs --ssid/);
   const shortPsk = spawnSync(script, ['--dry-run', '--prefix', prefix, '--kit', '--ssid', 'X'], { encoding: 'utf8', env: { ...env, TB_WIFI_PASSPHRASE: 'short' } });
   t.equal(shortPsk.status, 2);
-  t.match(shortPsk.stderr, /8 to 63 characters/);
+  t.match(shortPsk.stderr, /8 to 63 printable ASCII characters/);
+  // The keyfile is line-based: a newline in either value would add a line of the caller's choosing.
+  const injected = spawnSync(script, ['--dry-run', '--prefix', prefix, '--kit', '--ssid', 'X'], { encoding: 'utf8', env: { ...env, TB_WIFI_PASSPHRASE: 'long enough\n[ipv4]\nmethod=disabled' } });
+  t.equal(injected.status, 2, 'a passphrase with a newline is refused');
+  const badSsid = spawnSync(script, ['--dry-run', '--prefix', prefix, '--kit', '--ssid', 'KIT\nmode=infrastructure'], { encoding: 'utf8', env });
+  t.equal(badSsid.status, 2, 'so is an SSID with one');
+  t.match(badSsid.stderr, /--ssid is 1 to 32 printable ASCII characters/);
 });
 
 t.test('the default config install.sh ships is valid', async (t) => {

@@ -180,3 +180,34 @@ t.test('a gateway notice (time-out) is shown to the person at the page', async (
   await b.page.locator('#banner', { hasText: 'vhf: transmitter timed out after 120 s' }).waitFor({ timeout: 5000 });
   t.pass('the banner shows the notice');
 });
+
+t.test('no sound output: a browser that will not run audio says so within seconds and sends nothing', async (t) => {
+  const { gw, b } = await setup(t);
+  // What Firefox does with no output device: the AudioContext stays suspended and resume() never
+  // settles. Before the fix a press sat at "Starting…" for ever.
+  await b.context.addInitScript(() => {
+    Object.defineProperty(BaseAudioContext.prototype, 'state', { configurable: true, get: () => 'suspended' });
+    AudioContext.prototype.resume = () => new Promise<void>(() => {});
+  });
+  const st = await joinPage(b.page, gw.web, { name: 'Di' });
+  const spy = mqtt.connect(gw.mqtt);
+  t.teardown(() => spy.endAsync());
+  const fromPage: string[] = [];
+  await spy.subscribeAsync(`talkbridge/v1/base/+/${st.sender}`);
+  spy.on('message', (topic) => {
+    if (!topic.includes('/presence/')) fromPage.push(topic);
+  });
+  const btn = b.page.getByRole('button', { name: 'Push to talk', exact: true });
+  await btn.hover();
+  const pressed = Date.now();
+  await b.page.mouse.down();
+  const s = await waitState(b.page, (x) => x.talk === 'failed', 8000, 'the press to fail');
+  const waited = Date.now() - pressed;
+  t.ok(waited < 7000, `it gave up after ${waited} ms`);
+  t.equal(s.mic, 'no-output');
+  await b.page.locator('#mic-note', { hasText: 'No sound output found' }).waitFor({ timeout: 3000 });
+  t.pass('and says why, under the button');
+  await b.page.mouse.up();
+  await sleep(300);
+  t.same(fromPage, [], 'nothing was sent');
+});

@@ -119,7 +119,9 @@ tar -xzf "$NPM_TGZ" --strip-components=1 -C "$R/usr/local/lib/node_modules/npm"
 ln -s ../lib/node_modules/npm/bin/npm-cli.js "$R/usr/local/bin/npm"
 ln -s ../lib/node_modules/npm/bin/npx-cli.js "$R/usr/local/bin/npx"
 cp /etc/resolv.conf "$R/etc/resolv.conf"
-echo "registry=$(npm config get registry)" >"$R/root/.npmrc"
+# A dropped connection to the registry is retried, and install.sh's second npm ci takes what the
+# first one fetched from the cache (a CI run failed once on a reset mid-install).
+printf 'registry=%s\nfetch-retries=5\nfetch-retry-mintimeout=2000\nprefer-offline=true\n' "$(npm config get registry)" >"$R/root/.npmrc"
 # Where this machine reaches the registry through a TLS-inspecting proxy, its CA goes in too (a
 # Pi on the internet needs none: Node carries the public CAs).
 HOST_CA="${NODE_EXTRA_CA_CERTS:-$(npm config get cafile 2>/dev/null || true)}"

@@ -27,6 +27,18 @@ async function setup(t: Test): Promise<{ gw: Gateway; b: Browser }> {
   return { gw, b };
 }
 
+/** Topics of everything the page (sender id `sender`) publishes besides presence, as it happens. */
+async function publishedBy(t: Test, gw: Gateway, sender: string): Promise<string[]> {
+  const spy = mqtt.connect(gw.mqtt);
+  t.teardown(() => spy.endAsync());
+  const seen: string[] = [];
+  await spy.subscribeAsync(`talkbridge/v1/base/+/${sender}`);
+  spy.on('message', (topic) => {
+    if (!topic.includes('/presence/')) seen.push(topic);
+  });
+  return seen;
+}
+
 async function holdToTalk(b: Browser, ms: number): Promise<void> {
   const btn = b.page.getByRole('button', { name: 'Push to talk', exact: true });
   await btn.hover();
@@ -80,14 +92,7 @@ t.test('send → browser: the page decodes and plays the over intact', async (t)
 t.test('busy: the page cannot take the floor while a send is in progress', async (t) => {
   const { gw, b } = await setup(t);
   const st = await joinPage(b.page, gw.web, { name: 'Cy' });
-  // Watch everything the page publishes besides presence.
-  const spy = mqtt.connect(gw.mqtt);
-  t.teardown(() => spy.endAsync());
-  const fromPage: string[] = [];
-  await spy.subscribeAsync(`talkbridge/v1/base/+/${st.sender}`);
-  spy.on('message', (topic) => {
-    if (!topic.includes('/presence/')) fromPage.push(topic);
-  });
+  const fromPage = await publishedBy(t, gw, st.sender!);
   const send = startCli(['send', '--broker', gw.mqtt, '--channel', 'base', '--name', 'Dispatcher', SPEECH]);
   await waitState(b.page, (s) => s.holder?.name === 'Dispatcher', 5000, 'dispatcher holds the floor');
   const btn = b.page.getByRole('button', { name: 'Push to talk', exact: true });
@@ -190,13 +195,7 @@ t.test('no sound output: a browser that will not run audio says so within second
     AudioContext.prototype.resume = () => new Promise<void>(() => {});
   });
   const st = await joinPage(b.page, gw.web, { name: 'Di' });
-  const spy = mqtt.connect(gw.mqtt);
-  t.teardown(() => spy.endAsync());
-  const fromPage: string[] = [];
-  await spy.subscribeAsync(`talkbridge/v1/base/+/${st.sender}`);
-  spy.on('message', (topic) => {
-    if (!topic.includes('/presence/')) fromPage.push(topic);
-  });
+  const fromPage = await publishedBy(t, gw, st.sender!);
   const btn = b.page.getByRole('button', { name: 'Push to talk', exact: true });
   await btn.hover();
   const pressed = Date.now();

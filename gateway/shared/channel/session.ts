@@ -63,12 +63,9 @@ export class ChannelSession extends Emitter<SessionEvents> {
     if (this.crypto && this.crypto.channel !== this.topics.channel) throw new Error(`keys are for channel ${this.crypto.channel}, not ${this.topics.channel}`);
     const count = (reason: string, detail?: string) => this.count(reason, detail);
     this.wire = new Publisher(mqtt, this.topics, this.clock, this.crypto, count);
-    const session = this;
     this.inbox = this.crypto
       ? new SecureInbox(this.crypto, this.clock, count, {
-          get live() {
-            return session.joined;
-          },
+          live: () => this.joined,
           presence: (sender, json) => this.onPresence(sender, json),
           control: (sender, m) => this.onControl(sender, m),
           audio: (sender, p) => this.onAudio(sender, p),

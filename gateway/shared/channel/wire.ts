@@ -89,7 +89,7 @@ export class Publisher implements Wire {
 /** Where opened input goes: the same handlers clear input reaches. */
 export interface Opened {
   /** False once the session left: what is still queued is dropped unopened. */
-  readonly live: boolean;
+  live(): boolean;
   presence(sender: string, json: Uint8Array): void;
   control(sender: string, m: ControlMessage): void;
   audio(sender: string, p: AudioPacket): void;
@@ -153,7 +153,7 @@ export class SecureInbox {
   }
 
   private async open(kind: TopicKind, sender: string, payload: Uint8Array, packet: AudioPacket | null): Promise<void> {
-    if (!this.to.live) return;
+    if (!this.to.live()) return;
     const c = this.crypto;
     const now = this.clock.wall();
     if (kind === 'presence') {

@@ -167,26 +167,24 @@ export class Bridge extends Emitter<BridgeEvents> implements BridgeView {
   /** Decides whether a rising carrier is forwarded. */
   private tryRx(): void {
     if (this.st === 'rx') return;
-    const now = this.clock.now();
-    const why =
-      this.st === 'tx' || this.st === 'hang'
-        ? 'we are transmitting'
-        : this.carrierTimedOut
-          ? 'carrier open since the rx time-out (stuck squelch?)'
-          : now < this.holdoffUntil
-            ? 'our own transmitter just unkeyed'
-            : !this.o.transmit
-              ? 'receive-only radio'
-              : this.o.transmit.holder && !this.o.transmit.holder.self
-                ? `channel busy: ${this.o.transmit.holder.name} is talking`
-                : now - this.lastChannelOverEnd < this.c.echoGuardMs
-                  ? 'an over just ended on the channel (echo guard)'
-                  : null;
+    const why = this.rxRefusal(this.clock.now());
     if (why) {
       this.log.info({ event: 'rx-ignored', radio: this.radio, reason: why }, `${this.radio}: carrier not forwarded (${why})`);
       return;
     }
     this.startRx();
+  }
+
+  /** Why a carrier rising now must not be forwarded, or null; checked in this order. */
+  private rxRefusal(now: number): string | null {
+    if (this.st === 'tx' || this.st === 'hang') return 'we are transmitting';
+    if (this.carrierTimedOut) return 'carrier open since the rx time-out (stuck squelch?)';
+    if (now < this.holdoffUntil) return 'our own transmitter just unkeyed';
+    const ch = this.o.transmit;
+    if (!ch) return 'receive-only radio';
+    if (ch.holder && !ch.holder.self) return `channel busy: ${ch.holder.name} is talking`;
+    if (now - this.lastChannelOverEnd < this.c.echoGuardMs) return 'an over just ended on the channel (echo guard)';
+    return null;
   }
 
   private startRx(): void {

@@ -73,7 +73,7 @@ export class TxPipeline {
    * before that over's own TX delay is up.
    */
   drop(): void {
-    if (this.flushTimer) this.clock.clearTimeout(this.flushTimer);
+    if (this.flushTimer !== null) this.clock.clearTimeout(this.flushTimer);
     // A handle left set would still count as `holding`, and the bridge would wait for it forever.
     this.flushTimer = null;
     this.queue = [];

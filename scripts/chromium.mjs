@@ -8,7 +8,8 @@ import { chromium } from 'playwright-core';
 
 export const CHROMIUM = process.env.TALKBRIDGE_CHROMIUM ?? '/usr/bin/chromium';
 
-export function chromiumArgs(micFile) {
+/** `noMic`: no capture device at all (headless Chromium has none without the fake one). */
+export function chromiumArgs(micFile, { noMic = false } = {}) {
   return [
     '--no-sandbox',
     '--disable-background-networking',
@@ -17,7 +18,7 @@ export function chromiumArgs(micFile) {
     '--no-first-run',
     '--disable-gpu',
     '--disable-quic',
-    '--use-fake-device-for-media-stream',
+    ...(noMic ? [] : ['--use-fake-device-for-media-stream']),
     '--use-fake-ui-for-media-stream',
     '--autoplay-policy=no-user-gesture-required',
     ...(micFile ? [`--use-file-for-fake-audio-capture=${micFile}`] : []),
@@ -25,11 +26,11 @@ export function chromiumArgs(micFile) {
 }
 
 /** A persistent context in a fresh profile directory (`dir`, or a new temp one) with the microphone allowed. */
-export function launchChromium({ micFile, viewport, deviceScaleFactor, dir = mkdtempSync(path.join(os.tmpdir(), 'tb-chromium-')) } = {}) {
+export function launchChromium({ micFile, noMic, viewport, deviceScaleFactor, dir = mkdtempSync(path.join(os.tmpdir(), 'tb-chromium-')) } = {}) {
   return chromium.launchPersistentContext(dir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: chromiumArgs(micFile),
+    args: chromiumArgs(micFile, { noMic }),
     ...(viewport ? { viewport } : {}),
     ...(deviceScaleFactor ? { deviceScaleFactor } : {}),
     permissions: ['microphone'],

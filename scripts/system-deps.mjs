@@ -11,6 +11,12 @@ export const TEST_DEPS = [
   ['sox', 'sox'],
   // Headless browser for the web client's end-to-end tests, driven by playwright-core.
   ['/usr/bin/chromium', 'chromium'],
+  // The same tests in Firefox ESR (puppeteer-core over WebDriver BiDi; a PulseAudio null sink as its
+  // sound output) and WebKitGTK (WebKitWebDriver and MiniBrowser on an Xvfb display).
+  ['/usr/bin/firefox-esr', 'firefox-esr'],
+  ['pulseaudio', 'pulseaudio'],
+  ['/usr/bin/WebKitWebDriver', 'webkit2gtk-driver'],
+  ['Xvfb', 'xvfb'],
   // Radio driver tests: pty pairs (socat, above), FIFOs and fake tools in bash, finding a holder process.
   ['bash', 'bash'],
   ['mkfifo', 'coreutils'],

@@ -20,6 +20,14 @@ interface TestHook {
   qr?: { text: string; svg: string };
 }
 
+// Classic WebDriver (WebKit's) cannot run a script before the page's own: an automated browser's
+// tab may ask for the hook in its sessionStorage instead.
+try {
+  if (navigator.webdriver && sessionStorage.getItem('__talkbridgeTest') === '1') (window as unknown as { __talkbridgeTest?: object }).__talkbridgeTest ??= {};
+} catch {
+  /* storage blocked */
+}
+
 export const hook: TestHook | null = typeof (window as { __talkbridgeTest?: unknown }).__talkbridgeTest === 'object' ? (window as unknown as { __talkbridgeTest: TestHook }).__talkbridgeTest : null;
 
 export function installHook(audio: AudioEngine, page: { model(): Model; channel(): JoinedChannel | null }): void {

@@ -3,12 +3,22 @@
 // client), lints (biome.json), checks the import rules (.dependency-cruiser.cjs), then runs every test
 // file with tap. Prints one line per test file, the failures in full, and a closing summary line
 // ("tests: N passed, N failed"). Extra arguments go to tap (e.g. `npm test -- test/unit/packet.test.ts`).
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ensure, TEST_DEPS } from './system-deps.mjs';
+import { testNode } from './test-node.mjs';
 
 ensure(TEST_DEPS, 'test');
+// The whole run (tsc, tap, every daemon and CLI the tests start) on a Node with node:sqlite.
+const node = testNode();
+if (node !== process.execPath) {
+  const env = { ...process.env, PATH: `${path.dirname(node)}:${process.env.PATH}` };
+  const r = spawnSync(node, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit', env });
+  process.exit(r.status ?? 1);
+}
+console.log(`[test] Node ${process.version}`);
 const npx = (args) => execFileSync('npx', ['--no-install', ...args], { stdio: 'inherit' });
 try {
   npx(['tsc', '-p', 'tsconfig.json']);

@@ -19,6 +19,7 @@ import { brokerConnection, brokerUrls } from '../net/broker-options.js';
 import { brokerOf as brokerOfRaw } from '../net/failover.js';
 import { redactUrl } from '../net/redact.js';
 import type { Uplink } from '../net/uplink.js';
+import type { Recorder } from '../history/recorder.js';
 import { type Monitor, startMonitor, statusClientId, statusWill } from './status.js';
 import { type Notifier, createNotifier } from './sd-notify.js';
 
@@ -37,6 +38,8 @@ export interface Daemon {
   bridges: Bridge[];
   monitor: Monitor;
   notify: Notifier;
+  /** The history recorder, where `history:` is configured. */
+  history: Recorder | null;
   stop(): Promise<void>;
 }
 
@@ -219,6 +222,22 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       );
     }
 
+    // The recorder (and node:sqlite) loads only on gateways that keep history.
+    let history: Recorder | null = null;
+    if (config.history) {
+      const h = config.history;
+      const hlog = log.child({ module: 'history' });
+      const [{ HistoryStore }, { Recorder }] = await Promise.all([import('../history/store.js'), import('../history/recorder.js')]);
+      const store = await HistoryStore.open(h.dir);
+      stack.push(async () => store.close());
+      const recorder = new Recorder({ store, prefix: config.broker.topicPrefix, maxAgeMs: h.maxAgeDays * 86_400_000, maxBytes: h.maxMegabytes * 1024 * 1024 });
+      stack.push(async () => recorder.stop());
+      const wanted = h.channels?.map((c) => c.toLowerCase()) ?? config.channels.map((c) => c.name);
+      for (const ch of channels) if (wanted.includes(ch.session.topics.channel)) recorder.attach(ch.client, ch.session.topics.channel);
+      history = recorder;
+      hlog.info({ event: 'history', state: store.state, file: store.file, channels: wanted, storedBytes: store.bytes }, `recording ${wanted.join(', ')} into ${store.file}`);
+    }
+
     const bridges: Bridge[] = [];
     const session = (name: string) => channels.find((c) => c.session.topics.channel === name)!.session;
     // Radio drivers (serialport, onoff, …) load only on gateways that have radios.
@@ -307,7 +326,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     // The watchdog is fed only while the pipeline is healthy, not merely while the loop turns.
     notify.watchdog(() => mon.healthy());
     stack.push(() => notify.stopping('stopping'));
-    return { broker, http, brokerUrl, uplink, channels, bridges, monitor: mon, notify, stop };
+    return { broker, http, brokerUrl, uplink, channels, bridges, monitor: mon, notify, history, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -84,6 +84,22 @@ export const EncryptionSchema = z
   })
   .prefault({});
 
+/**
+ * The history recorder (docs/config.md "history"): null = off. `dir` alone is enough; it records
+ * every channel this gateway joins, or only `channels`.
+ */
+export const HistorySchema = z
+  .strictObject({
+    dir: z.string().min(1),
+    channels: z.array(z.string().min(1)).min(1).optional(),
+    /** Overs older than this are removed. */
+    maxAgeDays: z.number().min(0.01).max(3650).default(30),
+    /** The packets stored, at most; the oldest overs go first. 1 GiB is ~70 days of speech at 40 kbit/s. */
+    maxMegabytes: z.number().min(1).max(1_000_000).default(1024),
+  })
+  .nullable()
+  .default(null);
+
 export const CodecSchema = z.strictObject({
   sampleRate: z.union([z.literal(8000), z.literal(12000), z.literal(16000), z.literal(24000), z.literal(48000)], { error: 'must be 8000, 12000, 16000, 24000 or 48000' }).default(16000),
   frameMs: z.union([z.literal(10), z.literal(20), z.literal(40), z.literal(60)], { error: 'must be 10, 20, 40 or 60' }).default(20),
@@ -139,6 +155,7 @@ export const ConfigSchema = z
       .min(1)
       .prefault([{ name: 'base' }]),
     encryption: EncryptionSchema,
+    history: HistorySchema,
     codec: CodecSchema.prefault({}),
     jitter: z
       .strictObject({
@@ -184,6 +201,9 @@ export const ConfigSchema = z
       });
     }
     const channels = new Set(c.channels.map((x) => x.name));
+    c.history?.channels?.forEach((ch, i) => {
+      if (!channels.has(ch.toLowerCase())) ctx.addIssue({ code: 'custom', message: `no channel named "${ch}" in channels: a recorder records channels the gateway joins`, path: ['history', 'channels', i] });
+    });
     const radios = new Set(c.radios.map((r) => r.name));
     c.bridge.links.forEach((l, i) => {
       if (!radios.has(l.radio)) ctx.addIssue({ code: 'custom', message: `no radio named "${l.radio}" in radios`, path: ['bridge', 'links', i, 'radio'] });

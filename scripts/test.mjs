@@ -8,12 +8,13 @@ import { mkdirSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensure, TEST_DEPS } from './system-deps.mjs';
-import { testNode } from './test-node.mjs';
+import { rebuildNativeFor, testNode } from './test-node.mjs';
 
 ensure(TEST_DEPS, 'test');
 // The whole run (tsc, tap, every daemon and CLI the tests start) on a Node with node:sqlite.
 const node = testNode();
 if (node !== process.execPath) {
+  rebuildNativeFor(node, process.cwd());
   const env = { ...process.env, PATH: `${path.dirname(node)}:${process.env.PATH}` };
   const r = spawnSync(node, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit', env });
   process.exit(r.status ?? 1);

@@ -27,10 +27,14 @@ function callsToOptimize(tune: boolean): number {
   return Number(r.stdout.trim());
 }
 
-t.test('the daemon lets V8 optimize small hot functions several times sooner', async (t) => {
+// Node 20's V8 waits ~3,800 calls by default (510 tuned); Node 24's already optimizes after ~510,
+// and the flag then changes nothing. What must hold on every Node: optimized within ~600 calls
+// (a few seconds of audio), and never later than V8 alone would.
+t.test('the daemon gets small hot functions optimized within seconds of audio, on any Node', async (t) => {
   const base = callsToOptimize(false);
   const tuned = callsToOptimize(true);
-  t.comment(`calls before optimization: V8 default ${base}, tuned ${tuned}`);
+  t.comment(`Node ${process.version}: calls before optimization: V8 default ${base}, tuned ${tuned}`);
   t.ok(tuned <= 50000 && base <= 50000, 'both get optimized');
-  t.ok(tuned * 4 <= base, `tuned (${tuned}) at least 4× sooner than the default (${base})`);
+  t.ok(tuned <= 600, `tuned: optimized after ${tuned} calls (≤ 600)`);
+  t.ok(tuned <= base, `never later than the default (${base})`);
 });

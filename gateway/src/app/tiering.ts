@@ -10,6 +10,8 @@ import { setFlagsFromString } from 'node:v8';
  * audio. Measured here over consecutive 20 s overs: at the default both gateways' CPU per second of
  * audio was still falling at the eighth; at 8,192 overs 4–6 cost 13–14 % less than at the default,
  * for up to ~10 % more in the first over (the compiling). docs/operations.md has the figures.
+ * Node 24's V8 already optimizes such functions after ~510 calls by default; there the flag
+ * changes nothing (test/unit/tiering.test.ts measures both).
  *
  * Called once the daemon is up, so that start-up code, which runs once, is not optimized for
  * nothing (optimized code is memory). Node only accepts this V8 flag on its command line, not in

@@ -312,6 +312,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       channels,
       client: statusClient,
       uplink: uplink ? () => uplink!.status() : undefined,
+      history: history ? () => history!.status() : undefined,
       log: log.child({ module: 'status' }),
       ...(metricsModule ? { createMetrics: (m) => metricsModule.createMetrics({ ...m, broker }) } : {}),
     });

@@ -12,6 +12,7 @@ import type { OverReport } from '../../shared/channel/session.js';
 import type { Route } from '../core/route.js';
 import type { ChannelView, GatewayIdentity } from './views.js';
 import type { UplinkStatus } from '../net/uplink.js';
+import type { RecorderStatus } from '../history/recorder.js';
 
 export interface MetricsOptions {
   identity: GatewayIdentity;
@@ -23,6 +24,8 @@ export interface MetricsOptions {
   path?: string;
   /** A field kit's uplink (net/uplink.ts), when it has one. */
   uplink?: () => UplinkStatus;
+  /** The history recorder, on a gateway that records. */
+  history?: () => RecorderStatus;
   /** The embedded broker, when this daemon runs one: what its bounds and logins refused. */
   broker?: Pick<EmbeddedBroker, 'limits' | 'auth'> | null;
 }
@@ -64,6 +67,62 @@ export function createMetrics(o: MetricsOptions): Metrics {
       this.set({ name: o.identity.name, version: o.identity.version }, 1);
     },
   });
+
+  const history = o.history;
+  if (history) {
+    new Gauge({
+      name: 'talkbridge_history_state',
+      help: 'The history recorder: 1 for its current state (ok; full: stopped recording for want of space; error)',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const now = history().state;
+        for (const st of ['ok', 'full', 'error'] as const) this.set({ state: st }, st === now ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'talkbridge_history_stored_bytes',
+      help: 'Bytes of packets the history holds',
+      registers,
+      collect() {
+        this.set(history().storedBytes);
+      },
+    });
+    new Counter({
+      name: 'talkbridge_history_recorded_total',
+      help: 'What the history recorder stored: overs, packets, bytes',
+      labelNames: ['what'],
+      registers,
+      collect() {
+        this.reset();
+        const c = history().counters;
+        this.inc({ what: 'overs' }, c.overs);
+        this.inc({ what: 'packets' }, c.packets);
+        this.inc({ what: 'bytes' }, c.bytes);
+      },
+    });
+    new Counter({
+      name: 'talkbridge_history_not_recorded_total',
+      help: 'Packets and messages the recorder did not store, by reason (full: no space; the rest refused as malformed or hostile)',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        this.reset();
+        const s = history();
+        this.inc({ reason: 'full' }, s.counters.dropped);
+        for (const [reason, n] of Object.entries(s.refused)) this.inc({ reason }, n);
+      },
+    });
+    new Counter({
+      name: 'talkbridge_history_removed_overs_total',
+      help: 'Overs removed by retention (age or size)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(history().counters.removed);
+      },
+    });
+  }
 
   const uplink = o.uplink;
   if (uplink) {

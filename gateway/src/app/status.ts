@@ -16,6 +16,7 @@ import type { Route } from '../core/route.js';
 import { brokerOf } from '../net/failover.js';
 import { redactUrl } from '../net/redact.js';
 import type { UplinkStatus } from '../net/uplink.js';
+import type { RecorderStatus } from '../history/recorder.js';
 import type { Levels } from '../radio/types.js';
 import type { Metrics, createMetrics } from './metrics.js';
 import type { ChannelView, GatewayIdentity } from './views.js';
@@ -73,6 +74,8 @@ export interface GatewayStatusJson {
   broker?: string | null;
   /** A field kit's bridge to its upstream broker (net/uplink.ts), when configured. */
   uplink?: UplinkStatus;
+  /** The history recorder (history/recorder.ts), when configured: 'full' means it stopped recording. */
+  history?: RecorderStatus;
 }
 
 function offlineDoc(o: GatewayIdentity): GatewayStatusJson {
@@ -99,6 +102,8 @@ export interface MonitorOptions extends GatewayIdentity {
   client: StatusClient | null;
   /** The uplink's state, for a kit that has one. */
   uplink?: () => UplinkStatus;
+  /** The history recorder's state, for a gateway that records. */
+  history?: () => RecorderStatus;
   /** Levels republished this often, even when nothing happens (ms). */
   levelsMs?: number;
   /** Bursts of bridge events are coalesced to one publish per this interval (ms). */
@@ -215,6 +220,7 @@ export function startMonitor(o: MonitorOptions): Monitor {
     channels: channelsJson(),
     ...(o.client ? brokerField(o.client) : {}),
     ...(o.uplink ? { uplink: o.uplink() } : {}),
+    ...(o.history ? { history: o.history() } : {}),
   });
 
   // Without a connection the samples still keep healthy() and /metrics current.
@@ -260,6 +266,7 @@ export function startMonitor(o: MonitorOptions): Monitor {
     latest: (radio) => latest.get(radio) ?? null,
     defaultMetrics: o.defaultMetrics ?? true,
     uplink: o.uplink,
+    history: o.history,
   });
   // net/connect resolves after the first CONNACK, so that 'connect' has already been and gone.
   if (o.client?.connected) onConnect();

@@ -202,7 +202,8 @@ export const ConfigSchema = z
     }
     const channels = new Set(c.channels.map((x) => x.name));
     c.history?.channels?.forEach((ch, i) => {
-      if (!channels.has(ch.toLowerCase())) ctx.addIssue({ code: 'custom', message: `no channel named "${ch}" in channels: a recorder records channels the gateway joins`, path: ['history', 'channels', i] });
+      if (!channels.has(ch.toLowerCase()))
+        ctx.addIssue({ code: 'custom', message: `no channel named "${ch}" in channels: a recorder records channels the gateway joins`, path: ['history', 'channels', i] });
     });
     const radios = new Set(c.radios.map((r) => r.name));
     c.bridge.links.forEach((l, i) => {

@@ -5,7 +5,8 @@
  * every over, exactly as carried, into the store. It holds no key.
  *
  * A failing store never reaches talk: the store turns errors into a state, and this side only
- * counts. Retention runs once a minute and after a full disk.
+ * counts. Writes are committed once a second and at each over's end (store.ts says why), and
+ * retention runs once a minute.
  */
 import type { MqttClient } from 'mqtt';
 import type { Packet } from 'mqtt-packet';
@@ -68,6 +69,7 @@ export class Recorder {
     a.on('close', (info, complete, reason) => {
       const id = this.ids.get(info);
       if (id != null) this.o.store.closeOver(id, complete, reason);
+      this.o.store.flush();
     });
     const base = `${topics.base}/`;
     const incoming = (topic: string, payload: Buffer) => {
@@ -100,10 +102,12 @@ export class Recorder {
     for (const t of this.timers) clearInterval(t);
     for (const d of this.detach) d();
     for (const a of this.assemblers.values()) a.stop();
+    this.o.store.flush();
   }
 
   private tick(): void {
     for (const a of this.assemblers.values()) a.tick();
+    this.o.store.flush();
   }
 
   private enforce(): void {

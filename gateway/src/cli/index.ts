@@ -26,6 +26,7 @@ const loaders: Record<string, () => Promise<Command>> = {
   tls: async () => (await import('./commands/tls.js')).tls,
   channel: async () => (await import('./commands/channel.js')).channel,
   acl: async () => (await import('./commands/acl.js')).acl,
+  history: async () => (await import('./commands/history.js')).history,
 };
 
 async function mainHelp(): Promise<string> {

@@ -13,20 +13,21 @@ import { Emitter } from '../../shared/core/emitter.js';
 import { decodeHeader, Flag, PacketError, type PacketHeader } from '../../shared/channel/packet.js';
 import type { ChannelTopics } from '../../shared/channel/topics.js';
 
-export interface OverInfo {
-  readonly channel: string;
-  readonly stream: string;
+/** What is known of an over, as the recorder keeps it (store.ts's OverRow adds what the database adds). */
+export interface OverFields {
+  channel: string;
+  stream: string;
   /** The topic's sender: the only identity a keyless recorder can check. */
-  readonly sender: string;
-  readonly encrypted: boolean;
-  readonly keyEpoch: number;
-  readonly sampleRate: number;
-  readonly frameMs: number;
-  readonly framesPerPacket: number;
+  sender: string;
+  encrypted: boolean;
+  keyEpoch: number;
+  sampleRate: number;
+  frameMs: number;
+  framesPerPacket: number;
   /** The over's start on the sender's clock, from the first packet that arrived. */
-  readonly startedAt: number;
+  startedAt: number;
   /** This recorder's clock when the first packet arrived. */
-  readonly firstAt: number;
+  firstAt: number;
   lastAt: number;
   packets: number;
   bytes: number;
@@ -35,6 +36,9 @@ export interface OverInfo {
   /** The START / END control payloads exactly as carried (sealed on an encrypted channel). */
   start: Uint8Array | null;
   end: Uint8Array | null;
+}
+
+export interface OverInfo extends OverFields {
   /** seq of the packet flagged END, once seen. */
   endSeq: number | null;
 }

@@ -15,6 +15,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../core/errors.js';
+import type { OverFields } from './overs.js';
 
 /** The part of node:sqlite used here (@types/node 20 has no types for it). */
 interface Statement {
@@ -43,24 +44,8 @@ async function openDatabase(file: string, readOnly: boolean): Promise<Database> 
   return new mod.DatabaseSync(file, { readOnly });
 }
 
-export interface OverRow {
+export interface OverRow extends OverFields {
   id: number;
-  channel: string;
-  stream: string;
-  sender: string;
-  encrypted: boolean;
-  keyEpoch: number;
-  sampleRate: number;
-  frameMs: number;
-  framesPerPacket: number;
-  startedAt: number;
-  firstAt: number;
-  lastAt: number;
-  packets: number;
-  bytes: number;
-  name: string | null;
-  start: Uint8Array | null;
-  end: Uint8Array | null;
   closed: boolean;
   complete: boolean;
   closeReason: string | null;

@@ -60,7 +60,9 @@ export function rebuildNativeFor(node, root) {
   if (!existsSync(gyp)) return console.error(`[test] epoll is not built for Node ${TEST_NODE_MAJOR}, and npm's node-gyp was not found`);
   const nodedir = path.dirname(path.dirname(node));
   console.error(`[test] compiling onoff's epoll for Node ${TEST_NODE_MAJOR}`);
-  const env = { ...process.env, PATH: `${path.dirname(node)}:${process.env.PATH}` };
+  // npm hands its own config to scripts as npm_config_*; a nodedir there (Debian's npm sets /usr)
+  // would win over --nodedir and compile against the other Node's headers.
+  const env = { ...process.env, PATH: `${path.dirname(node)}:${process.env.PATH}`, npm_config_nodedir: nodedir };
   const r = spawnSync(node, [gyp, 'rebuild', `--nodedir=${nodedir}`], { cwd: epoll, env, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
   if (r.status !== 0 || !loads()) console.error(`[test] could not compile epoll for Node ${TEST_NODE_MAJOR}:\n${(r.stderr ?? '').slice(-800)}`);
 }

@@ -127,7 +127,15 @@ t.test('a kit with logins in its broker and uplink URLs shows none of them; the 
 
   const kitTopic = 'talkbridge/v1/_gateways/kit1/status';
   const upDoc = await waitFor(() => onUpstream.get(kitTopic), 10000, "the kit's status upstream");
-  const localDoc = await waitFor(() => onLocal.get(kitTopic), 10000, "the kit's status locally");
+  // The first document may predate the uplink's connection; the status is republished every 2 s.
+  const localDoc = await waitFor(
+    () => {
+      const d = onLocal.get(kitTopic);
+      return d && (JSON.parse(d) as { uplink?: { connected?: boolean } }).uplink?.connected ? d : undefined;
+    },
+    10000,
+    "the kit's status locally, with the uplink connected",
+  );
   const health = await (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).text();
   await sleep(1000); // a status publish or two more, and anything the uplink might still forward
 

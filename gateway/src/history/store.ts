@@ -56,6 +56,7 @@ export type NewOver = Pick<OverRow, 'channel' | 'stream' | 'sender' | 'encrypted
 export type StoreState = 'ok' | 'full' | 'error';
 
 const SCHEMA = 1;
+const RECENTLY_CLOSED = 256;
 
 export class HistoryStore {
   state: StoreState = 'ok';
@@ -65,8 +66,13 @@ export class HistoryStore {
   /** Bytes of packets stored, kept as they are written and removed. */
   private stored = 0;
   private inTx = false;
-  /** Packets written since the last commit: counted once committed. */
-  private batch = { packets: 0, bytes: 0 };
+  /** What was written since the last commit: counted once committed. */
+  private batch = { packets: 0, bytes: 0, overs: [] as number[] };
+  /** Open overs: handle → row id (the recorder closes each, so it holds the open ones only). */
+  private readonly rows = new Map<number, number>();
+  /** Overs closed lately, for their END (bounded). */
+  private readonly closedRows = new Map<number, number>();
+  private nextHandle = 1;
   private readonly q: Record<string, Statement>;
 
   private constructor(
@@ -83,16 +89,17 @@ export class HistoryStore {
       setStart: db.prepare('UPDATE overs SET start_msg = ?, name = ? WHERE id = ?'),
       setEnd: db.prepare('UPDATE overs SET end_msg = ? WHERE id = ?'),
       close: db.prepare(
-        `UPDATE overs SET closed = 1, complete = ?, close_reason = ?,
+        // Complete only if what is stored is whole too: a batch lost to a full disk leaves a hole.
+        `UPDATE overs SET closed = 1, close_reason = ?2,
+           complete = ?1 AND (SELECT count(*) FROM packets WHERE over = overs.id) = (SELECT coalesce(max(seq), -1) + 1 FROM packets WHERE over = overs.id),
            packets = (SELECT count(*) FROM packets WHERE over = overs.id),
            bytes = (SELECT coalesce(sum(length(data)), 0) FROM packets WHERE over = overs.id),
            last_at = coalesce((SELECT max(at) FROM packets WHERE over = overs.id), last_at)
-         WHERE id = ?`,
+         WHERE id = ?3`,
       ),
       list: db.prepare('SELECT * FROM overs WHERE (channel = ?1 OR ?1 IS NULL) AND started_at >= ?2 ORDER BY first_at DESC, id DESC LIMIT ?3'),
-      get: db.prepare('SELECT * FROM overs WHERE id = ?'),
       packets: db.prepare('SELECT seq, at, data FROM packets WHERE over = ? ORDER BY seq'),
-      oldest: db.prepare('SELECT id, bytes, last_at FROM overs WHERE closed = 1 ORDER BY first_at, id LIMIT 1'),
+      oldest: db.prepare('SELECT id, bytes FROM overs WHERE closed = 1 ORDER BY first_at, id LIMIT 1'),
       expired: db.prepare('SELECT id, bytes FROM overs WHERE closed = 1 AND last_at < ? ORDER BY first_at LIMIT 100'),
       deletePackets: db.prepare('DELETE FROM packets WHERE over = ?'),
       deleteOver: db.prepare('DELETE FROM overs WHERE id = ?'),
@@ -112,8 +119,7 @@ export class HistoryStore {
       const db = await openDatabase(file, true);
       try {
         db.exec('PRAGMA busy_timeout = 2000');
-        const v = db.prepare("SELECT value FROM meta WHERE key = 'schema'").get();
-        if (Number(v?.value) !== SCHEMA) throw new HistoryUnavailable(`${file} has history schema ${v?.value ?? 'none'}; this talkbridge reads ${SCHEMA}`);
+        checkSchema(db, file);
         return new HistoryStore(db, file);
       } catch (err) {
         db.close();
@@ -148,13 +154,12 @@ export class HistoryStore {
           PRIMARY KEY (over, seq)
         ) WITHOUT ROWID;
       `);
-      const v = db.prepare("SELECT value FROM meta WHERE key = 'schema'").get();
-      if (!v) db.prepare("INSERT INTO meta (key, value) VALUES ('schema', ?)").run(String(SCHEMA));
-      else if (Number(v.value) !== SCHEMA) throw new HistoryUnavailable(`${file} has history schema ${v.value}; this talkbridge reads ${SCHEMA}`);
+      db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)").run(String(SCHEMA));
+      checkSchema(db, file);
       // Overs a crash or power loss cut off: closed with what reached the disk.
       const cut = db.prepare('SELECT id FROM overs WHERE closed = 0').all();
       const store = new HistoryStore(db, file);
-      for (const r of cut) store.closeOver(Number(r.id), false, 'crash');
+      for (const r of cut) store.q.close!.run(0, 'crash', Number(r.id));
       store.stored = Number(store.q.total!.get()!.b);
       return store;
     } catch (err) {
@@ -169,19 +174,26 @@ export class HistoryStore {
     return this.stored;
   }
 
-  /** The new over's id, or null when nothing can be written now. */
+  /**
+   * A handle for the new over (not its row id: a failed commit can hand that id to another over),
+   * or null when nothing can be written now.
+   */
   addOver(o: NewOver): number | null {
     return this.write(() => {
       this.q.insertOver!.run(o.channel, o.stream, o.sender, o.encrypted ? 1 : 0, o.keyEpoch, o.sampleRate, o.frameMs, o.framesPerPacket, o.startedAt, o.firstAt, o.firstAt, o.name, o.start);
-      this.counters.overs++;
-      return Number(this.q.overId!.get(o.channel, o.stream)!.id);
+      const handle = this.nextHandle++;
+      this.rows.set(handle, Number(this.q.overId!.get(o.channel, o.stream)!.id));
+      this.batch.overs.push(handle);
+      return handle;
     });
   }
 
   addPacket(over: number, seq: number, at: number, data: Uint8Array): boolean {
+    const id = this.rows.get(over);
+    if (id === undefined) return (this.counters.dropped++, false);
     return (
       this.write(() => {
-        if (Number(this.q.insertPacket!.run(over, seq, at, data).changes) === 0) return false;
+        if (Number(this.q.insertPacket!.run(id, seq, at, data).changes) === 0) return false;
         this.batch.packets++;
         this.batch.bytes += data.length;
         return true;
@@ -190,25 +202,28 @@ export class HistoryStore {
   }
 
   setStart(over: number, data: Uint8Array, name: string | null): void {
-    this.write(() => this.q.setStart!.run(data, name, over));
+    const id = this.rows.get(over);
+    if (id !== undefined) this.write(() => this.q.setStart!.run(data, name, id));
   }
 
+  /** END follows the last packet, so it may come for an over closed just before. */
   setEnd(over: number, data: Uint8Array): void {
-    this.write(() => this.q.setEnd!.run(data, over));
+    const id = this.rows.get(over) ?? this.closedRows.get(over);
+    if (id !== undefined) this.write(() => this.q.setEnd!.run(data, id));
   }
 
   closeOver(over: number, complete: boolean, reason: string): void {
-    this.write(() => this.q.close!.run(complete ? 1 : 0, reason, over));
+    const id = this.rows.get(over);
+    if (id === undefined) return;
+    this.rows.delete(over);
+    this.closedRows.set(over, id);
+    if (this.closedRows.size > RECENTLY_CLOSED) this.closedRows.delete(this.closedRows.keys().next().value!);
+    this.write(() => this.q.close!.run(complete ? 1 : 0, reason, id));
   }
 
   /** Newest first; `channel` null = every channel; `since` compares with the over's start. */
   list(channel: string | null, o: { since?: number; limit?: number } = {}): OverRow[] {
     return this.q.list!.all(channel, o.since ?? 0, Math.min(Math.max(o.limit ?? 50, 1), 500)).map(row);
-  }
-
-  over(id: number): OverRow | null {
-    const r = this.q.get!.get(id);
-    return r ? row(r) : null;
   }
 
   packets(id: number): Array<{ seq: number; at: number; data: Uint8Array }> {
@@ -258,16 +273,20 @@ export class HistoryStore {
   flush(): void {
     if (!this.inTx) return;
     this.inTx = false;
-    const { packets, bytes } = this.batch;
-    this.batch = { packets: 0, bytes: 0 };
+    const { packets, bytes, overs } = this.batch;
+    this.batch = { packets: 0, bytes: 0, overs: [] };
     try {
       this.db.exec('COMMIT');
+      this.counters.overs += overs.length;
       this.counters.packets += packets;
       this.counters.bytes += bytes;
       this.stored += bytes;
     } catch (err) {
       // The whole batch is gone: counted as dropped, as a packet refused for want of space is.
+      // Overs it opened are gone too: the rest of each is dropped, counted, never written under a
+      // row id SQLite may give to the next over.
       this.counters.dropped += packets;
+      for (const handle of overs) this.rows.delete(handle), this.closedRows.delete(handle);
       // SQLite rolls a transaction back by itself on some errors (a full disk among them): then
       // there was nothing to commit, and the error that did it has been recorded already.
       if (/no transaction is active/.test((err as Error).message)) return;
@@ -312,6 +331,11 @@ export class HistoryStore {
   retry(): void {
     if (this.state === 'full') (this.state = 'ok'), (this.problem = null);
   }
+}
+
+function checkSchema(db: Database, file: string): void {
+  const v = db.prepare("SELECT value FROM meta WHERE key = 'schema'").get();
+  if (Number(v?.value) !== SCHEMA) throw new HistoryUnavailable(`${file} has history schema ${v?.value ?? 'none'}; this talkbridge reads ${SCHEMA}`);
 }
 
 function row(r: Record<string, unknown>): OverRow {

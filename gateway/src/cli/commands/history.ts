@@ -3,6 +3,7 @@ import path from 'node:path';
 import { OggOpusWriter } from '../../audio/ogg-opus.js';
 import { createEncoder } from '../../codec/opus-node.js';
 import { decodePacket } from '../../../shared/channel/packet.js';
+import { frameProblem } from '../../../shared/codec/codec.js';
 import { normalizeChannel } from '../../../shared/channel/topics.js';
 import { HistoryStore, type OverRow } from '../../history/store.js';
 import { type Command, UsageError, intFlag } from '../command.js';
@@ -53,6 +54,16 @@ function line(o: OverRow): string {
   return `${when}  ${o.channel}  ${who}  ${seconds(o).toFixed(1)} s  ${state}${o.encrypted ? '  sealed' : ''}`;
 }
 
+/** The packet's Opus frames, or null if its body or any frame is not one libopus would play. */
+function playable(data: Uint8Array, frameMs: number): Uint8Array[] | null {
+  try {
+    const frames = decodePacket(data).frames;
+    return frames.every((f) => frameProblem(f, 48000, frameMs * 48) === null) ? frames : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Writes one clear over as Ogg Opus; a missing packet becomes silence of its length. */
 async function exportOver(store: HistoryStore, o: OverRow, file: string, silence: (rate: number, frameMs: number) => Promise<Uint8Array>): Promise<void> {
   const w = new OggOpusWriter({
@@ -64,9 +75,13 @@ async function exportOver(store: HistoryStore, o: OverRow, file: string, silence
   const parts = [w.header()];
   let next = 0;
   for (const p of store.packets(o.id)) {
+    // A recorder keeps what was carried, junk from a hostile member included: what no receiver
+    // would play becomes silence, like a lost packet.
     if (p.seq > next) parts.push(w.gap((p.seq - next) * o.framesPerPacket));
     next = p.seq + 1;
-    for (const f of decodePacket(p.data).frames) parts.push(w.frame(f));
+    const frames = playable(p.data, o.frameMs);
+    if (frames) for (const f of frames) parts.push(w.frame(f));
+    else parts.push(w.gap(o.framesPerPacket));
   }
   parts.push(w.end());
   writeFileSync(file, Buffer.concat(parts));
